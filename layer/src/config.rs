@@ -1,0 +1,309 @@
+//! Settings: `DYNABUF_*` environment variables (what users type), then
+//! `vk_layer_settings.txt` (keys `dynabuf_dmabuf.<name>`, found through
+//! `VK_LAYER_SETTINGS_PATH` or in the working directory). The environment
+//! wins. Parsing is pure and unit-tested; [`get`] loads the settings once per
+//! process. A malformed value is reported once on stderr with the accepted
+//! values and the default taken; it never stops the application.
+//!
+//! The layer never reads `RUST_LOG`: that belongs to the application.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// How much the layer logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum LogLevel {
+    Off = 0,
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+    Trace = 5,
+}
+
+impl LogLevel {
+    const ALL: [(&'static str, LogLevel); 6] = [
+        ("off", LogLevel::Off),
+        ("error", LogLevel::Error),
+        ("warn", LogLevel::Warn),
+        ("info", LogLevel::Info),
+        ("debug", LogLevel::Debug),
+        ("trace", LogLevel::Trace),
+    ];
+
+    /// The name users type.
+    pub fn name(self) -> &'static str {
+        Self::ALL[self as usize].0
+    }
+}
+
+/// Everything the layer can be told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// `DYNABUF_LOG`: `off|error|warn|info|debug|trace` (default `warn`).
+    pub log_level: LogLevel,
+    /// `DYNABUF_LOG_FILE`: append log lines to this file instead of stderr.
+    pub log_file: Option<PathBuf>,
+    /// `DYNABUF_DISABLE=1`: the layer loads but hooks nothing.
+    pub disabled: bool,
+    /// `DYNABUF_STATS=1`: count what the layer sees and print it per device
+    /// at `vkDestroyDevice`.
+    pub stats: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            log_level: LogLevel::Warn,
+            log_file: None,
+            disabled: false,
+            stats: false,
+        }
+    }
+}
+
+/// A value that could not be parsed; reported once, then the default is used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Malformed {
+    pub source: String,
+    pub value: String,
+    pub accepted: &'static str,
+    pub default_taken: &'static str,
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ignoring {}={:?}: accepted values are {}; using the default, {}",
+            self.source, self.value, self.accepted, self.default_taken
+        )
+    }
+}
+
+/// One setting: its environment name, its settings-file key, and how it is
+/// applied to [`Settings`].
+struct Spec {
+    env: &'static str,
+    key: &'static str,
+    accepted: &'static str,
+    default_taken: &'static str,
+    apply: fn(&mut Settings, &str) -> bool,
+}
+
+const BOOL_VALUES: &str = "1, 0, true, false, yes, no, on, off";
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+const SPECS: &[Spec] = &[
+    Spec {
+        env: "DYNABUF_LOG",
+        key: "log",
+        accepted: "off, error, warn, info, debug, trace",
+        default_taken: "warn",
+        apply: |s, v| {
+            let v = v.trim().to_ascii_lowercase();
+            LogLevel::ALL
+                .iter()
+                .find(|(n, _)| *n == v)
+                .map(|(_, l)| s.log_level = *l)
+                .is_some()
+        },
+    },
+    Spec {
+        env: "DYNABUF_LOG_FILE",
+        key: "log_file",
+        accepted: "a file path",
+        default_taken: "stderr",
+        apply: |s, v| {
+            let v = v.trim();
+            s.log_file = (!v.is_empty()).then(|| PathBuf::from(v));
+            true
+        },
+    },
+    Spec {
+        env: "DYNABUF_DISABLE",
+        key: "disable",
+        accepted: BOOL_VALUES,
+        default_taken: "0",
+        apply: |s, v| parse_bool(v).map(|b| s.disabled = b).is_some(),
+    },
+    Spec {
+        env: "DYNABUF_STATS",
+        key: "stats",
+        accepted: BOOL_VALUES,
+        default_taken: "0",
+        apply: |s, v| parse_bool(v).map(|b| s.stats = b).is_some(),
+    },
+];
+
+/// The prefix of this layer's keys in `vk_layer_settings.txt`.
+pub const SETTINGS_FILE_PREFIX: &str = "dynabuf_dmabuf.";
+
+/// Parses `vk_layer_settings.txt` text into this layer's `key → value`
+/// pairs (other layers' keys and `#` comments are skipped).
+pub fn parse_settings_file(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter_map(|l| l.split_once('='))
+        .filter_map(|(k, v)| {
+            let k = k.trim().strip_prefix(SETTINGS_FILE_PREFIX)?;
+            Some((k.to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// Builds settings from an environment lookup and the settings file's pairs.
+/// The environment wins over the file; every malformed value is returned.
+pub fn resolve(
+    env: impl Fn(&str) -> Option<String>,
+    file: &HashMap<String, String>,
+) -> (Settings, Vec<Malformed>) {
+    let mut settings = Settings::default();
+    let mut problems = Vec::new();
+    for spec in SPECS {
+        let (source, value) = match env(spec.env) {
+            Some(v) => (spec.env.to_string(), v),
+            None => match file.get(spec.key) {
+                Some(v) => (format!("{SETTINGS_FILE_PREFIX}{}", spec.key), v.clone()),
+                None => continue,
+            },
+        };
+        if !(spec.apply)(&mut settings, &value) {
+            problems.push(Malformed {
+                source,
+                value,
+                accepted: spec.accepted,
+                default_taken: spec.default_taken,
+            });
+        }
+    }
+    (settings, problems)
+}
+
+fn settings_file_path() -> PathBuf {
+    match std::env::var_os("VK_LAYER_SETTINGS_PATH") {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            if p.is_dir() {
+                p.join("vk_layer_settings.txt")
+            } else {
+                p
+            }
+        }
+        None => Path::new("vk_layer_settings.txt").to_path_buf(),
+    }
+}
+
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+/// The process's settings, loaded (and logging initialised) on first call.
+pub fn get() -> &'static Settings {
+    SETTINGS.get_or_init(|| {
+        let file = std::fs::read_to_string(settings_file_path())
+            .map(|t| parse_settings_file(&t))
+            .unwrap_or_default();
+        let (settings, problems) = resolve(|k| std::env::var(k).ok(), &file);
+        crate::log::init(settings.log_level, settings.log_file.as_deref());
+        for p in &problems {
+            eprintln!("dynabuf: warning: {p}");
+            if settings.log_file.is_some() {
+                log_warn!("{p}");
+            }
+        }
+        settings
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let (s, p) = resolve(env_of(&[]), &HashMap::new());
+        assert_eq!(s, Settings::default());
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn every_log_level_parses_case_insensitively() {
+        for (name, level) in LogLevel::ALL {
+            let upper = name.to_uppercase();
+            let (s, p) = resolve(env_of(&[("DYNABUF_LOG", &upper)]), &HashMap::new());
+            assert_eq!(s.log_level, level);
+            assert!(p.is_empty());
+        }
+    }
+
+    #[test]
+    fn malformed_value_is_reported_and_default_kept() {
+        let (s, p) = resolve(
+            env_of(&[("DYNABUF_LOG", "loud"), ("DYNABUF_DISABLE", "maybe")]),
+            &HashMap::new(),
+        );
+        assert_eq!(s.log_level, LogLevel::Warn);
+        assert!(!s.disabled);
+        assert_eq!(p.len(), 2);
+        let text = p[0].to_string();
+        assert!(
+            text.contains("DYNABUF_LOG") && text.contains("loud") && text.contains("debug"),
+            "{text}"
+        );
+        assert!(p[1].to_string().contains("DYNABUF_DISABLE"));
+    }
+
+    #[test]
+    fn booleans() {
+        for (v, want) in [
+            ("1", true),
+            ("yes", true),
+            ("ON", true),
+            ("0", false),
+            ("off", false),
+        ] {
+            let (s, p) = resolve(
+                env_of(&[("DYNABUF_DISABLE", v), ("DYNABUF_STATS", v)]),
+                &HashMap::new(),
+            );
+            assert_eq!((s.disabled, s.stats), (want, want), "{v}");
+            assert!(p.is_empty());
+        }
+    }
+
+    #[test]
+    fn settings_file_is_read_and_environment_wins() {
+        let file = parse_settings_file(
+            "# comment\nkhronos_validation.debug_action = VK_DBG_LAYER_ACTION_LOG_MSG\n\
+             dynabuf_dmabuf.log = debug # trailing\ndynabuf_dmabuf.stats=1\n",
+        );
+        assert_eq!(file.len(), 2);
+        let (s, _) = resolve(env_of(&[]), &file);
+        assert_eq!((s.log_level, s.stats), (LogLevel::Debug, true));
+        let (s, _) = resolve(env_of(&[("DYNABUF_LOG", "error")]), &file);
+        assert_eq!(s.log_level, LogLevel::Error);
+    }
+
+    #[test]
+    fn malformed_file_value_names_its_key() {
+        let file = parse_settings_file("dynabuf_dmabuf.log = chatty\n");
+        let (_, p) = resolve(env_of(&[]), &file);
+        assert_eq!(p[0].source, "dynabuf_dmabuf.log");
+    }
+}

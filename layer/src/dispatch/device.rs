@@ -1,0 +1,344 @@
+//! Per-device state: the next layer's device functions, safe wrappers that
+//! call down the chain, and the hooks' own state for the device.
+//!
+//! Every wrapper's safety rests on the same two facts: the handles and
+//! structures it passes on came from the application through a trampoline,
+//! which must pass valid ones (Vulkan valid usage), and the function pointer
+//! was returned by the next layer for this device and this exact name.
+
+use ash::vk;
+
+use super::fn_table::fn_table;
+use super::loader_abi::PfnSetDeviceLoaderData;
+use crate::hooks::state::DeviceState;
+
+fn_table!(DeviceFns, vk::Device, vk::PFN_vkGetDeviceProcAddr {
+    destroy_device: PFN_vkDestroyDevice = c"vkDestroyDevice";
+    get_device_queue: PFN_vkGetDeviceQueue = c"vkGetDeviceQueue";
+    get_device_queue2: PFN_vkGetDeviceQueue2 = c"vkGetDeviceQueue2";
+    allocate_memory: PFN_vkAllocateMemory = c"vkAllocateMemory";
+    free_memory: PFN_vkFreeMemory = c"vkFreeMemory";
+    get_memory_fd: PFN_vkGetMemoryFdKHR = c"vkGetMemoryFdKHR";
+    bind_buffer_memory: PFN_vkBindBufferMemory = c"vkBindBufferMemory";
+    bind_image_memory: PFN_vkBindImageMemory = c"vkBindImageMemory";
+    bind_buffer_memory2: PFN_vkBindBufferMemory2 = c"vkBindBufferMemory2" | c"vkBindBufferMemory2KHR";
+    bind_image_memory2: PFN_vkBindImageMemory2 = c"vkBindImageMemory2" | c"vkBindImageMemory2KHR";
+    destroy_buffer: PFN_vkDestroyBuffer = c"vkDestroyBuffer";
+    destroy_image: PFN_vkDestroyImage = c"vkDestroyImage";
+    allocate_command_buffers: PFN_vkAllocateCommandBuffers = c"vkAllocateCommandBuffers";
+    free_command_buffers: PFN_vkFreeCommandBuffers = c"vkFreeCommandBuffers";
+    begin_command_buffer: PFN_vkBeginCommandBuffer = c"vkBeginCommandBuffer";
+    reset_command_buffer: PFN_vkResetCommandBuffer = c"vkResetCommandBuffer";
+    reset_command_pool: PFN_vkResetCommandPool = c"vkResetCommandPool";
+    destroy_command_pool: PFN_vkDestroyCommandPool = c"vkDestroyCommandPool";
+    cmd_pipeline_barrier: PFN_vkCmdPipelineBarrier = c"vkCmdPipelineBarrier";
+    cmd_pipeline_barrier2: PFN_vkCmdPipelineBarrier2 = c"vkCmdPipelineBarrier2" | c"vkCmdPipelineBarrier2KHR";
+    queue_submit: PFN_vkQueueSubmit = c"vkQueueSubmit";
+    queue_submit2: PFN_vkQueueSubmit2 = c"vkQueueSubmit2" | c"vkQueueSubmit2KHR";
+});
+
+/// One `VkDevice` created through this layer.
+#[derive(Debug)]
+pub struct Device {
+    pub handle: vk::Device,
+    pub physical: vk::PhysicalDevice,
+    pub next_gdpa: vk::PFN_vkGetDeviceProcAddr,
+    /// The loader's callback that makes a dispatchable object the layer
+    /// creates itself (a command buffer) callable through the chain.
+    pub set_loader_data: Option<PfnSetDeviceLoaderData>,
+    pub fns: DeviceFns,
+    pub state: DeviceState,
+}
+
+fn opt<T>(p: Option<&T>) -> *const T {
+    p.map_or(std::ptr::null(), |r| r)
+}
+
+/// What a wrapper returns when the next layer lacks the function (it can't
+/// happen for functions the layer exposes, which it only does when the next
+/// layer has them; this keeps a bad chain from crashing the application).
+const MISSING: vk::Result = vk::Result::ERROR_INITIALIZATION_FAILED;
+
+impl Device {
+    /// Builds the state for a freshly created device.
+    ///
+    /// # Safety
+    /// `next_gdpa` must be the next layer's `vkGetDeviceProcAddr` and
+    /// `handle` the device it just created.
+    pub unsafe fn new(
+        handle: vk::Device,
+        physical: vk::PhysicalDevice,
+        next_gdpa: vk::PFN_vkGetDeviceProcAddr,
+        set_loader_data: Option<PfnSetDeviceLoaderData>,
+        state: DeviceState,
+    ) -> Self {
+        // SAFETY: forwarded from this function's contract.
+        let fns = unsafe { DeviceFns::load(next_gdpa, handle) };
+        Device {
+            handle,
+            physical,
+            next_gdpa,
+            set_loader_data,
+            fns,
+            state,
+        }
+    }
+
+    /// The next layer's pointer for `name` (null when it has none).
+    pub fn next_proc_addr(&self, name: &std::ffi::CStr) -> vk::PFN_vkVoidFunction {
+        // SAFETY: `handle` is live while this state is in the table, and
+        // `name` is NUL-terminated.
+        unsafe { (self.next_gdpa)(self.handle, name.as_ptr()) }
+    }
+
+    pub fn destroy_device(&self, allocator: Option<&vk::AllocationCallbacks<'_>>) {
+        if let Some(f) = self.fns.destroy_device {
+            // SAFETY: see the module doc.
+            unsafe { f(self.handle, opt(allocator)) }
+        }
+    }
+
+    pub fn get_device_queue(&self, family: u32, index: u32, queue: &mut vk::Queue) {
+        if let Some(f) = self.fns.get_device_queue {
+            // SAFETY: see the module doc.
+            unsafe { f(self.handle, family, index, queue) }
+        }
+    }
+
+    pub fn get_device_queue2(&self, info: &vk::DeviceQueueInfo2<'_>, queue: &mut vk::Queue) {
+        if let Some(f) = self.fns.get_device_queue2 {
+            // SAFETY: see the module doc.
+            unsafe { f(self.handle, info, queue) }
+        }
+    }
+
+    pub fn allocate_memory(
+        &self,
+        info: &vk::MemoryAllocateInfo<'_>,
+        allocator: Option<&vk::AllocationCallbacks<'_>>,
+        memory: &mut vk::DeviceMemory,
+    ) -> vk::Result {
+        let Some(f) = self.fns.allocate_memory else {
+            return MISSING;
+        };
+        // SAFETY: see the module doc.
+        unsafe { f(self.handle, info, opt(allocator), memory) }
+    }
+
+    pub fn free_memory(
+        &self,
+        memory: vk::DeviceMemory,
+        allocator: Option<&vk::AllocationCallbacks<'_>>,
+    ) {
+        if let Some(f) = self.fns.free_memory {
+            // SAFETY: see the module doc.
+            unsafe { f(self.handle, memory, opt(allocator)) }
+        }
+    }
+
+    pub fn get_memory_fd(&self, info: &vk::MemoryGetFdInfoKHR<'_>, fd: &mut i32) -> vk::Result {
+        let Some(f) = self.fns.get_memory_fd else {
+            return MISSING;
+        };
+        // SAFETY: see the module doc.
+        unsafe { f(self.handle, info, fd) }
+    }
+
+    pub fn bind_buffer_memory(
+        &self,
+        buffer: vk::Buffer,
+        memory: vk::DeviceMemory,
+        offset: u64,
+    ) -> vk::Result {
+        let Some(f) = self.fns.bind_buffer_memory else {
+            return MISSING;
+        };
+        // SAFETY: see the module doc.
+        unsafe { f(self.handle, buffer, memory, offset) }
+    }
+
+    pub fn bind_image_memory(
+        &self,
+        image: vk::Image,
+        memory: vk::DeviceMemory,
+        offset: u64,
+    ) -> vk::Result {
+        let Some(f) = self.fns.bind_image_memory else {
+            return MISSING;
+        };
+        // SAFETY: see the module doc.
+        unsafe { f(self.handle, image, memory, offset) }
+    }
+
+    pub fn bind_buffer_memory2(&self, infos: &[vk::BindBufferMemoryInfo<'_>]) -> vk::Result {
+        let Some(f) = self.fns.bind_buffer_memory2 else {
+            return MISSING;
+        };
+        // SAFETY: see the module doc; the count is the slice's length.
+        unsafe { f(self.handle, infos.len() as u32, infos.as_ptr()) }
+    }
+
+    pub fn bind_image_memory2(&self, infos: &[vk::BindImageMemoryInfo<'_>]) -> vk::Result {
+        let Some(f) = self.fns.bind_image_memory2 else {
+            return MISSING;
+        };
+        // SAFETY: see the module doc; the count is the slice's length.
+        unsafe { f(self.handle, infos.len() as u32, infos.as_ptr()) }
+    }
+
+    pub fn destroy_buffer(
+        &self,
+        buffer: vk::Buffer,
+        allocator: Option<&vk::AllocationCallbacks<'_>>,
+    ) {
+        if let Some(f) = self.fns.destroy_buffer {
+            // SAFETY: see the module doc.
+            unsafe { f(self.handle, buffer, opt(allocator)) }
+        }
+    }
+
+    pub fn destroy_image(&self, image: vk::Image, allocator: Option<&vk::AllocationCallbacks<'_>>) {
+        if let Some(f) = self.fns.destroy_image {
+            // SAFETY: see the module doc.
+            unsafe { f(self.handle, image, opt(allocator)) }
+        }
+    }
+
+    /// `out` must have room for `info.command_buffer_count` handles.
+    pub fn allocate_command_buffers(
+        &self,
+        info: &vk::CommandBufferAllocateInfo<'_>,
+        out: &mut [vk::CommandBuffer],
+    ) -> vk::Result {
+        let Some(f) = self.fns.allocate_command_buffers else {
+            return MISSING;
+        };
+        if out.len() < info.command_buffer_count as usize {
+            return vk::Result::ERROR_UNKNOWN;
+        }
+        // SAFETY: see the module doc; `out` holds `command_buffer_count`
+        // handles (checked above).
+        unsafe { f(self.handle, info, out.as_mut_ptr()) }
+    }
+
+    pub fn free_command_buffers(&self, pool: vk::CommandPool, buffers: &[vk::CommandBuffer]) {
+        if let Some(f) = self.fns.free_command_buffers {
+            // SAFETY: see the module doc; the count is the slice's length.
+            unsafe { f(self.handle, pool, buffers.len() as u32, buffers.as_ptr()) }
+        }
+    }
+
+    pub fn begin_command_buffer(
+        &self,
+        cb: vk::CommandBuffer,
+        info: &vk::CommandBufferBeginInfo<'_>,
+    ) -> vk::Result {
+        let Some(f) = self.fns.begin_command_buffer else {
+            return MISSING;
+        };
+        // SAFETY: see the module doc.
+        unsafe { f(cb, info) }
+    }
+
+    pub fn reset_command_buffer(
+        &self,
+        cb: vk::CommandBuffer,
+        flags: vk::CommandBufferResetFlags,
+    ) -> vk::Result {
+        let Some(f) = self.fns.reset_command_buffer else {
+            return MISSING;
+        };
+        // SAFETY: see the module doc.
+        unsafe { f(cb, flags) }
+    }
+
+    pub fn reset_command_pool(
+        &self,
+        pool: vk::CommandPool,
+        flags: vk::CommandPoolResetFlags,
+    ) -> vk::Result {
+        let Some(f) = self.fns.reset_command_pool else {
+            return MISSING;
+        };
+        // SAFETY: see the module doc.
+        unsafe { f(self.handle, pool, flags) }
+    }
+
+    pub fn destroy_command_pool(
+        &self,
+        pool: vk::CommandPool,
+        allocator: Option<&vk::AllocationCallbacks<'_>>,
+    ) {
+        if let Some(f) = self.fns.destroy_command_pool {
+            // SAFETY: see the module doc.
+            unsafe { f(self.handle, pool, opt(allocator)) }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn cmd_pipeline_barrier(
+        &self,
+        cb: vk::CommandBuffer,
+        src_stage: vk::PipelineStageFlags,
+        dst_stage: vk::PipelineStageFlags,
+        flags: vk::DependencyFlags,
+        memory: &[vk::MemoryBarrier<'_>],
+        buffers: &[vk::BufferMemoryBarrier<'_>],
+        images: &[vk::ImageMemoryBarrier<'_>],
+    ) {
+        if let Some(f) = self.fns.cmd_pipeline_barrier {
+            // SAFETY: see the module doc; each count is its slice's length.
+            unsafe {
+                f(
+                    cb,
+                    src_stage,
+                    dst_stage,
+                    flags,
+                    memory.len() as u32,
+                    memory.as_ptr(),
+                    buffers.len() as u32,
+                    buffers.as_ptr(),
+                    images.len() as u32,
+                    images.as_ptr(),
+                )
+            }
+        }
+    }
+
+    #[inline]
+    pub fn cmd_pipeline_barrier2(&self, cb: vk::CommandBuffer, info: &vk::DependencyInfo<'_>) {
+        if let Some(f) = self.fns.cmd_pipeline_barrier2 {
+            // SAFETY: see the module doc.
+            unsafe { f(cb, info) }
+        }
+    }
+
+    #[inline]
+    pub fn queue_submit(
+        &self,
+        queue: vk::Queue,
+        submits: &[vk::SubmitInfo<'_>],
+        fence: vk::Fence,
+    ) -> vk::Result {
+        let Some(f) = self.fns.queue_submit else {
+            return MISSING;
+        };
+        // SAFETY: see the module doc; the count is the slice's length.
+        unsafe { f(queue, submits.len() as u32, submits.as_ptr(), fence) }
+    }
+
+    #[inline]
+    pub fn queue_submit2(
+        &self,
+        queue: vk::Queue,
+        submits: &[vk::SubmitInfo2<'_>],
+        fence: vk::Fence,
+    ) -> vk::Result {
+        let Some(f) = self.fns.queue_submit2 else {
+            return MISSING;
+        };
+        // SAFETY: see the module doc; the count is the slice's length.
+        unsafe { f(queue, submits.len() as u32, submits.as_ptr(), fence) }
+    }
+}

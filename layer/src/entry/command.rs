@@ -1,0 +1,170 @@
+//! Trampolines: command buffers, pools and barriers.
+
+use ash::vk;
+
+use super::{device_or_return, guard, slice};
+use crate::hooks::command;
+
+pub(super) unsafe extern "system" fn allocate_command_buffers(
+    device: vk::Device,
+    p_allocate_info: *const vk::CommandBufferAllocateInfo<'_>,
+    p_command_buffers: *mut vk::CommandBuffer,
+) -> vk::Result {
+    guard(
+        "vkAllocateCommandBuffers",
+        vk::Result::ERROR_UNKNOWN,
+        || {
+            let dev = device_or_return!(
+                "vkAllocateCommandBuffers",
+                device,
+                vk::Result::ERROR_INITIALIZATION_FAILED
+            );
+            // SAFETY: a valid create info, per Vulkan valid usage.
+            let Some(info) = (unsafe { p_allocate_info.as_ref() }) else {
+                return vk::Result::ERROR_INITIALIZATION_FAILED;
+            };
+            let out: &mut [vk::CommandBuffer] =
+                if info.command_buffer_count == 0 || p_command_buffers.is_null() {
+                    &mut []
+                } else {
+                    // SAFETY: the application provides room for
+                    // `command_buffer_count` handles (Vulkan valid usage).
+                    unsafe {
+                        std::slice::from_raw_parts_mut(
+                            p_command_buffers,
+                            info.command_buffer_count as usize,
+                        )
+                    }
+                };
+            command::allocate(dev, info, out)
+        },
+    )
+}
+
+pub(super) unsafe extern "system" fn free_command_buffers(
+    device: vk::Device,
+    pool: vk::CommandPool,
+    count: u32,
+    p_command_buffers: *const vk::CommandBuffer,
+) {
+    guard("vkFreeCommandBuffers", (), || {
+        let dev = device_or_return!("vkFreeCommandBuffers", device, ());
+        // SAFETY: `count` handles, per Vulkan valid usage.
+        command::free(dev, pool, unsafe { slice(p_command_buffers, count) })
+    })
+}
+
+pub(super) unsafe extern "system" fn begin_command_buffer(
+    cb: vk::CommandBuffer,
+    p_begin_info: *const vk::CommandBufferBeginInfo<'_>,
+) -> vk::Result {
+    guard("vkBeginCommandBuffer", vk::Result::ERROR_UNKNOWN, || {
+        let dev = device_or_return!(
+            "vkBeginCommandBuffer",
+            cb,
+            vk::Result::ERROR_INITIALIZATION_FAILED
+        );
+        // SAFETY: a valid begin info, per Vulkan valid usage.
+        let Some(info) = (unsafe { p_begin_info.as_ref() }) else {
+            return vk::Result::ERROR_INITIALIZATION_FAILED;
+        };
+        command::begin(dev, cb, info)
+    })
+}
+
+pub(super) unsafe extern "system" fn reset_command_buffer(
+    cb: vk::CommandBuffer,
+    flags: vk::CommandBufferResetFlags,
+) -> vk::Result {
+    guard("vkResetCommandBuffer", vk::Result::ERROR_UNKNOWN, || {
+        let dev = device_or_return!(
+            "vkResetCommandBuffer",
+            cb,
+            vk::Result::ERROR_INITIALIZATION_FAILED
+        );
+        command::reset(dev, cb, flags)
+    })
+}
+
+pub(super) unsafe extern "system" fn reset_command_pool(
+    device: vk::Device,
+    pool: vk::CommandPool,
+    flags: vk::CommandPoolResetFlags,
+) -> vk::Result {
+    guard("vkResetCommandPool", vk::Result::ERROR_UNKNOWN, || {
+        let dev = device_or_return!(
+            "vkResetCommandPool",
+            device,
+            vk::Result::ERROR_INITIALIZATION_FAILED
+        );
+        command::reset_pool(dev, pool, flags)
+    })
+}
+
+pub(super) unsafe extern "system" fn destroy_command_pool(
+    device: vk::Device,
+    pool: vk::CommandPool,
+    p_allocator: *const vk::AllocationCallbacks<'_>,
+) {
+    guard("vkDestroyCommandPool", (), || {
+        let dev = device_or_return!("vkDestroyCommandPool", device, ());
+        // SAFETY: the application's allocator (or null).
+        command::destroy_pool(dev, pool, unsafe { p_allocator.as_ref() })
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe extern "system" fn cmd_pipeline_barrier(
+    cb: vk::CommandBuffer,
+    src_stage: vk::PipelineStageFlags,
+    dst_stage: vk::PipelineStageFlags,
+    flags: vk::DependencyFlags,
+    memory_count: u32,
+    p_memory: *const vk::MemoryBarrier<'_>,
+    buffer_count: u32,
+    p_buffers: *const vk::BufferMemoryBarrier<'_>,
+    image_count: u32,
+    p_images: *const vk::ImageMemoryBarrier<'_>,
+) {
+    guard("vkCmdPipelineBarrier", (), || {
+        let dev = device_or_return!("vkCmdPipelineBarrier", cb, ());
+        // SAFETY: each array holds its count of valid barriers (Vulkan valid usage).
+        let (memory, buffers, images) = unsafe {
+            (
+                slice(p_memory, memory_count),
+                slice(p_buffers, buffer_count),
+                slice(p_images, image_count),
+            )
+        };
+        command::pipeline_barrier(
+            dev, cb, src_stage, dst_stage, flags, memory, buffers, images,
+        )
+    })
+}
+
+pub(super) unsafe extern "system" fn cmd_pipeline_barrier2(
+    cb: vk::CommandBuffer,
+    p_info: *const vk::DependencyInfo<'_>,
+) {
+    guard("vkCmdPipelineBarrier2", (), || {
+        let dev = device_or_return!("vkCmdPipelineBarrier2", cb, ());
+        // SAFETY: a valid dependency info (Vulkan valid usage).
+        let Some(info) = (unsafe { p_info.as_ref() }) else {
+            return;
+        };
+        // SAFETY: its arrays hold their counts of valid barriers.
+        let (buffers, images) = unsafe {
+            (
+                slice(
+                    info.p_buffer_memory_barriers,
+                    info.buffer_memory_barrier_count,
+                ),
+                slice(
+                    info.p_image_memory_barriers,
+                    info.image_memory_barrier_count,
+                ),
+            )
+        };
+        command::pipeline_barrier2(dev, cb, info, buffers, images)
+    })
+}

@@ -1,0 +1,303 @@
+//! The layer's ABI: the three exported symbols the loader looks up, the
+//! name→hook table behind `vkGetInstanceProcAddr`/`vkGetDeviceProcAddr`,
+//! and the `extern "system"` trampolines (one file per area) that turn raw
+//! Vulkan arguments into references and slices, find the object's state and
+//! call the safe hooks under [`guard`].
+//!
+//! A function the layer does not hook resolves straight to the next layer's
+//! pointer, so it costs nothing. A hooked device function is handed out only
+//! when the next layer has it too, so the application sees exactly the
+//! functions its driver offers.
+
+mod command;
+mod device;
+mod instance;
+mod memory;
+mod queue;
+mod resource;
+pub mod views;
+
+use std::ffi::{c_char, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use ash::vk;
+
+use crate::dispatch::loader_abi::{
+    NegotiateLayerInterface, LAYER_INTERFACE_VERSION, LAYER_NEGOTIATE_INTERFACE_STRUCT,
+};
+use crate::{config, dispatch};
+
+/// Runs a hook body; a panic becomes a log line and `on_panic`, never an
+/// unwind into the application.
+#[inline(always)]
+pub(crate) fn guard<R: std::fmt::Debug>(
+    call: &'static str,
+    on_panic: R,
+    body: impl FnOnce() -> R,
+) -> R {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            log_error!(
+                "internal error in {call}: {what}; returning {on_panic:?} to the application"
+            );
+            on_panic
+        }
+    }
+}
+
+/// Logs a call on a handle the layer has no state for (created before the
+/// layer was loaded, or already destroyed).
+#[cold]
+pub(crate) fn unknown_handle(call: &str) {
+    log_error!("{call}: handle not created through this layer; ignoring the call");
+}
+
+/// Finds the device state for a dispatchable handle, or logs and returns
+/// `$ret` from the enclosing function.
+macro_rules! device_or_return {
+    ($call:literal, $handle:expr, $ret:expr) => {
+        // SAFETY: the application must pass a valid dispatchable handle
+        // (Vulkan valid usage), which is all `dispatch::device` needs.
+        match unsafe { $crate::dispatch::device($handle) } {
+            Some(d) => d,
+            None => {
+                $crate::entry::unknown_handle($call);
+                return $ret;
+            }
+        }
+    };
+}
+pub(crate) use device_or_return;
+
+/// A slice from a Vulkan (pointer, count) pair; empty when the count is 0.
+///
+/// # Safety
+/// When `count` is non-zero, `ptr` must point to `count` valid, initialised
+/// `T`s that outlive `'a` (Vulkan valid usage for array parameters).
+#[inline(always)]
+pub(crate) unsafe fn slice<'a, T>(ptr: *const T, count: u32) -> &'a [T] {
+    if count == 0 || ptr.is_null() {
+        &[]
+    } else {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { std::slice::from_raw_parts(ptr, count as usize) }
+    }
+}
+
+/// Which names the layer answers for, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Chain plumbing on the instance: always the layer's, from
+    /// `vkGetInstanceProcAddr` only.
+    Instance,
+    /// Chain plumbing on a device: always the layer's.
+    DeviceChain,
+    /// A device hook: the layer's unless `DYNABUF_DISABLE=1`, and only when
+    /// the next layer has the function.
+    Device,
+}
+
+struct Hook {
+    name: &'static CStr,
+    kind: Kind,
+    ptr: unsafe extern "system" fn(),
+}
+
+macro_rules! hooks {
+    ($( $name:literal => $kind:ident, $f:path as $pfn:ident; )*) => {
+        &[$(
+            Hook {
+                name: $name,
+                kind: Kind::$kind,
+                // SAFETY: every Vulkan function pointer is returned through
+                // `PFN_vkVoidFunction` and cast back by the caller to the type
+                // its name gives, which is `$pfn`; `$f` has that type.
+                ptr: unsafe { std::mem::transmute::<vk::$pfn, unsafe extern "system" fn()>($f) },
+            },
+        )*]
+    };
+}
+
+static HOOKS: &[Hook] = hooks! {
+    c"vkGetInstanceProcAddr" => Instance, get_instance_proc_addr as PFN_vkGetInstanceProcAddr;
+    c"vkCreateInstance" => Instance, instance::create_instance as PFN_vkCreateInstance;
+    c"vkDestroyInstance" => Instance, instance::destroy_instance as PFN_vkDestroyInstance;
+    c"vkCreateDevice" => Instance, device::create_device as PFN_vkCreateDevice;
+    c"vkGetDeviceProcAddr" => DeviceChain, get_device_proc_addr as PFN_vkGetDeviceProcAddr;
+    c"vkDestroyDevice" => DeviceChain, device::destroy_device as PFN_vkDestroyDevice;
+    c"vkGetDeviceQueue" => Device, queue::get_device_queue as PFN_vkGetDeviceQueue;
+    c"vkGetDeviceQueue2" => Device, queue::get_device_queue2 as PFN_vkGetDeviceQueue2;
+    c"vkQueueSubmit" => Device, queue::queue_submit as PFN_vkQueueSubmit;
+    c"vkQueueSubmit2" => Device, queue::queue_submit2 as PFN_vkQueueSubmit2;
+    c"vkQueueSubmit2KHR" => Device, queue::queue_submit2 as PFN_vkQueueSubmit2;
+    c"vkAllocateMemory" => Device, memory::allocate_memory as PFN_vkAllocateMemory;
+    c"vkFreeMemory" => Device, memory::free_memory as PFN_vkFreeMemory;
+    c"vkGetMemoryFdKHR" => Device, memory::get_memory_fd as PFN_vkGetMemoryFdKHR;
+    c"vkBindBufferMemory" => Device, resource::bind_buffer_memory as PFN_vkBindBufferMemory;
+    c"vkBindImageMemory" => Device, resource::bind_image_memory as PFN_vkBindImageMemory;
+    c"vkBindBufferMemory2" => Device, resource::bind_buffer_memory2 as PFN_vkBindBufferMemory2;
+    c"vkBindBufferMemory2KHR" => Device, resource::bind_buffer_memory2 as PFN_vkBindBufferMemory2;
+    c"vkBindImageMemory2" => Device, resource::bind_image_memory2 as PFN_vkBindImageMemory2;
+    c"vkBindImageMemory2KHR" => Device, resource::bind_image_memory2 as PFN_vkBindImageMemory2;
+    c"vkDestroyBuffer" => Device, resource::destroy_buffer as PFN_vkDestroyBuffer;
+    c"vkDestroyImage" => Device, resource::destroy_image as PFN_vkDestroyImage;
+    c"vkAllocateCommandBuffers" => Device, command::allocate_command_buffers as PFN_vkAllocateCommandBuffers;
+    c"vkFreeCommandBuffers" => Device, command::free_command_buffers as PFN_vkFreeCommandBuffers;
+    c"vkBeginCommandBuffer" => Device, command::begin_command_buffer as PFN_vkBeginCommandBuffer;
+    c"vkResetCommandBuffer" => Device, command::reset_command_buffer as PFN_vkResetCommandBuffer;
+    c"vkResetCommandPool" => Device, command::reset_command_pool as PFN_vkResetCommandPool;
+    c"vkDestroyCommandPool" => Device, command::destroy_command_pool as PFN_vkDestroyCommandPool;
+    c"vkCmdPipelineBarrier" => Device, command::cmd_pipeline_barrier as PFN_vkCmdPipelineBarrier;
+    c"vkCmdPipelineBarrier2" => Device, command::cmd_pipeline_barrier2 as PFN_vkCmdPipelineBarrier2;
+    c"vkCmdPipelineBarrier2KHR" => Device, command::cmd_pipeline_barrier2 as PFN_vkCmdPipelineBarrier2;
+};
+
+fn find_hook(name: &CStr) -> Option<&'static Hook> {
+    HOOKS.iter().find(|h| h.name == name)
+}
+
+/// The names of every function the layer hooks (for tests and docs).
+pub fn hooked_names() -> impl Iterator<Item = &'static CStr> {
+    HOOKS.iter().map(|h| h.name)
+}
+
+/// # Safety
+/// Called by the loader with a valid `VkNegotiateLayerInterface`.
+#[no_mangle]
+pub unsafe extern "system" fn vkNegotiateLoaderLayerInterfaceVersion(
+    p_version_struct: *mut NegotiateLayerInterface,
+) -> vk::Result {
+    guard(
+        "vkNegotiateLoaderLayerInterfaceVersion",
+        vk::Result::ERROR_INITIALIZATION_FAILED,
+        || {
+            config::get();
+            // SAFETY: the loader passes a valid, writable struct (or null, which
+            // `as_mut` turns into `None`).
+            let Some(v) = (unsafe { p_version_struct.as_mut() }) else {
+                log_error!("vkNegotiateLoaderLayerInterfaceVersion: null interface struct");
+                return vk::Result::ERROR_INITIALIZATION_FAILED;
+            };
+            if v.s_type != LAYER_NEGOTIATE_INTERFACE_STRUCT
+                || v.loader_layer_interface_version < LAYER_INTERFACE_VERSION
+            {
+                log_error!(
+                "loader offers layer interface version {} (sType {}); dynabuf needs version {LAYER_INTERFACE_VERSION}",
+                v.loader_layer_interface_version,
+                v.s_type
+            );
+                return vk::Result::ERROR_INITIALIZATION_FAILED;
+            }
+            v.loader_layer_interface_version = LAYER_INTERFACE_VERSION;
+            v.pfn_get_instance_proc_addr = Some(get_instance_proc_addr);
+            v.pfn_get_device_proc_addr = Some(get_device_proc_addr);
+            v.pfn_get_physical_device_proc_addr = None;
+            vk::Result::SUCCESS
+        },
+    )
+}
+
+/// The layer's `vkGetInstanceProcAddr`.
+///
+/// # Safety
+/// Vulkan's contract for `vkGetInstanceProcAddr`.
+#[no_mangle]
+pub unsafe extern "system" fn vkGetInstanceProcAddr(
+    instance: vk::Instance,
+    p_name: *const c_char,
+) -> vk::PFN_vkVoidFunction {
+    // SAFETY: forwarded.
+    unsafe { get_instance_proc_addr(instance, p_name) }
+}
+
+/// The layer's `vkGetDeviceProcAddr`.
+///
+/// # Safety
+/// Vulkan's contract for `vkGetDeviceProcAddr`.
+#[no_mangle]
+pub unsafe extern "system" fn vkGetDeviceProcAddr(
+    device: vk::Device,
+    p_name: *const c_char,
+) -> vk::PFN_vkVoidFunction {
+    // SAFETY: forwarded.
+    unsafe { get_device_proc_addr(device, p_name) }
+}
+
+unsafe extern "system" fn get_instance_proc_addr(
+    instance: vk::Instance,
+    p_name: *const c_char,
+) -> vk::PFN_vkVoidFunction {
+    guard("vkGetInstanceProcAddr", None, || {
+        if p_name.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null name is a NUL-terminated string (Vulkan valid usage).
+        let name = unsafe { CStr::from_ptr(p_name) };
+        let disabled = config::get().disabled;
+        let hook = find_hook(name);
+        if let Some(h) = hook.filter(|h| h.kind != Kind::Device) {
+            return Some(h.ptr);
+        }
+        // SAFETY: a non-null instance is a valid one (Vulkan valid usage).
+        let inst = unsafe { dispatch::instance(instance) }?;
+        let next = inst.next_proc_addr(name);
+        match hook {
+            Some(h) if !disabled => next.map(|_| h.ptr),
+            _ => next,
+        }
+    })
+}
+
+unsafe extern "system" fn get_device_proc_addr(
+    device: vk::Device,
+    p_name: *const c_char,
+) -> vk::PFN_vkVoidFunction {
+    guard("vkGetDeviceProcAddr", None, || {
+        if p_name.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null name is a NUL-terminated string (Vulkan valid usage).
+        let name = unsafe { CStr::from_ptr(p_name) };
+        // SAFETY: a non-null device is a valid one (Vulkan valid usage).
+        let dev = unsafe { dispatch::device(device) }?;
+        let next = dev.next_proc_addr(name);
+        match find_hook(name) {
+            Some(h) if h.kind == Kind::DeviceChain => Some(h.ptr),
+            Some(h) if h.kind == Kind::Device && !config::get().disabled => next.map(|_| h.ptr),
+            _ => next,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_names_are_unique_and_well_formed() {
+        let names: Vec<_> = hooked_names().collect();
+        for (i, n) in names.iter().enumerate() {
+            assert!(n.to_str().unwrap().starts_with("vk"), "{n:?}");
+            assert!(!names[..i].contains(n), "duplicate {n:?}");
+        }
+    }
+
+    #[test]
+    fn chain_plumbing_is_always_hooked() {
+        for n in [
+            c"vkCreateInstance",
+            c"vkCreateDevice",
+            c"vkDestroyDevice",
+            c"vkGetDeviceProcAddr",
+        ] {
+            assert_ne!(find_hook(n).unwrap().kind, Kind::Device);
+        }
+        assert!(find_hook(c"vkCmdDispatch").is_none());
+    }
+}

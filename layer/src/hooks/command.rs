@@ -1,0 +1,190 @@
+//! Command buffers: ownership-transfer barriers are recorded per command
+//! buffer; beginning, resetting or freeing a command buffer (or resetting or
+//! destroying its pool) forgets what it recorded.
+
+use ash::vk;
+
+use crate::dispatch::Device;
+use crate::registry::transfers::{self, Direction, OwnershipTransfer};
+use crate::registry::Resource;
+
+pub fn allocate(
+    dev: &Device,
+    info: &vk::CommandBufferAllocateInfo<'_>,
+    out: &mut [vk::CommandBuffer],
+) -> vk::Result {
+    let result = dev.allocate_command_buffers(info, out);
+    if result == vk::Result::SUCCESS {
+        dev.state
+            .with_commands(|log| log.allocated(info.command_pool, out));
+    }
+    result
+}
+
+pub fn free(dev: &Device, pool: vk::CommandPool, buffers: &[vk::CommandBuffer]) {
+    dev.state.with_commands(|log| log.freed(pool, buffers));
+    dev.free_command_buffers(pool, buffers);
+}
+
+pub fn begin(
+    dev: &Device,
+    cb: vk::CommandBuffer,
+    info: &vk::CommandBufferBeginInfo<'_>,
+) -> vk::Result {
+    if dev.state.has_recorded_transfers() {
+        dev.state.with_commands(|log| log.clear(cb));
+    }
+    dev.begin_command_buffer(cb, info)
+}
+
+pub fn reset(
+    dev: &Device,
+    cb: vk::CommandBuffer,
+    flags: vk::CommandBufferResetFlags,
+) -> vk::Result {
+    if dev.state.has_recorded_transfers() {
+        dev.state.with_commands(|log| log.clear(cb));
+    }
+    dev.reset_command_buffer(cb, flags)
+}
+
+pub fn reset_pool(
+    dev: &Device,
+    pool: vk::CommandPool,
+    flags: vk::CommandPoolResetFlags,
+) -> vk::Result {
+    if dev.state.has_recorded_transfers() {
+        dev.state.with_commands(|log| log.pool_reset(pool));
+    }
+    dev.reset_command_pool(pool, flags)
+}
+
+pub fn destroy_pool(
+    dev: &Device,
+    pool: vk::CommandPool,
+    allocator: Option<&vk::AllocationCallbacks<'_>>,
+) {
+    dev.state.with_commands(|log| log.pool_destroyed(pool));
+    dev.destroy_command_pool(pool, allocator);
+}
+
+/// Keeps the transfers whose resource lives in external memory and records
+/// them against `cb`.
+fn record(dev: &Device, cb: vk::CommandBuffer, found: Vec<OwnershipTransfer>) {
+    let found: Vec<_> = dev.state.with_memory(|t| {
+        found
+            .into_iter()
+            .filter(|x| t.memory_of(x.resource).is_some())
+            .collect()
+    });
+    if found.is_empty() {
+        return;
+    }
+    for x in &found {
+        match x.direction {
+            Direction::Acquire => dev.state.count(|s| &s.acquires_recorded),
+            Direction::Release => dev.state.count(|s| &s.releases_recorded),
+        }
+        log_debug!(
+            "{}: command buffer {:#x} records {:?} of {:?}{}",
+            dev.state.name,
+            vk::Handle::as_raw(cb),
+            x.direction,
+            x.resource,
+            if x.writes { " (write)" } else { " (read)" }
+        );
+    }
+    dev.state.with_commands(|log| log.record(cb, found));
+}
+
+fn legacy_access(a: vk::AccessFlags) -> vk::AccessFlags2 {
+    vk::AccessFlags2::from_raw(u64::from(a.as_raw()))
+}
+
+/// The ownership transfers among one barrier command's buffer and image
+/// barriers.
+fn scan<'a, B, I>(buffers: B, images: I) -> Vec<OwnershipTransfer>
+where
+    B: IntoIterator<Item = (vk::Buffer, u32, u32, vk::AccessFlags2)> + 'a,
+    I: IntoIterator<Item = (vk::Image, u32, u32, vk::AccessFlags2)> + 'a,
+{
+    let buffers = buffers.into_iter().filter_map(|(b, src, dst, access)| {
+        transfers::transfer_of(Resource::Buffer(b), src, dst, access)
+    });
+    let images = images.into_iter().filter_map(|(i, src, dst, access)| {
+        transfers::transfer_of(Resource::Image(i), src, dst, access)
+    });
+    buffers.chain(images).collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn pipeline_barrier(
+    dev: &Device,
+    cb: vk::CommandBuffer,
+    src_stage: vk::PipelineStageFlags,
+    dst_stage: vk::PipelineStageFlags,
+    flags: vk::DependencyFlags,
+    memory: &[vk::MemoryBarrier<'_>],
+    buffers: &[vk::BufferMemoryBarrier<'_>],
+    images: &[vk::ImageMemoryBarrier<'_>],
+) {
+    if dev.state.has_external_memory() {
+        let found = scan(
+            buffers.iter().map(|b| {
+                (
+                    b.buffer,
+                    b.src_queue_family_index,
+                    b.dst_queue_family_index,
+                    legacy_access(b.dst_access_mask),
+                )
+            }),
+            images.iter().map(|i| {
+                (
+                    i.image,
+                    i.src_queue_family_index,
+                    i.dst_queue_family_index,
+                    legacy_access(i.dst_access_mask),
+                )
+            }),
+        );
+        if !found.is_empty() {
+            record(dev, cb, found);
+        }
+    }
+    dev.cmd_pipeline_barrier(cb, src_stage, dst_stage, flags, memory, buffers, images);
+}
+
+#[inline]
+pub fn pipeline_barrier2(
+    dev: &Device,
+    cb: vk::CommandBuffer,
+    info: &vk::DependencyInfo<'_>,
+    buffers: &[vk::BufferMemoryBarrier2<'_>],
+    images: &[vk::ImageMemoryBarrier2<'_>],
+) {
+    if dev.state.has_external_memory() {
+        let found = scan(
+            buffers.iter().map(|b| {
+                (
+                    b.buffer,
+                    b.src_queue_family_index,
+                    b.dst_queue_family_index,
+                    b.dst_access_mask,
+                )
+            }),
+            images.iter().map(|i| {
+                (
+                    i.image,
+                    i.src_queue_family_index,
+                    i.dst_queue_family_index,
+                    i.dst_access_mask,
+                )
+            }),
+        );
+        if !found.is_empty() {
+            record(dev, cb, found);
+        }
+    }
+    dev.cmd_pipeline_barrier2(cb, info);
+}

@@ -1,0 +1,136 @@
+//! `vkAllocateMemory`, `vkFreeMemory`, `vkGetMemoryFdKHR`: which memory is
+//! shared with the world outside this device.
+
+use ash::vk;
+
+use crate::dispatch::Device;
+use crate::registry::{ExternalKind, ExternalMemory, Resource};
+
+/// The pNext structures of a `VkMemoryAllocateInfo` the layer cares about.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AllocationChain<'a> {
+    pub import_fd: Option<&'a vk::ImportMemoryFdInfoKHR<'a>>,
+    pub export: Option<&'a vk::ExportMemoryAllocateInfo<'a>>,
+    pub dedicated: Option<&'a vk::MemoryDedicatedAllocateInfo<'a>>,
+}
+
+impl AllocationChain<'_> {
+    /// How the memory will be shared, if at all.
+    fn external_kind(&self) -> Option<ExternalKind> {
+        if let Some(i) = self.import_fd.filter(|i| !i.handle_type.is_empty()) {
+            return Some(ExternalKind::Import(i.handle_type));
+        }
+        self.export
+            .filter(|e| !e.handle_types.is_empty())
+            .map(|e| ExternalKind::Exportable(e.handle_types))
+    }
+
+    fn dedicated_to(&self) -> Option<Resource> {
+        let d = self.dedicated?;
+        if d.image != vk::Image::null() {
+            Some(Resource::Image(d.image))
+        } else if d.buffer != vk::Buffer::null() {
+            Some(Resource::Buffer(d.buffer))
+        } else {
+            None
+        }
+    }
+}
+
+pub fn allocate(
+    dev: &Device,
+    info: &vk::MemoryAllocateInfo<'_>,
+    chain: AllocationChain<'_>,
+    allocator: Option<&vk::AllocationCallbacks<'_>>,
+    memory: &mut vk::DeviceMemory,
+) -> vk::Result {
+    dev.state.count(|s| &s.allocations);
+    let kind = chain.external_kind();
+    // Read before calling down: a successful import hands the fd to the driver.
+    let import_fd = chain.import_fd.map(|i| i.fd);
+    let result = dev.allocate_memory(info, allocator, memory);
+    let Some(kind) = kind else { return result };
+    if result != vk::Result::SUCCESS {
+        log_debug!(
+            "{}: {:?} of {} bytes failed: {result:?} (nothing tracked)",
+            dev.state.name,
+            kind,
+            info.allocation_size
+        );
+        return result;
+    }
+    match kind {
+        ExternalKind::Import(t) if t == vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT => {
+            dev.state.count(|s| &s.dma_buf_imports)
+        }
+        ExternalKind::Import(_) => dev.state.count(|s| &s.opaque_fd_imports),
+        ExternalKind::Exportable(_) => dev.state.count(|s| &s.exportable_allocations),
+    }
+    log_debug!(
+        "{}: memory {:#x}: {} {:?}, {} bytes, type {}{}",
+        dev.state.name,
+        vk::Handle::as_raw(*memory),
+        match kind {
+            ExternalKind::Import(_) => "imported",
+            ExternalKind::Exportable(_) => "exportable",
+        },
+        match kind {
+            ExternalKind::Import(t) | ExternalKind::Exportable(t) => t,
+        },
+        info.allocation_size,
+        info.memory_type_index,
+        import_fd
+            .map(|fd| format!(", from fd {fd}"))
+            .unwrap_or_default(),
+    );
+    let record = ExternalMemory::new(
+        kind,
+        info.allocation_size,
+        info.memory_type_index,
+        chain.dedicated_to(),
+    );
+    dev.state.with_memory(|t| t.insert(*memory, record));
+    result
+}
+
+pub fn free(
+    dev: &Device,
+    memory: vk::DeviceMemory,
+    allocator: Option<&vk::AllocationCallbacks<'_>>,
+) {
+    if dev.state.has_external_memory() && memory != vk::DeviceMemory::null() {
+        if let Some(gone) = dev.state.with_memory(|t| t.remove(memory)) {
+            log_debug!(
+                "{}: memory {:#x} freed ({:?}, {} resources were bound)",
+                dev.state.name,
+                vk::Handle::as_raw(memory),
+                gone.kind,
+                gone.bound.len()
+            );
+        }
+    }
+    dev.free_memory(memory, allocator);
+}
+
+pub fn get_fd(dev: &Device, info: &vk::MemoryGetFdInfoKHR<'_>, fd: &mut i32) -> vk::Result {
+    let result = dev.get_memory_fd(info, fd);
+    if result == vk::Result::SUCCESS {
+        dev.state.count(|s| &s.fd_exports);
+        let tracked = dev
+            .state
+            .with_memory(|t| t.exported(info.memory, info.handle_type));
+        log_debug!(
+            "{}: memory {:#x} exported as {:?}: fd {}{}",
+            dev.state.name,
+            vk::Handle::as_raw(info.memory),
+            info.handle_type,
+            *fd,
+            if tracked {
+                ""
+            } else {
+                " (memory was not allocated exportable through this layer)"
+            }
+        );
+    }
+    result
+}

@@ -1,0 +1,17 @@
+//! What the layer does at each intercepted call, in safe Rust. The
+//! trampolines in [`crate::entry`] turn the raw arguments into references and
+//! slices, find the [`Device`](crate::dispatch::Device), and call in here; the
+//! hooks record what they need and call down through the device's safe
+//! wrappers.
+//!
+//! Each hook's fast path (no external memory on the device, no recorded
+//! ownership transfer) is one relaxed atomic load before calling down.
+
+#![forbid(unsafe_code)]
+
+pub mod command;
+pub mod device;
+pub mod memory;
+pub mod queue;
+pub mod resource;
+pub mod state;

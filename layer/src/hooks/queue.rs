@@ -1,0 +1,83 @@
+//! Queues: which family each queue belongs to, and submissions, where the
+//! ownership transfers recorded in command buffers take effect.
+
+use ash::vk;
+
+use super::state::QueueInfo;
+use crate::dispatch::Device;
+use crate::entry::views::Submits;
+use crate::registry::Direction;
+
+pub fn get_queue(dev: &Device, family: u32, index: u32, queue: &mut vk::Queue) {
+    dev.get_device_queue(family, index, queue);
+    if *queue != vk::Queue::null() {
+        dev.state
+            .queue_retrieved(*queue, QueueInfo { family, index });
+    }
+}
+
+pub fn get_queue2(dev: &Device, info: &vk::DeviceQueueInfo2<'_>, queue: &mut vk::Queue) {
+    dev.get_device_queue2(info, queue);
+    if *queue != vk::Queue::null() {
+        dev.state.queue_retrieved(
+            *queue,
+            QueueInfo {
+                family: info.queue_family_index,
+                index: info.queue_index,
+            },
+        );
+    }
+}
+
+/// Looks at what a submission's command buffers recorded. Only reached when
+/// some command buffer of the device holds ownership transfers.
+fn inspect(dev: &Device, queue: vk::Queue, submits: &Submits<'_>) {
+    let (acquires, releases) = dev.state.with_commands(|log| {
+        submits
+            .command_buffers()
+            .flat_map(|cb| log.transfers_of(cb).iter())
+            .fold((0, 0), |(a, r), t| match t.direction {
+                Direction::Acquire => (a + 1, r),
+                Direction::Release => (a, r + 1),
+            })
+    });
+    if acquires + releases > 0 {
+        dev.state.count(|s| &s.submits_with_transfers);
+        let family = dev.state.queue_info(queue).map(|q| q.family);
+        log_debug!(
+            "{}: submission on queue {:#x} (family {family:?}) carries {acquires} acquire(s), {releases} release(s)",
+            dev.state.name,
+            vk::Handle::as_raw(queue),
+        );
+    }
+}
+
+#[inline]
+pub fn submit(
+    dev: &Device,
+    queue: vk::Queue,
+    submits: Submits<'_>,
+    infos: &[vk::SubmitInfo<'_>],
+    fence: vk::Fence,
+) -> vk::Result {
+    dev.state.count(|s| &s.submits);
+    if dev.state.has_recorded_transfers() {
+        inspect(dev, queue, &submits);
+    }
+    dev.queue_submit(queue, infos, fence)
+}
+
+#[inline]
+pub fn submit2(
+    dev: &Device,
+    queue: vk::Queue,
+    submits: Submits<'_>,
+    infos: &[vk::SubmitInfo2<'_>],
+    fence: vk::Fence,
+) -> vk::Result {
+    dev.state.count(|s| &s.submits);
+    if dev.state.has_recorded_transfers() {
+        inspect(dev, queue, &submits);
+    }
+    dev.queue_submit2(queue, infos, fence)
+}

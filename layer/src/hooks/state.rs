@@ -1,0 +1,99 @@
+//! The hooks' per-device state.
+//!
+//! Lock order: `memory` before `commands` before `queues`. No hook holds a
+//! lock while it calls down the chain, and no hook takes two of these locks
+//! at once today; the order is for the work that will.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use ash::vk;
+
+use crate::registry::{CommandLog, MemoryTable};
+use crate::stats::DeviceStats;
+
+/// A queue's family and index, from `vkGetDeviceQueue{,2}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueInfo {
+    pub family: u32,
+    pub index: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct DeviceState {
+    /// The physical device's name, for log lines.
+    pub name: String,
+    memory: Mutex<MemoryTable>,
+    /// `memory.len()`, readable without the lock: zero means no hook has
+    /// anything to look up.
+    tracked_memory: AtomicUsize,
+    commands: Mutex<CommandLog>,
+    /// `commands.recorded()`, readable without the lock.
+    recorded_transfers: AtomicUsize,
+    queues: Mutex<HashMap<vk::Queue, QueueInfo>>,
+    /// Counters, when `DYNABUF_STATS=1`.
+    pub stats: Option<DeviceStats>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock means a hook panicked (and was caught) mid-update; the
+    // maps are still structurally valid, so keep going rather than fail
+    // every later call.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl DeviceState {
+    pub fn new(name: String, stats: bool) -> Self {
+        DeviceState {
+            name,
+            stats: stats.then(DeviceStats::default),
+            ..Default::default()
+        }
+    }
+
+    /// Whether the device has any external memory.
+    #[inline]
+    pub fn has_external_memory(&self) -> bool {
+        self.tracked_memory.load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether any command buffer holds recorded ownership transfers.
+    #[inline]
+    pub fn has_recorded_transfers(&self) -> bool {
+        self.recorded_transfers.load(Ordering::Relaxed) != 0
+    }
+
+    /// Runs `f` on the memory table, keeping the lock-free count in step.
+    pub fn with_memory<R>(&self, f: impl FnOnce(&mut MemoryTable) -> R) -> R {
+        let mut table = lock(&self.memory);
+        let r = f(&mut table);
+        self.tracked_memory.store(table.len(), Ordering::Relaxed);
+        r
+    }
+
+    /// Runs `f` on the command log, keeping the lock-free count in step.
+    pub fn with_commands<R>(&self, f: impl FnOnce(&mut CommandLog) -> R) -> R {
+        let mut log = lock(&self.commands);
+        let r = f(&mut log);
+        self.recorded_transfers
+            .store(log.recorded(), Ordering::Relaxed);
+        r
+    }
+
+    pub fn queue_retrieved(&self, queue: vk::Queue, info: QueueInfo) {
+        lock(&self.queues).insert(queue, info);
+    }
+
+    pub fn queue_info(&self, queue: vk::Queue) -> Option<QueueInfo> {
+        lock(&self.queues).get(&queue).copied()
+    }
+
+    /// Adds one to a counter when statistics are on.
+    #[inline]
+    pub fn count(&self, pick: impl FnOnce(&DeviceStats) -> &std::sync::atomic::AtomicU64) {
+        if let Some(s) = &self.stats {
+            DeviceStats::bump(pick(s));
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Logging: `dynabuf:`-prefixed lines on stderr or in `DYNABUF_LOG_FILE`,
+//! never on stdout. The level check is one relaxed atomic load, so a disabled
+//! log line costs nothing measurable on a hot path.
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use crate::config::LogLevel;
+
+static LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Warn as u8);
+static SINK: OnceLock<Sink> = OnceLock::new();
+
+#[derive(Debug)]
+enum Sink {
+    Stderr,
+    File(Mutex<File>),
+}
+
+/// Sets the level and the destination. Called once, when settings load.
+/// A log file that can't be opened is reported on stderr, and stderr is used.
+pub fn init(level: LogLevel, file: Option<&std::path::Path>) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+    let sink = match file {
+        None => Sink::Stderr,
+        Some(path) => match File::options().create(true).append(true).open(path) {
+            Ok(f) => Sink::File(Mutex::new(f)),
+            Err(e) => {
+                eprintln!(
+                    "dynabuf: warning: cannot open DYNABUF_LOG_FILE {}: {e}; logging to stderr",
+                    path.display()
+                );
+                Sink::Stderr
+            }
+        },
+    };
+    let _ = SINK.set(sink);
+}
+
+/// Whether a line at `level` would be written.
+#[inline(always)]
+pub fn enabled(level: LogLevel) -> bool {
+    level as u8 <= LEVEL.load(Ordering::Relaxed)
+}
+
+/// Writes one line (use the `log_*!` macros instead).
+pub fn write(level: LogLevel, args: std::fmt::Arguments<'_>) {
+    let line = format!("dynabuf: {}: {args}\n", level.name());
+    match SINK.get() {
+        Some(Sink::File(f)) => {
+            // A poisoned lock only means another thread panicked mid-write;
+            // the file is still usable.
+            let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = f.write_all(line.as_bytes());
+        }
+        _ => {
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+    }
+}
+
+/// `log_at!(LogLevel::Info, "fmt", args...)`
+#[macro_export]
+macro_rules! log_at {
+    ($lvl:expr, $($arg:tt)*) => {
+        if $crate::log::enabled($lvl) {
+            $crate::log::write($lvl, format_args!($($arg)*));
+        }
+    };
+}
+#[macro_export]
+macro_rules! log_error { ($($arg:tt)*) => { $crate::log_at!($crate::config::LogLevel::Error, $($arg)*) }; }
+#[macro_export]
+macro_rules! log_warn { ($($arg:tt)*) => { $crate::log_at!($crate::config::LogLevel::Warn, $($arg)*) }; }
+#[macro_export]
+macro_rules! log_info { ($($arg:tt)*) => { $crate::log_at!($crate::config::LogLevel::Info, $($arg)*) }; }
+#[macro_export]
+macro_rules! log_debug { ($($arg:tt)*) => { $crate::log_at!($crate::config::LogLevel::Debug, $($arg)*) }; }
+#[macro_export]
+macro_rules! log_trace { ($($arg:tt)*) => { $crate::log_at!($crate::config::LogLevel::Trace, $($arg)*) }; }

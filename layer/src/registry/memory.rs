@@ -1,0 +1,223 @@
+//! External memory objects of one device and the resources bound to them.
+
+use std::collections::HashMap;
+
+use ash::vk;
+
+/// A buffer or an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Buffer(vk::Buffer),
+    Image(vk::Image),
+}
+
+/// How a memory object is shared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExternalKind {
+    /// Imported from an fd (`VkImportMemoryFdInfoKHR`) of this handle type.
+    Import(vk::ExternalMemoryHandleTypeFlags),
+    /// Allocated exportable (`VkExportMemoryAllocateInfo`) as these types.
+    Exportable(vk::ExternalMemoryHandleTypeFlags),
+}
+
+impl ExternalKind {
+    /// Whether the memory is (or can become) a dma-buf.
+    pub fn is_dma_buf(self) -> bool {
+        let (ExternalKind::Import(t) | ExternalKind::Exportable(t)) = self;
+        t.contains(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT)
+    }
+}
+
+/// One external memory object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalMemory {
+    pub kind: ExternalKind,
+    pub size: u64,
+    pub memory_type: u32,
+    /// `VkMemoryDedicatedAllocateInfo`: the resource the memory is dedicated to.
+    pub dedicated_to: Option<Resource>,
+    /// Handle types exported so far through `vkGetMemoryFdKHR`.
+    pub exported_as: vk::ExternalMemoryHandleTypeFlags,
+    /// Resources bound to this memory, in binding order.
+    pub bound: Vec<Resource>,
+}
+
+impl ExternalMemory {
+    pub fn new(
+        kind: ExternalKind,
+        size: u64,
+        memory_type: u32,
+        dedicated_to: Option<Resource>,
+    ) -> Self {
+        ExternalMemory {
+            kind,
+            size,
+            memory_type,
+            dedicated_to,
+            exported_as: vk::ExternalMemoryHandleTypeFlags::empty(),
+            bound: Vec::new(),
+        }
+    }
+}
+
+/// All external memory of one device, with a reverse index from resource to
+/// memory so destroying a resource finds its binding without a scan.
+#[derive(Debug, Default)]
+pub struct MemoryTable {
+    memories: HashMap<vk::DeviceMemory, ExternalMemory>,
+    bound_to: HashMap<Resource, vk::DeviceMemory>,
+}
+
+impl MemoryTable {
+    pub fn len(&self) -> usize {
+        self.memories.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.memories.is_empty()
+    }
+
+    pub fn get(&self, memory: vk::DeviceMemory) -> Option<&ExternalMemory> {
+        self.memories.get(&memory)
+    }
+
+    pub fn insert(&mut self, memory: vk::DeviceMemory, record: ExternalMemory) {
+        if let Some(old) = self.memories.insert(memory, record) {
+            // A handle value reused after a free the layer missed: forget the
+            // stale bindings too.
+            for r in old.bound {
+                self.bound_to.remove(&r);
+            }
+        }
+    }
+
+    /// Forgets `memory` and its bindings. Returns what was tracked.
+    pub fn remove(&mut self, memory: vk::DeviceMemory) -> Option<ExternalMemory> {
+        let record = self.memories.remove(&memory)?;
+        for r in &record.bound {
+            self.bound_to.remove(r);
+        }
+        Some(record)
+    }
+
+    /// Records that `resource` is bound to `memory`, when `memory` is tracked.
+    /// Returns whether it was.
+    pub fn bind(&mut self, resource: Resource, memory: vk::DeviceMemory) -> bool {
+        let Some(record) = self.memories.get_mut(&memory) else {
+            return false;
+        };
+        record.bound.push(resource);
+        self.bound_to.insert(resource, memory);
+        true
+    }
+
+    /// Forgets `resource`'s binding. Returns the memory it was bound to.
+    pub fn unbind(&mut self, resource: Resource) -> Option<vk::DeviceMemory> {
+        let memory = self.bound_to.remove(&resource)?;
+        if let Some(record) = self.memories.get_mut(&memory) {
+            record.bound.retain(|r| *r != resource);
+        }
+        Some(memory)
+    }
+
+    /// The tracked memory `resource` is bound to.
+    pub fn memory_of(&self, resource: Resource) -> Option<vk::DeviceMemory> {
+        self.bound_to.get(&resource).copied()
+    }
+
+    /// Records an export through `vkGetMemoryFdKHR`. Returns whether the
+    /// memory is tracked.
+    pub fn exported(
+        &mut self,
+        memory: vk::DeviceMemory,
+        as_type: vk::ExternalMemoryHandleTypeFlags,
+    ) -> bool {
+        let Some(record) = self.memories.get_mut(&memory) else {
+            return false;
+        };
+        record.exported_as |= as_type;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ash::vk::Handle;
+
+    fn mem(n: u64) -> vk::DeviceMemory {
+        vk::DeviceMemory::from_raw(n)
+    }
+    fn buf(n: u64) -> Resource {
+        Resource::Buffer(vk::Buffer::from_raw(n))
+    }
+    fn dma_import() -> ExternalMemory {
+        ExternalMemory::new(
+            ExternalKind::Import(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT),
+            4096,
+            0,
+            None,
+        )
+    }
+
+    #[test]
+    fn bind_only_to_tracked_memory() {
+        let mut t = MemoryTable::default();
+        t.insert(mem(1), dma_import());
+        assert!(t.bind(buf(10), mem(1)));
+        assert!(!t.bind(buf(11), mem(2)));
+        assert_eq!(t.memory_of(buf(10)), Some(mem(1)));
+        assert_eq!(t.memory_of(buf(11)), None);
+    }
+
+    #[test]
+    fn freeing_memory_drops_exactly_its_bindings() {
+        let mut t = MemoryTable::default();
+        t.insert(mem(1), dma_import());
+        t.insert(mem(2), dma_import());
+        t.bind(buf(10), mem(1));
+        t.bind(Resource::Image(vk::Image::from_raw(20)), mem(1));
+        t.bind(buf(30), mem(2));
+        let gone = t.remove(mem(1)).unwrap();
+        assert_eq!(gone.bound.len(), 2);
+        assert_eq!(t.memory_of(buf(10)), None);
+        assert_eq!(t.memory_of(buf(30)), Some(mem(2)));
+        assert_eq!(t.len(), 1);
+        assert!(t.remove(mem(1)).is_none());
+    }
+
+    #[test]
+    fn destroying_a_resource_unbinds_it() {
+        let mut t = MemoryTable::default();
+        t.insert(mem(1), dma_import());
+        t.bind(buf(10), mem(1));
+        t.bind(buf(11), mem(1));
+        assert_eq!(t.unbind(buf(10)), Some(mem(1)));
+        assert_eq!(t.get(mem(1)).unwrap().bound, vec![buf(11)]);
+        assert_eq!(t.unbind(buf(10)), None);
+    }
+
+    #[test]
+    fn exports_accumulate_and_kinds_classify() {
+        let mut t = MemoryTable::default();
+        let kind = ExternalKind::Exportable(vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD);
+        assert!(!kind.is_dma_buf());
+        t.insert(mem(3), ExternalMemory::new(kind, 64, 1, None));
+        assert!(t.exported(mem(3), vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD));
+        assert!(!t.exported(mem(4), vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD));
+        assert_eq!(
+            t.get(mem(3)).unwrap().exported_as,
+            vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD
+        );
+        assert!(dma_import().kind.is_dma_buf());
+    }
+
+    #[test]
+    fn reinserting_a_handle_forgets_stale_bindings() {
+        let mut t = MemoryTable::default();
+        t.insert(mem(1), dma_import());
+        t.bind(buf(10), mem(1));
+        t.insert(mem(1), dma_import());
+        assert_eq!(t.memory_of(buf(10)), None);
+    }
+}

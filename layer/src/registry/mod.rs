@@ -1,0 +1,17 @@
+//! The layer's bookkeeping: pure logic, no unsafe code, unit-tested alone.
+//!
+//! * [`memory`]: which `VkDeviceMemory` objects are external (imported from
+//!   or exportable as an fd) and which buffers and images are bound to them;
+//! * [`transfers`]: queue-family ownership transfers to and from
+//!   `VK_QUEUE_FAMILY_FOREIGN_EXT`/`VK_QUEUE_FAMILY_EXTERNAL`, recorded per
+//!   command buffer: the points where a shared resource changes hands.
+//!
+//! Handles are ash's plain `Copy` types; nothing here calls Vulkan.
+
+#![forbid(unsafe_code)]
+
+pub mod memory;
+pub mod transfers;
+
+pub use memory::{ExternalKind, ExternalMemory, MemoryTable, Resource};
+pub use transfers::{CommandLog, Direction, OwnershipTransfer};

@@ -1,0 +1,243 @@
+//! Queue-family ownership transfers to and from outside the Vulkan instance
+//! (`VK_QUEUE_FAMILY_FOREIGN_EXT`, `VK_QUEUE_FAMILY_EXTERNAL`): the points
+//! where a shared resource changes hands, recorded per command buffer and
+//! acted on when the command buffer is submitted.
+
+use std::collections::{HashMap, HashSet};
+
+use ash::vk;
+
+use super::memory::Resource;
+
+/// Which way a resource moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// From outside to a local queue family: wait for outside fences first.
+    Acquire,
+    /// From a local queue family to outside: publish a fence after.
+    Release,
+}
+
+/// One ownership transfer recorded in a command buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OwnershipTransfer {
+    pub resource: Resource,
+    pub direction: Direction,
+    /// Acquire: the GPU will write (so wait for readers too). Release: the
+    /// GPU wrote (so the published fence is a write fence). Unknown counts
+    /// as written.
+    pub writes: bool,
+}
+
+/// Whether a queue family index names something outside this instance.
+#[inline]
+pub fn is_outside(family: u32) -> bool {
+    family == vk::QUEUE_FAMILY_FOREIGN_EXT || family == vk::QUEUE_FAMILY_EXTERNAL
+}
+
+/// Classifies a barrier's queue-family pair. Barriers without a transfer, or
+/// between two outside families, are `None`.
+#[inline]
+pub fn classify(src_family: u32, dst_family: u32) -> Option<Direction> {
+    match (is_outside(src_family), is_outside(dst_family)) {
+        (true, false) if dst_family != vk::QUEUE_FAMILY_IGNORED => Some(Direction::Acquire),
+        (false, true) if src_family != vk::QUEUE_FAMILY_IGNORED => Some(Direction::Release),
+        _ => None,
+    }
+}
+
+/// Every access bit (`VkAccessFlags2`; the legacy `VkAccessFlags` bits have
+/// the same values) that writes memory.
+pub const WRITE_ACCESS: vk::AccessFlags2 = vk::AccessFlags2::from_raw(
+    vk::AccessFlags2::SHADER_WRITE.as_raw()
+        | vk::AccessFlags2::SHADER_STORAGE_WRITE.as_raw()
+        | vk::AccessFlags2::COLOR_ATTACHMENT_WRITE.as_raw()
+        | vk::AccessFlags2::DEPTH_STENCIL_ATTACHMENT_WRITE.as_raw()
+        | vk::AccessFlags2::TRANSFER_WRITE.as_raw()
+        | vk::AccessFlags2::HOST_WRITE.as_raw()
+        | vk::AccessFlags2::MEMORY_WRITE.as_raw()
+        | vk::AccessFlags2::TRANSFORM_FEEDBACK_WRITE_EXT.as_raw()
+        | vk::AccessFlags2::TRANSFORM_FEEDBACK_COUNTER_WRITE_EXT.as_raw()
+        | vk::AccessFlags2::ACCELERATION_STRUCTURE_WRITE_KHR.as_raw()
+        | vk::AccessFlags2::VIDEO_DECODE_WRITE_KHR.as_raw()
+        | vk::AccessFlags2::VIDEO_ENCODE_WRITE_KHR.as_raw(),
+);
+
+/// Whether `access` includes a write.
+#[inline]
+pub fn writes(access: vk::AccessFlags2) -> bool {
+    access.intersects(WRITE_ACCESS)
+}
+
+/// Builds the transfer a barrier describes, if it is one.
+/// `dst_access` is the barrier's destination access (what an acquire will
+/// do); a release is always counted as written until write tracking knows
+/// better.
+#[inline]
+pub fn transfer_of(
+    resource: Resource,
+    src_family: u32,
+    dst_family: u32,
+    dst_access: vk::AccessFlags2,
+) -> Option<OwnershipTransfer> {
+    let direction = classify(src_family, dst_family)?;
+    let writes = match direction {
+        Direction::Acquire => writes(dst_access),
+        Direction::Release => true,
+    };
+    Some(OwnershipTransfer {
+        resource,
+        direction,
+        writes,
+    })
+}
+
+/// Transfers recorded per command buffer, and which pool each command
+/// buffer came from (so a pool reset or destroy forgets its buffers').
+#[derive(Debug, Default)]
+pub struct CommandLog {
+    transfers: HashMap<vk::CommandBuffer, Vec<OwnershipTransfer>>,
+    pools: HashMap<vk::CommandPool, HashSet<vk::CommandBuffer>>,
+}
+
+impl CommandLog {
+    /// How many command buffers hold recorded transfers.
+    pub fn recorded(&self) -> usize {
+        self.transfers.len()
+    }
+
+    pub fn allocated(&mut self, pool: vk::CommandPool, buffers: &[vk::CommandBuffer]) {
+        self.pools
+            .entry(pool)
+            .or_default()
+            .extend(buffers.iter().copied());
+    }
+
+    pub fn record(
+        &mut self,
+        cb: vk::CommandBuffer,
+        transfers: impl IntoIterator<Item = OwnershipTransfer>,
+    ) {
+        let mut it = transfers.into_iter().peekable();
+        if it.peek().is_some() {
+            self.transfers.entry(cb).or_default().extend(it);
+        }
+    }
+
+    /// The transfers recorded in `cb` since it was last begun or reset.
+    pub fn transfers_of(&self, cb: vk::CommandBuffer) -> &[OwnershipTransfer] {
+        self.transfers.get(&cb).map_or(&[], Vec::as_slice)
+    }
+
+    /// `vkBeginCommandBuffer`/`vkResetCommandBuffer`: recording starts over.
+    pub fn clear(&mut self, cb: vk::CommandBuffer) {
+        self.transfers.remove(&cb);
+    }
+
+    pub fn freed(&mut self, pool: vk::CommandPool, buffers: &[vk::CommandBuffer]) {
+        let members = self.pools.get_mut(&pool);
+        for cb in buffers {
+            self.transfers.remove(cb);
+        }
+        if let Some(members) = members {
+            for cb in buffers {
+                members.remove(cb);
+            }
+        }
+    }
+
+    pub fn pool_reset(&mut self, pool: vk::CommandPool) {
+        if let Some(members) = self.pools.get(&pool) {
+            for cb in members {
+                self.transfers.remove(cb);
+            }
+        }
+    }
+
+    pub fn pool_destroyed(&mut self, pool: vk::CommandPool) {
+        if let Some(members) = self.pools.remove(&pool) {
+            for cb in members {
+                self.transfers.remove(&cb);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ash::vk::Handle;
+
+    const LOCAL: u32 = 0;
+    const FOREIGN: u32 = vk::QUEUE_FAMILY_FOREIGN_EXT;
+    const EXTERNAL: u32 = vk::QUEUE_FAMILY_EXTERNAL;
+    const IGNORED: u32 = vk::QUEUE_FAMILY_IGNORED;
+
+    fn res(n: u64) -> Resource {
+        Resource::Buffer(vk::Buffer::from_raw(n))
+    }
+    fn cb(n: u64) -> vk::CommandBuffer {
+        vk::CommandBuffer::from_raw(n)
+    }
+
+    #[test]
+    fn classification() {
+        assert_eq!(classify(FOREIGN, LOCAL), Some(Direction::Acquire));
+        assert_eq!(classify(EXTERNAL, 3), Some(Direction::Acquire));
+        assert_eq!(classify(LOCAL, FOREIGN), Some(Direction::Release));
+        assert_eq!(classify(2, EXTERNAL), Some(Direction::Release));
+        assert_eq!(classify(LOCAL, LOCAL), None);
+        assert_eq!(classify(LOCAL, 1), None);
+        assert_eq!(classify(IGNORED, IGNORED), None);
+        assert_eq!(classify(FOREIGN, EXTERNAL), None);
+        assert_eq!(classify(FOREIGN, IGNORED), None);
+        assert_eq!(classify(IGNORED, FOREIGN), None);
+    }
+
+    #[test]
+    fn acquire_writes_follow_destination_access_and_releases_count_as_written() {
+        let read = transfer_of(res(1), FOREIGN, LOCAL, vk::AccessFlags2::SHADER_READ).unwrap();
+        assert!(!read.writes);
+        let write = transfer_of(
+            res(1),
+            FOREIGN,
+            LOCAL,
+            vk::AccessFlags2::SHADER_READ | vk::AccessFlags2::SHADER_WRITE,
+        )
+        .unwrap();
+        assert!(write.writes);
+        let legacy = vk::AccessFlags2::from_raw(vk::AccessFlags::TRANSFER_WRITE.as_raw() as u64);
+        assert!(transfer_of(res(1), EXTERNAL, LOCAL, legacy).unwrap().writes);
+        let release = transfer_of(res(1), LOCAL, FOREIGN, vk::AccessFlags2::empty()).unwrap();
+        assert_eq!(
+            (release.direction, release.writes),
+            (Direction::Release, true)
+        );
+        assert!(transfer_of(res(1), LOCAL, LOCAL, vk::AccessFlags2::SHADER_WRITE).is_none());
+    }
+
+    #[test]
+    fn begin_reset_free_and_pool_reset_forget_records() {
+        let pool = vk::CommandPool::from_raw(100);
+        let other = vk::CommandPool::from_raw(200);
+        let t = transfer_of(res(1), FOREIGN, LOCAL, vk::AccessFlags2::SHADER_READ).unwrap();
+        let mut log = CommandLog::default();
+        log.allocated(pool, &[cb(1), cb(2)]);
+        log.allocated(other, &[cb(3)]);
+        for n in 1..=3 {
+            log.record(cb(n), [t]);
+        }
+        log.record(cb(4), []);
+        assert_eq!(log.recorded(), 3);
+        assert_eq!(log.transfers_of(cb(1)), &[t]);
+        log.clear(cb(1));
+        assert!(log.transfers_of(cb(1)).is_empty());
+        log.pool_reset(pool);
+        assert_eq!(log.recorded(), 1);
+        log.record(cb(2), [t, t]);
+        log.freed(pool, &[cb(2)]);
+        assert_eq!(log.recorded(), 1);
+        log.pool_destroyed(other);
+        assert_eq!(log.recorded(), 0);
+    }
+}

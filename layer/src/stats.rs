@@ -1,0 +1,51 @@
+//! Statistics: plain counters, kept only when `DYNABUF_STATS=1`, so the hot
+//! paths pay one predictable branch and no shared cache line otherwise.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($name:ident: $what:literal),* $(,)?) => {
+        /// Per-device counters.
+        #[derive(Debug, Default)]
+        pub struct DeviceStats {
+            $( #[doc = $what] pub $name: AtomicU64, )*
+        }
+
+        impl DeviceStats {
+            /// `name=value` pairs, in declaration order.
+            pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+                vec![$( (stringify!($name), self.$name.load(Ordering::Relaxed)), )*]
+            }
+        }
+    };
+}
+
+counters! {
+    submits: "vkQueueSubmit/vkQueueSubmit2 calls",
+    submits_with_transfers: "submissions carrying recorded ownership transfers",
+    acquires_recorded: "acquire barriers (FOREIGN/EXTERNAL to local) recorded",
+    releases_recorded: "release barriers (local to FOREIGN/EXTERNAL) recorded",
+    allocations: "vkAllocateMemory calls",
+    dma_buf_imports: "memory imported from a dma-buf fd",
+    opaque_fd_imports: "memory imported from an opaque fd",
+    exportable_allocations: "memory allocated exportable",
+    fd_exports: "vkGetMemoryFdKHR calls that returned an fd",
+    external_binds: "buffers and images bound to external memory",
+}
+
+impl DeviceStats {
+    /// Adds one to a counter.
+    #[inline]
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One log-friendly line.
+    pub fn line(&self) -> String {
+        self.snapshot()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
