@@ -1,0 +1,171 @@
+//! `dynabuf-client`: a plain Vulkan application the integration tests run
+//! as a child process, with the layer enabled (or not) through the
+//! environment exactly as a user would. Each subcommand prints `key=value`
+//! lines on stdout and exits non-zero when its own check fails.
+//!
+//! ```text
+//! dynabuf-client compute [SEED] [COUNT]   fill.comp once; checksum + CPU check
+//! dynabuf-client probe                    which object serves hooked and unhooked functions
+//! dynabuf-client multi                    three instances and devices live at once
+//! dynabuf-client threads [T] [N]          T threads x N submits of increment.comp
+//! ```
+
+use std::ffi::CStr;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use dynabuf_client::compute::{self, Job, Kernel, Push, Shader, StorageBuffer};
+use dynabuf_client::shaders::fill_expected;
+use dynabuf_client::vulkan::{object_of, Client, ClientOptions};
+use dynabuf_client::{Error, Result};
+
+fn checksum(words: &[u32]) -> u64 {
+    words.iter().fold(0xcbf29ce484222325u64, |h, w| {
+        (h ^ u64::from(*w)).wrapping_mul(0x100000001b3)
+    })
+}
+
+fn arg(args: &[String], i: usize, default: u32) -> u32 {
+    args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default)
+}
+
+fn check_fill(c: &Client, queue: ash::vk::Queue, seed: u32, count: u32) -> Result<u64> {
+    let data = compute::fill_once(c, queue, seed, count)?;
+    if let Some(i) = (0..count).find(|&i| data[i as usize] != fill_expected(i, seed)) {
+        return Err(Error(format!(
+            "device {}: data[{i}] = {:#x}, expected {:#x}",
+            c.device_name(),
+            data[i as usize],
+            fill_expected(i, seed)
+        )));
+    }
+    Ok(checksum(&data))
+}
+
+fn cmd_compute(args: &[String]) -> Result<()> {
+    let (seed, count) = (arg(args, 0, 0x1234_5678), arg(args, 1, 65_536));
+    let c = Client::new(&ClientOptions::default())?;
+    println!("device={}", c.device_name());
+    let sum = check_fill(&c, c.queues[0], seed, count)?;
+    println!("checksum={sum:016x}");
+    println!("matches_cpu=true");
+    Ok(())
+}
+
+fn cmd_probe() -> Result<()> {
+    let c = Client::new(&ClientOptions::default())?;
+    // SAFETY: enumerating instance layers has no preconditions.
+    let layers = unsafe { c.entry.enumerate_instance_layer_properties() }
+        .map_err(|e| Error(format!("{e:?}")))?;
+    let enumerated = layers
+        .iter()
+        .any(|l| l.layer_name_as_c_str() == Ok(c"VK_LAYER_DYNABUF_dmabuf"));
+    println!("layer_enumerated={enumerated}");
+    let names: [&CStr; 4] = [
+        c"vkQueueSubmit",
+        c"vkCmdPipelineBarrier",
+        c"vkAllocateMemory",
+        c"vkCmdDispatch",
+    ];
+    for name in names {
+        let object = c
+            .device_proc_addr(name)
+            .and_then(object_of)
+            .unwrap_or_else(|| "none".into());
+        println!("{}={object}", name.to_string_lossy());
+    }
+    Ok(())
+}
+
+fn cmd_multi() -> Result<()> {
+    let a1 = Client::new(&ClientOptions::default())?;
+    let b = Client::new(&ClientOptions::default())?;
+    let a2 = Client::new(&ClientOptions::default())?;
+    let clients = [&a1, &b, &a2];
+    for round in 0..3u32 {
+        for (k, c) in clients.iter().enumerate() {
+            check_fill(c, c.queues[0], round * 10 + k as u32, 4096)?;
+        }
+    }
+    // Destroy in an order other than creation's reverse.
+    drop(a1);
+    check_fill(&b, b.queues[0], 99, 4096)?;
+    drop(b);
+    check_fill(&a2, a2.queues[0], 98, 4096)?;
+    println!("clients=3 ok=true");
+    Ok(())
+}
+
+fn cmd_threads(args: &[String]) -> Result<()> {
+    let (threads, submits) = (arg(args, 0, 8), arg(args, 1, 1000));
+    let c = Arc::new(Client::new(&ClientOptions {
+        queues: threads,
+        ..Default::default()
+    })?);
+    // Queues beyond the family's count are shared, each behind a lock
+    // (Vulkan requires external synchronisation of a queue).
+    let queues: Vec<_> = c.queues.iter().map(|&q| Arc::new(Mutex::new(q))).collect();
+    let kernel = Arc::new(Kernel::new(&c, Shader::Increment)?);
+    let count = 256;
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (c, kernel) = (c.clone(), kernel.clone());
+            let queue = queues[t as usize % queues.len()].clone();
+            std::thread::spawn(move || -> Result<()> {
+                let mut buffer = StorageBuffer::new(&c, count)?;
+                let job = Job::new(&c, &kernel, buffer.buffer, Push { seed: t + 1, count })?;
+                for _ in 0..submits {
+                    let q = queue
+                        .lock()
+                        .map_err(|_| Error("queue lock poisoned".into()))?;
+                    job.run(&c, *q)?;
+                }
+                let data = buffer.read()?;
+                job.destroy(&c);
+                buffer.destroy(&c);
+                let want = submits * (t + 1);
+                match data.iter().position(|&v| v != want) {
+                    Some(i) => Err(Error(format!(
+                        "thread {t}: data[{i}] = {}, expected {want}",
+                        data[i]
+                    ))),
+                    None => Ok(()),
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join()
+            .map_err(|_| Error("worker thread panicked".into()))??;
+    }
+    if let Ok(k) = Arc::try_unwrap(kernel) {
+        k.destroy(&c);
+    }
+    println!(
+        "queues={} threads={threads} submits={} ok=true",
+        queues.len(),
+        threads * submits
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or(&[]);
+    let result = match args.first().map(String::as_str) {
+        Some("compute") => cmd_compute(rest),
+        Some("probe") => cmd_probe(),
+        Some("multi") => cmd_multi(),
+        Some("threads") => cmd_threads(rest),
+        _ => Err(Error(
+            "usage: dynabuf-client compute|probe|multi|threads [args]".into(),
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dynabuf-client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! An ordinary Vulkan client: one instance, one device with one compute
+//! queue family, an allocator. Layers come from the environment (the way a
+//! user enables dynabuf) or, for in-process comparisons, by name.
+
+use std::ffi::{CStr, CString};
+use std::mem::ManuallyDrop;
+use std::sync::Mutex;
+
+use ash::vk;
+use gpu_allocator::vulkan::{Allocator, AllocatorCreateDesc};
+
+use crate::{Context, Error, Result};
+
+/// How to build a [`Client`].
+#[derive(Clone, Debug, Default)]
+pub struct ClientOptions {
+    /// Layers enabled by name in `VkInstanceCreateInfo` (on top of any the
+    /// environment enables).
+    pub layers: Vec<CString>,
+    /// How many queues to ask for from the compute family (clamped to what
+    /// the family has).
+    pub queues: u32,
+}
+
+/// Device extensions the client enables when the device offers them.
+const WANTED_DEVICE_EXTENSIONS: &[&CStr] = &[
+    ash::khr::external_memory_fd::NAME,
+    ash::ext::external_memory_dma_buf::NAME,
+    ash::khr::external_semaphore_fd::NAME,
+];
+
+/// One instance + device + allocator.
+pub struct Client {
+    pub entry: ash::Entry,
+    pub instance: ash::Instance,
+    pub physical: vk::PhysicalDevice,
+    pub device: ash::Device,
+    /// The compute-capable queue family.
+    pub family: u32,
+    pub queues: Vec<vk::Queue>,
+    /// Device extensions enabled.
+    pub extensions: Vec<CString>,
+    pub memory_fd: Option<ash::khr::external_memory_fd::Device>,
+    pub allocator: ManuallyDrop<Mutex<Allocator>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("device", &self.device.handle())
+            .field("family", &self.family)
+            .finish()
+    }
+}
+
+impl Client {
+    pub fn new(opts: &ClientOptions) -> Result<Self> {
+        // SAFETY: loads the system's libvulkan.so.1, the real loader; no
+        // other code runs at load time that could observe a half-set state.
+        let entry = unsafe { ash::Entry::load() }.ctx("loading libvulkan.so.1")?;
+        let app = vk::ApplicationInfo::default()
+            .application_name(c"dynabuf-client")
+            .api_version(vk::API_VERSION_1_3);
+        let layer_ptrs: Vec<_> = opts.layers.iter().map(|l| l.as_ptr()).collect();
+        let info = vk::InstanceCreateInfo::default()
+            .application_info(&app)
+            .enabled_layer_names(&layer_ptrs);
+        // SAFETY: a valid create info whose pointers outlive the call.
+        let instance = unsafe { entry.create_instance(&info, None) }.ctx("vkCreateInstance")?;
+        match Self::with_instance(entry, instance.clone(), opts) {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                // SAFETY: nothing was created from the instance that still lives.
+                unsafe { instance.destroy_instance(None) };
+                Err(e)
+            }
+        }
+    }
+
+    fn with_instance(
+        entry: ash::Entry,
+        instance: ash::Instance,
+        opts: &ClientOptions,
+    ) -> Result<Self> {
+        // SAFETY: a live instance.
+        let physicals =
+            unsafe { instance.enumerate_physical_devices() }.ctx("vkEnumeratePhysicalDevices")?;
+        let physical = *physicals
+            .first()
+            .ok_or_else(|| Error("no Vulkan physical device".into()))?;
+        // SAFETY: a physical device of this instance.
+        let families = unsafe { instance.get_physical_device_queue_family_properties(physical) };
+        let (family, props) = families
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.queue_flags.contains(vk::QueueFlags::COMPUTE))
+            .ok_or_else(|| Error("no compute queue family".into()))?;
+        let family = family as u32;
+        let queue_count = opts.queues.clamp(1, props.queue_count);
+        let priorities = vec![1.0f32; queue_count as usize];
+        let queue_info = [vk::DeviceQueueCreateInfo::default()
+            .queue_family_index(family)
+            .queue_priorities(&priorities)];
+        // SAFETY: a physical device of this instance.
+        let available = unsafe { instance.enumerate_device_extension_properties(physical) }
+            .ctx("vkEnumerateDeviceExtensionProperties")?;
+        let extensions: Vec<CString> = WANTED_DEVICE_EXTENSIONS
+            .iter()
+            .filter(|w| {
+                available
+                    .iter()
+                    .any(|a| a.extension_name_as_c_str() == Ok(**w))
+            })
+            .map(|w| CString::from(*w))
+            .collect();
+        let ext_ptrs: Vec<_> = extensions.iter().map(|e| e.as_ptr()).collect();
+        let mut vk13 = vk::PhysicalDeviceVulkan13Features::default().synchronization2(true);
+        let info = vk::DeviceCreateInfo::default()
+            .queue_create_infos(&queue_info)
+            .enabled_extension_names(&ext_ptrs)
+            .push_next(&mut vk13);
+        // SAFETY: a valid create info whose pointers outlive the call.
+        let device =
+            unsafe { instance.create_device(physical, &info, None) }.ctx("vkCreateDevice")?;
+        // SAFETY: queues that the create info asked for.
+        let queues = (0..queue_count)
+            .map(|i| unsafe { device.get_device_queue(family, i) })
+            .collect();
+        let memory_fd = extensions
+            .iter()
+            .any(|e| e.as_c_str() == ash::khr::external_memory_fd::NAME)
+            .then(|| ash::khr::external_memory_fd::Device::new(&instance, &device));
+        let allocator = Allocator::new(&AllocatorCreateDesc {
+            instance: instance.clone(),
+            device: device.clone(),
+            physical_device: physical,
+            debug_settings: Default::default(),
+            buffer_device_address: false,
+            allocation_sizes: Default::default(),
+        })
+        .ctx("gpu-allocator")?;
+        Ok(Client {
+            entry,
+            instance,
+            physical,
+            device,
+            family,
+            queues,
+            extensions,
+            memory_fd,
+            allocator: ManuallyDrop::new(Mutex::new(allocator)),
+        })
+    }
+
+    /// Whether the device has extension `name` enabled.
+    pub fn has_extension(&self, name: &CStr) -> bool {
+        self.extensions.iter().any(|e| e.as_c_str() == name)
+    }
+
+    /// The device's name.
+    pub fn device_name(&self) -> String {
+        // SAFETY: a physical device of this instance.
+        let props = unsafe { self.instance.get_physical_device_properties(self.physical) };
+        props
+            .device_name_as_c_str()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The index of a memory type with `flags` among `type_bits`.
+    pub fn memory_type(&self, type_bits: u32, flags: vk::MemoryPropertyFlags) -> Option<u32> {
+        // SAFETY: a physical device of this instance.
+        let props = unsafe {
+            self.instance
+                .get_physical_device_memory_properties(self.physical)
+        };
+        (0..props.memory_type_count).find(|&i| {
+            type_bits & (1 << i) != 0
+                && props.memory_types[i as usize]
+                    .property_flags
+                    .contains(flags)
+        })
+    }
+
+    /// Looks up a device function through `vkGetDeviceProcAddr`, the way an
+    /// application would, and returns it as an address.
+    pub fn device_proc_addr(&self, name: &CStr) -> Option<usize> {
+        // SAFETY: a live device and a NUL-terminated name.
+        let f = unsafe {
+            (self.instance.fp_v1_0().get_device_proc_addr)(self.device.handle(), name.as_ptr())
+        };
+        f.map(|f| f as usize)
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // SAFETY: the client owns the device and instance; waiting for idle
+        // first means no work still uses anything destroyed here, and the
+        // allocator is dropped (freeing its memory) before the device.
+        unsafe {
+            let _ = self.device.device_wait_idle();
+            ManuallyDrop::drop(&mut self.allocator);
+            self.device.destroy_device(None);
+            self.instance.destroy_instance(None);
+        }
+    }
+}
+
+/// The shared object that contains `addr` (through `dladdr`), to tell which
+/// layer or driver a function pointer belongs to.
+pub fn object_of(addr: usize) -> Option<String> {
+    let mut info = libc::Dl_info {
+        dli_fname: std::ptr::null(),
+        dli_fbase: std::ptr::null_mut(),
+        dli_sname: std::ptr::null(),
+        dli_saddr: std::ptr::null_mut(),
+    };
+    // SAFETY: dladdr only reads the process's link map and fills `info`.
+    let found = unsafe { libc::dladdr(addr as *const libc::c_void, &mut info) };
+    if found == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: on success dli_fname is a NUL-terminated path owned by the loader.
+    Some(
+        unsafe { CStr::from_ptr(info.dli_fname) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
