@@ -193,17 +193,18 @@ pub struct Job {
 
 impl Job {
     pub fn new(c: &Client, kernel: &Kernel, buffer: vk::Buffer, push: Push) -> Result<Self> {
-        Self::with_barriers(c, kernel, buffer, push, |_, _| {})
+        Self::with_barriers(c, kernel, buffer, push, |_, _| {}, |_, _| {})
     }
 
-    /// As [`Job::new`], calling `extra(device, cb)` before the dispatch (to
-    /// record ownership-transfer barriers, say).
+    /// As [`Job::new`], calling `before(device, cb)` before the dispatch and
+    /// `after(device, cb)` after it (to record ownership transfers, say).
     pub fn with_barriers(
         c: &Client,
         kernel: &Kernel,
         buffer: vk::Buffer,
         push: Push,
-        extra: impl FnOnce(&ash::Device, vk::CommandBuffer),
+        before: impl FnOnce(&ash::Device, vk::CommandBuffer),
+        after: impl FnOnce(&ash::Device, vk::CommandBuffer),
     ) -> Result<Self> {
         let d = &c.device;
         // SAFETY: valid create infos; all objects are owned by the Job.
@@ -254,7 +255,7 @@ impl Job {
 
             d.begin_command_buffer(cb, &vk::CommandBufferBeginInfo::default())
                 .ctx("vkBeginCommandBuffer")?;
-            extra(d, cb);
+            before(d, cb);
             d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::COMPUTE, kernel.pipeline);
             d.cmd_bind_descriptor_sets(
                 cb,
@@ -269,6 +270,7 @@ impl Job {
             bytes[4..].copy_from_slice(&push.count.to_le_bytes());
             d.cmd_push_constants(cb, kernel.layout, vk::ShaderStageFlags::COMPUTE, 0, &bytes);
             d.cmd_dispatch(cb, push.count.div_ceil(64), 1, 1);
+            after(d, cb);
             let to_host = [vk::MemoryBarrier::default()
                 .src_access_mask(vk::AccessFlags::SHADER_WRITE)
                 .dst_access_mask(vk::AccessFlags::HOST_READ)];

@@ -11,6 +11,7 @@
 
 pub mod compute;
 pub mod env;
+pub mod external;
 pub mod measure;
 pub mod shaders;
 pub mod vulkan;

@@ -8,13 +8,18 @@
 //! dynabuf-client probe                    which object serves hooked and unhooked functions
 //! dynabuf-client multi                    three instances and devices live at once
 //! dynabuf-client threads [T] [N]          T threads x N submits of increment.comp
+//! dynabuf-client external [CYCLES]        export/import between two devices, ownership
+//!                                         transfers, bad imports, then CYCLES more
+//!                                         export/import/free cycles; fd counts
 //! ```
 
 use std::ffi::CStr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+use ash::vk;
 use dynabuf_client::compute::{self, Job, Kernel, Push, Shader, StorageBuffer};
+use dynabuf_client::external::{open_fds, ownership_barrier, ExternalBuffer};
 use dynabuf_client::shaders::fill_expected;
 use dynabuf_client::vulkan::{object_of, Client, ClientOptions};
 use dynabuf_client::{Error, Result};
@@ -149,6 +154,64 @@ fn cmd_threads(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+fn cmd_external(args: &[String]) -> Result<()> {
+    let cycles = arg(args, 0, 0);
+    let handle_type = vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD;
+    let exporter = Client::new(&ClientOptions::default())?;
+    let importer = Client::new(&ClientOptions::default())?;
+    let len = 1024;
+
+    // Share one buffer: the exporter writes it, the importer's GPU adds 1000
+    // between an acquire from and a release to the outside.
+    let shared = ExternalBuffer::exportable(&exporter, len, handle_type)?;
+    shared.host_access(&exporter, Some(&(0..len).collect::<Vec<_>>()))?;
+    let imported = ExternalBuffer::import(&importer, shared.export_fd(&exporter)?, len, handle_type)
+        .map_err(|e| Error(format!("import: {e:?}")))?;
+    let kernel = Kernel::new(&importer, Shader::Increment)?;
+    let (buffer, family) = (imported.buffer, importer.family);
+    let job = Job::with_barriers(
+        &importer,
+        &kernel,
+        buffer,
+        Push { seed: 1000, count: len },
+        |d, cb| ownership_barrier(d, cb, buffer, vk::QUEUE_FAMILY_EXTERNAL, family, true),
+        |d, cb| ownership_barrier(d, cb, buffer, vk::QUEUE_FAMILY_EXTERNAL, family, false),
+    )?;
+    job.run(&importer, importer.queues[0])?;
+    let seen = shared.host_access(&exporter, None)?;
+    if let Some(i) = (0..len).find(|&i| seen[i as usize] != i + 1000) {
+        return Err(Error(format!("exporter sees data[{i}] = {}, expected {}", seen[i as usize], i + 1000)));
+    }
+    println!("shared_content_ok=true");
+
+    // Bad input: the driver's answer must come back unchanged.
+    let dev_null = std::fs::File::open("/dev/null").map_err(|e| Error(format!("/dev/null: {e}")))?;
+    let bad = ExternalBuffer::import(&importer, dev_null.into(), len, handle_type);
+    println!("import_dev_null={:?}", bad.as_ref().map(|_| ()).err());
+    if let Ok(b) = bad {
+        b.destroy(&importer);
+    }
+
+    // Cycles: the process's fd count must not grow.
+    let fds_before = open_fds();
+    for _ in 0..cycles {
+        let fd = shared.export_fd(&exporter)?;
+        let b = ExternalBuffer::import(&importer, fd, len, handle_type).map_err(|e| Error(format!("import: {e:?}")))?;
+        b.destroy(&importer);
+    }
+    let fds_after = open_fds();
+    println!("cycles={cycles} fds_before={fds_before} fds_after={fds_after}");
+
+    job.destroy(&importer);
+    kernel.destroy(&importer);
+    imported.destroy(&importer);
+    shared.destroy(&exporter);
+    if fds_after > fds_before {
+        return Err(Error(format!("fd count grew from {fds_before} to {fds_after}")));
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or(&[]);
@@ -157,9 +220,8 @@ fn main() -> ExitCode {
         Some("probe") => cmd_probe(),
         Some("multi") => cmd_multi(),
         Some("threads") => cmd_threads(rest),
-        _ => Err(Error(
-            "usage: dynabuf-client compute|probe|multi|threads [args]".into(),
-        )),
+        Some("external") => cmd_external(rest),
+        _ => Err(Error("usage: dynabuf-client compute|probe|multi|threads|external [args]".into())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
