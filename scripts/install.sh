@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the dynabuf layer where the Vulkan loader finds it.
 #
-#   scripts/install.sh [--prefix DIR] [--implicit] [--no-build]
+#   scripts/install.sh [--prefix DIR] [--implicit] [--from BUILD_DIR]
 #
-# Builds the layer (release), copies libVkLayer_dynabuf.so to
+# Builds the layer (release; or takes it from BUILD_DIR), copies libVkLayer_dynabuf.so to
 # DIR/lib/dynabuf/ and writes its manifest, with an absolute library_path,
 # to DIR/share/vulkan/explicit_layer.d/. DIR defaults to ~/.local, whose
 # share/ the loader searches ($XDG_DATA_HOME). With --implicit it also
@@ -14,22 +14,23 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 prefix="${HOME}/.local"
 implicit=0
-build=1
+from=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --prefix) prefix="$2"; shift 2 ;;
         --prefix=*) prefix="${1#--prefix=}"; shift ;;
         --implicit) implicit=1; shift ;;
-        --no-build) build=0; shift ;;
+        --from) from="$2"; shift 2 ;;
         -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "install: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 
-if [ "$build" = 1 ]; then
+if [ -z "$from" ]; then
     (cd "$root" && cargo build --release -p dynabuf --quiet)
+    from="$root/target/release"
 fi
-lib_src="$root/target/release/libVkLayer_dynabuf.so"
+lib_src="$from/libVkLayer_dynabuf.so"
 [ -f "$lib_src" ] || { echo "install: $lib_src not built" >&2; exit 1; }
 
 mkdir -p "$prefix"

@@ -55,12 +55,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            log_level: LogLevel::Warn,
-            log_file: None,
-            disabled: false,
-            stats: false,
-        }
+        Settings { log_level: LogLevel::Warn, log_file: None, disabled: false, stats: false }
     }
 }
 
@@ -111,11 +106,7 @@ const SPECS: &[Spec] = &[
         default_taken: "warn",
         apply: |s, v| {
             let v = v.trim().to_ascii_lowercase();
-            LogLevel::ALL
-                .iter()
-                .find(|(n, _)| *n == v)
-                .map(|(_, l)| s.log_level = *l)
-                .is_some()
+            LogLevel::ALL.iter().find(|(n, _)| *n == v).map(|(_, l)| s.log_level = *l).is_some()
         },
     },
     Spec {
@@ -228,10 +219,8 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 
@@ -254,34 +243,20 @@ mod tests {
 
     #[test]
     fn malformed_value_is_reported_and_default_kept() {
-        let (s, p) = resolve(
-            env_of(&[("DYNABUF_LOG", "loud"), ("DYNABUF_DISABLE", "maybe")]),
-            &HashMap::new(),
-        );
+        let (s, p) =
+            resolve(env_of(&[("DYNABUF_LOG", "loud"), ("DYNABUF_DISABLE", "maybe")]), &HashMap::new());
         assert_eq!(s.log_level, LogLevel::Warn);
         assert!(!s.disabled);
         assert_eq!(p.len(), 2);
         let text = p[0].to_string();
-        assert!(
-            text.contains("DYNABUF_LOG") && text.contains("loud") && text.contains("debug"),
-            "{text}"
-        );
+        assert!(text.contains("DYNABUF_LOG") && text.contains("loud") && text.contains("debug"), "{text}");
         assert!(p[1].to_string().contains("DYNABUF_DISABLE"));
     }
 
     #[test]
     fn booleans() {
-        for (v, want) in [
-            ("1", true),
-            ("yes", true),
-            ("ON", true),
-            ("0", false),
-            ("off", false),
-        ] {
-            let (s, p) = resolve(
-                env_of(&[("DYNABUF_DISABLE", v), ("DYNABUF_STATS", v)]),
-                &HashMap::new(),
-            );
+        for (v, want) in [("1", true), ("yes", true), ("ON", true), ("0", false), ("off", false)] {
+            let (s, p) = resolve(env_of(&[("DYNABUF_DISABLE", v), ("DYNABUF_STATS", v)]), &HashMap::new());
             assert_eq!((s.disabled, s.stats), (want, want), "{v}");
             assert!(p.is_empty());
         }

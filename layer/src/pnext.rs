@@ -42,9 +42,7 @@ extends!(
 /// `p_next` must be null or point to a valid chain of Vulkan structures (every
 /// node starts with `sType`/`pNext` and the list ends with null), alive and
 /// unchanged while the iterator is used.
-pub unsafe fn nodes(
-    p_next: *const c_void,
-) -> impl Iterator<Item = *const vk::BaseInStructure<'static>> {
+pub unsafe fn nodes(p_next: *const c_void) -> impl Iterator<Item = *const vk::BaseInStructure<'static>> {
     let mut cur = p_next.cast::<vk::BaseInStructure<'static>>();
     std::iter::from_fn(move || {
         if cur.is_null() {

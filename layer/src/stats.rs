@@ -42,10 +42,6 @@ impl DeviceStats {
 
     /// One log-friendly line.
     pub fn line(&self) -> String {
-        self.snapshot()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.snapshot().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
     }
 }

@@ -56,7 +56,8 @@ impl Bench {
                 )
                 .ctx("vkCreateBuffer")?;
             let req = d.get_buffer_memory_requirements(buffer);
-            let memory_type = client.memory_type(req.memory_type_bits, vk::MemoryPropertyFlags::empty()).unwrap_or(0);
+            let memory_type =
+                client.memory_type(req.memory_type_bits, vk::MemoryPropertyFlags::empty()).unwrap_or(0);
             // The submitted command buffer: one small barrier, resubmittable
             // while pending.
             let submit_cb = cbs[0];
@@ -99,7 +100,8 @@ impl Bench {
 
     fn alloc_free(&self) -> f64 {
         let d = &self.client.device;
-        let info = vk::MemoryAllocateInfo::default().allocation_size(4096).memory_type_index(self.memory_type);
+        let info =
+            vk::MemoryAllocateInfo::default().allocation_size(4096).memory_type_index(self.memory_type);
         ns_per_iter(ALLOCS_PER_SAMPLE, || {
             // SAFETY: a valid allocate info; the memory is freed at once.
             unsafe {
@@ -169,7 +171,10 @@ fn main() -> Result<()> {
     let without = Bench::new(vec![])?;
     let with = Bench::new(vec![CString::new(LAYER_NAME).expect("layer name")])?;
     let in_chain = with.client.device_proc_addr(c"vkQueueSubmit").and_then(object_of).unwrap_or_default();
-    assert!(in_chain.ends_with("libVkLayer_dynabuf.so"), "the layer is not in the chain ({in_chain}); build it first");
+    assert!(
+        in_chain.ends_with("libVkLayer_dynabuf.so"),
+        "the layer is not in the chain ({in_chain}); build it first"
+    );
     println!("device: {}", with.client.device_name());
     println!("layer: {in_chain}");
     println!("rounds: {rounds} (interleaved; median of round medians)");

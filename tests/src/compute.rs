@@ -57,9 +57,8 @@ impl Kernel {
                     None,
                 )
                 .ctx("vkCreateDescriptorSetLayout")?;
-            let ranges = [vk::PushConstantRange::default()
-                .stage_flags(vk::ShaderStageFlags::COMPUTE)
-                .size(8)];
+            let ranges =
+                [vk::PushConstantRange::default().stage_flags(vk::ShaderStageFlags::COMPUTE).size(8)];
             let set_layouts = [set_layout];
             let layout = d
                 .create_pipeline_layout(
@@ -73,18 +72,11 @@ impl Kernel {
                 .stage(vk::ShaderStageFlags::COMPUTE)
                 .module(module)
                 .name(c"main");
-            let info = [vk::ComputePipelineCreateInfo::default()
-                .stage(stage)
-                .layout(layout)];
+            let info = [vk::ComputePipelineCreateInfo::default().stage(stage).layout(layout)];
             let pipeline = d.create_compute_pipelines(vk::PipelineCache::null(), &info, None);
             d.destroy_shader_module(module, None);
-            let pipeline =
-                pipeline.map_err(|(_, e)| Error(format!("vkCreateComputePipelines: {e:?}")))?[0];
-            Ok(Kernel {
-                pipeline,
-                layout,
-                set_layout,
-            })
+            let pipeline = pipeline.map_err(|(_, e)| Error(format!("vkCreateComputePipelines: {e:?}")))?[0];
+            Ok(Kernel { pipeline, layout, set_layout })
         }
     }
 
@@ -93,8 +85,7 @@ impl Kernel {
         unsafe {
             c.device.destroy_pipeline(self.pipeline, None);
             c.device.destroy_pipeline_layout(self.layout, None);
-            c.device
-                .destroy_descriptor_set_layout(self.set_layout, None);
+            c.device.destroy_descriptor_set_layout(self.set_layout, None);
         }
     }
 }
@@ -129,39 +120,23 @@ impl StorageBuffer {
             })
             .ctx("gpu-allocator allocate")?;
         // SAFETY: unbound buffer, memory of this device large enough.
-        unsafe {
-            c.device
-                .bind_buffer_memory(buffer, allocation.memory(), allocation.offset())
-        }
-        .ctx("vkBindBufferMemory")?;
-        let mut b = StorageBuffer {
-            buffer,
-            allocation: Some(allocation),
-            len,
-        };
+        unsafe { c.device.bind_buffer_memory(buffer, allocation.memory(), allocation.offset()) }
+            .ctx("vkBindBufferMemory")?;
+        let mut b = StorageBuffer { buffer, allocation: Some(allocation), len };
         b.write(&vec![0; len as usize])?;
         Ok(b)
     }
 
     fn mapped(&mut self) -> Result<&mut [u8]> {
         let n = self.len as usize * 4;
-        let a = self
-            .allocation
-            .as_mut()
-            .ok_or_else(|| Error("buffer freed".into()))?;
-        let s = a
-            .mapped_slice_mut()
-            .ok_or_else(|| Error("buffer not host-mapped".into()))?;
+        let a = self.allocation.as_mut().ok_or_else(|| Error("buffer freed".into()))?;
+        let s = a.mapped_slice_mut().ok_or_else(|| Error("buffer not host-mapped".into()))?;
         Ok(&mut s[..n])
     }
 
     /// The buffer's content (the caller has waited for the GPU).
     pub fn read(&mut self) -> Result<Vec<u32>> {
-        Ok(self
-            .mapped()?
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        Ok(self.mapped()?.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 
     pub fn write(&mut self, data: &[u32]) -> Result<()> {
@@ -210,16 +185,11 @@ impl Job {
         // SAFETY: valid create infos; all objects are owned by the Job.
         unsafe {
             let pool = d
-                .create_command_pool(
-                    &vk::CommandPoolCreateInfo::default().queue_family_index(c.family),
-                    None,
-                )
+                .create_command_pool(&vk::CommandPoolCreateInfo::default().queue_family_index(c.family), None)
                 .ctx("vkCreateCommandPool")?;
             let cb = d
                 .allocate_command_buffers(
-                    &vk::CommandBufferAllocateInfo::default()
-                        .command_pool(pool)
-                        .command_buffer_count(1),
+                    &vk::CommandBufferAllocateInfo::default().command_pool(pool).command_buffer_count(1),
                 )
                 .ctx("vkAllocateCommandBuffers")?[0];
             let sizes = [vk::DescriptorPoolSize::default()
@@ -227,9 +197,7 @@ impl Job {
                 .descriptor_count(1)];
             let descriptor_pool = d
                 .create_descriptor_pool(
-                    &vk::DescriptorPoolCreateInfo::default()
-                        .max_sets(1)
-                        .pool_sizes(&sizes),
+                    &vk::DescriptorPoolCreateInfo::default().max_sets(1).pool_sizes(&sizes),
                     None,
                 )
                 .ctx("vkCreateDescriptorPool")?;
@@ -241,30 +209,18 @@ impl Job {
                         .set_layouts(&layouts),
                 )
                 .ctx("vkAllocateDescriptorSets")?[0];
-            let buffer_info = [vk::DescriptorBufferInfo::default()
-                .buffer(buffer)
-                .range(vk::WHOLE_SIZE)];
+            let buffer_info = [vk::DescriptorBufferInfo::default().buffer(buffer).range(vk::WHOLE_SIZE)];
             let write = [vk::WriteDescriptorSet::default()
                 .dst_set(set)
                 .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
                 .buffer_info(&buffer_info)];
             d.update_descriptor_sets(&write, &[]);
-            let fence = d
-                .create_fence(&vk::FenceCreateInfo::default(), None)
-                .ctx("vkCreateFence")?;
+            let fence = d.create_fence(&vk::FenceCreateInfo::default(), None).ctx("vkCreateFence")?;
 
-            d.begin_command_buffer(cb, &vk::CommandBufferBeginInfo::default())
-                .ctx("vkBeginCommandBuffer")?;
+            d.begin_command_buffer(cb, &vk::CommandBufferBeginInfo::default()).ctx("vkBeginCommandBuffer")?;
             before(d, cb);
             d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::COMPUTE, kernel.pipeline);
-            d.cmd_bind_descriptor_sets(
-                cb,
-                vk::PipelineBindPoint::COMPUTE,
-                kernel.layout,
-                0,
-                &[set],
-                &[],
-            );
+            d.cmd_bind_descriptor_sets(cb, vk::PipelineBindPoint::COMPUTE, kernel.layout, 0, &[set], &[]);
             let mut bytes = [0u8; 8];
             bytes[..4].copy_from_slice(&push.seed.to_le_bytes());
             bytes[4..].copy_from_slice(&push.count.to_le_bytes());
@@ -284,12 +240,7 @@ impl Job {
                 &[],
             );
             d.end_command_buffer(cb).ctx("vkEndCommandBuffer")?;
-            Ok(Job {
-                pool,
-                cb,
-                fence,
-                descriptor_pool,
-            })
+            Ok(Job { pool, cb, fence, descriptor_pool })
         }
     }
 
@@ -301,12 +252,8 @@ impl Job {
         // device; the caller serialises use of `queue` (Vulkan's external
         // synchronisation rule), and the job is not pending (we wait below).
         unsafe {
-            c.device
-                .queue_submit(queue, &submit, self.fence)
-                .ctx("vkQueueSubmit")?;
-            c.device
-                .wait_for_fences(&[self.fence], true, 10_000_000_000)
-                .ctx("vkWaitForFences")?;
+            c.device.queue_submit(queue, &submit, self.fence).ctx("vkQueueSubmit")?;
+            c.device.wait_for_fences(&[self.fence], true, 10_000_000_000).ctx("vkWaitForFences")?;
             c.device.reset_fences(&[self.fence]).ctx("vkResetFences")?;
         }
         Ok(())

@@ -41,11 +41,7 @@ pub fn driver_files() -> Option<PathBuf> {
     let mut found: Vec<_> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("lvp_icd"))
-        })
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("lvp_icd")))
         .collect();
     found.sort();
     found.into_iter().next()
@@ -65,9 +61,7 @@ pub enum Layer {
 /// the layer under test is the only one.
 pub fn vulkan_env(cmd: &mut Command, layer: Layer) -> &mut Command {
     for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("DYNABUF_")
-            && k != "DYNABUF_LAYER_DIR"
-            && k != "DYNABUF_TEST_ICD"
+        if k.to_string_lossy().starts_with("DYNABUF_") && k != "DYNABUF_LAYER_DIR" && k != "DYNABUF_TEST_ICD"
         {
             cmd.env_remove(k);
         }
@@ -75,9 +69,7 @@ pub fn vulkan_env(cmd: &mut Command, layer: Layer) -> &mut Command {
     if let Some(icd) = driver_files() {
         cmd.env("VK_DRIVER_FILES", icd);
     }
-    cmd.env("VK_LAYER_PATH", layer_dir())
-        .env("NODEVICE_SELECT", "1")
-        .env_remove("VK_LOADER_DEBUG");
+    cmd.env("VK_LAYER_PATH", layer_dir()).env("NODEVICE_SELECT", "1").env_remove("VK_LOADER_DEBUG");
     match layer {
         Layer::On => cmd.env("VK_INSTANCE_LAYERS", LAYER_NAME),
         Layer::Off => cmd.env_remove("VK_INSTANCE_LAYERS"),

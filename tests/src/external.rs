@@ -25,7 +25,11 @@ fn buffer_info<'a>(
 ) -> vk::BufferCreateInfo<'a> {
     vk::BufferCreateInfo::default()
         .size(size)
-        .usage(vk::BufferUsageFlags::STORAGE_BUFFER | vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST)
+        .usage(
+            vk::BufferUsageFlags::STORAGE_BUFFER
+                | vk::BufferUsageFlags::TRANSFER_SRC
+                | vk::BufferUsageFlags::TRANSFER_DST,
+        )
         .push_next(external)
 }
 
@@ -35,10 +39,12 @@ impl ExternalBuffer {
         let mut external = vk::ExternalMemoryBufferCreateInfo::default().handle_types(handle_type);
         let size = u64::from(len) * 4;
         // SAFETY: a valid create info.
-        let buffer = unsafe { c.device.create_buffer(&buffer_info(size, &mut external), None) }.ctx("vkCreateBuffer")?;
+        let buffer = unsafe { c.device.create_buffer(&buffer_info(size, &mut external), None) }
+            .ctx("vkCreateBuffer")?;
         // SAFETY: a buffer of this device.
         let req = unsafe { c.device.get_buffer_memory_requirements(buffer) };
-        let Some(type_index) = c.memory_type(req.memory_type_bits, vk::MemoryPropertyFlags::HOST_VISIBLE) else {
+        let Some(type_index) = c.memory_type(req.memory_type_bits, vk::MemoryPropertyFlags::HOST_VISIBLE)
+        else {
             // SAFETY: the buffer is unused.
             unsafe { c.device.destroy_buffer(buffer, None) };
             return Err(Error("no host-visible memory type for an exportable buffer".into()));
@@ -82,7 +88,8 @@ impl ExternalBuffer {
             }
             _ => !0,
         };
-        let Some(type_index) = c.memory_type(req.memory_type_bits & fd_bits, vk::MemoryPropertyFlags::HOST_VISIBLE)
+        let Some(type_index) =
+            c.memory_type(req.memory_type_bits & fd_bits, vk::MemoryPropertyFlags::HOST_VISIBLE)
         else {
             // SAFETY: the buffer is unused.
             unsafe { c.device.destroy_buffer(buffer, None) };
@@ -140,7 +147,8 @@ impl ExternalBuffer {
 
     /// Exports the memory as a new fd (`vkGetMemoryFdKHR`).
     pub fn export_fd(&self, c: &Client) -> Result<OwnedFd> {
-        let ext = c.memory_fd.as_ref().ok_or_else(|| Error("VK_KHR_external_memory_fd not enabled".into()))?;
+        let ext =
+            c.memory_fd.as_ref().ok_or_else(|| Error("VK_KHR_external_memory_fd not enabled".into()))?;
         let info = vk::MemoryGetFdInfoKHR::default().memory(self.memory).handle_type(self.handle_type);
         // SAFETY: memory of this device allocated exportable as this type.
         let fd = unsafe { ext.get_memory_fd(&info) }.ctx("vkGetMemoryFdKHR")?;
@@ -201,7 +209,11 @@ pub fn ownership_barrier(
     let (src, dst) = if acquire { (outside, family) } else { (family, outside) };
     let barrier = [vk::BufferMemoryBarrier::default()
         .src_access_mask(if acquire { vk::AccessFlags::empty() } else { vk::AccessFlags::SHADER_WRITE })
-        .dst_access_mask(if acquire { vk::AccessFlags::SHADER_READ | vk::AccessFlags::SHADER_WRITE } else { vk::AccessFlags::empty() })
+        .dst_access_mask(if acquire {
+            vk::AccessFlags::SHADER_READ | vk::AccessFlags::SHADER_WRITE
+        } else {
+            vk::AccessFlags::empty()
+        })
         .src_queue_family_index(src)
         .dst_queue_family_index(dst)
         .buffer(buffer)
@@ -212,7 +224,9 @@ pub fn ownership_barrier(
         (vk::PipelineStageFlags::COMPUTE_SHADER, vk::PipelineStageFlags::BOTTOM_OF_PIPE)
     };
     // SAFETY: a command buffer in the recording state and a buffer of this device.
-    unsafe { d.cmd_pipeline_barrier(cb, src_stage, dst_stage, vk::DependencyFlags::empty(), &[], &barrier, &[]) };
+    unsafe {
+        d.cmd_pipeline_barrier(cb, src_stage, dst_stage, vk::DependencyFlags::empty(), &[], &barrier, &[])
+    };
 }
 
 /// `(st_dev, st_ino)` of an open fd, or `None` when it is not open.

@@ -13,6 +13,7 @@ pub mod compute;
 pub mod env;
 pub mod external;
 pub mod measure;
+pub mod scenario;
 pub mod shaders;
 pub mod vulkan;
 

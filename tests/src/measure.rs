@@ -30,11 +30,7 @@ pub fn ns_per_iter(iters: u32, mut body: impl FnMut()) -> f64 {
 /// Runs `configs` interleaved for `rounds` rounds (alternating which goes
 /// first), each round taking `samples` samples per config, and returns the
 /// median of round medians for each config.
-pub fn interleaved(
-    rounds: usize,
-    samples: usize,
-    configs: &mut [&mut dyn FnMut() -> f64],
-) -> Vec<f64> {
+pub fn interleaved(rounds: usize, samples: usize, configs: &mut [&mut dyn FnMut() -> f64]) -> Vec<f64> {
     let mut per_round: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); configs.len()];
     for round in 0..rounds {
         let n = configs.len();

@@ -18,7 +18,5 @@ pub fn fill_expected(i: u32, seed: u32) -> u32 {
 
 /// SPIR-V bytes as the words `vkCreateShaderModule` wants.
 pub fn words(spv: &[u8]) -> Vec<u32> {
-    spv.chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    spv.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }

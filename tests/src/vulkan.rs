@@ -46,10 +46,7 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("device", &self.device.handle())
-            .field("family", &self.family)
-            .finish()
+        f.debug_struct("Client").field("device", &self.device.handle()).field("family", &self.family).finish()
     }
 }
 
@@ -62,9 +59,7 @@ impl Client {
             .application_name(c"dynabuf-client")
             .api_version(vk::API_VERSION_1_3);
         let layer_ptrs: Vec<_> = opts.layers.iter().map(|l| l.as_ptr()).collect();
-        let info = vk::InstanceCreateInfo::default()
-            .application_info(&app)
-            .enabled_layer_names(&layer_ptrs);
+        let info = vk::InstanceCreateInfo::default().application_info(&app).enabled_layer_names(&layer_ptrs);
         // SAFETY: a valid create info whose pointers outlive the call.
         let instance = unsafe { entry.create_instance(&info, None) }.ctx("vkCreateInstance")?;
         match Self::with_instance(entry, instance.clone(), opts) {
@@ -77,17 +72,10 @@ impl Client {
         }
     }
 
-    fn with_instance(
-        entry: ash::Entry,
-        instance: ash::Instance,
-        opts: &ClientOptions,
-    ) -> Result<Self> {
+    fn with_instance(entry: ash::Entry, instance: ash::Instance, opts: &ClientOptions) -> Result<Self> {
         // SAFETY: a live instance.
-        let physicals =
-            unsafe { instance.enumerate_physical_devices() }.ctx("vkEnumeratePhysicalDevices")?;
-        let physical = *physicals
-            .first()
-            .ok_or_else(|| Error("no Vulkan physical device".into()))?;
+        let physicals = unsafe { instance.enumerate_physical_devices() }.ctx("vkEnumeratePhysicalDevices")?;
+        let physical = *physicals.first().ok_or_else(|| Error("no Vulkan physical device".into()))?;
         // SAFETY: a physical device of this instance.
         let families = unsafe { instance.get_physical_device_queue_family_properties(physical) };
         let (family, props) = families
@@ -98,19 +86,14 @@ impl Client {
         let family = family as u32;
         let queue_count = opts.queues.clamp(1, props.queue_count);
         let priorities = vec![1.0f32; queue_count as usize];
-        let queue_info = [vk::DeviceQueueCreateInfo::default()
-            .queue_family_index(family)
-            .queue_priorities(&priorities)];
+        let queue_info =
+            [vk::DeviceQueueCreateInfo::default().queue_family_index(family).queue_priorities(&priorities)];
         // SAFETY: a physical device of this instance.
         let available = unsafe { instance.enumerate_device_extension_properties(physical) }
             .ctx("vkEnumerateDeviceExtensionProperties")?;
         let extensions: Vec<CString> = WANTED_DEVICE_EXTENSIONS
             .iter()
-            .filter(|w| {
-                available
-                    .iter()
-                    .any(|a| a.extension_name_as_c_str() == Ok(**w))
-            })
+            .filter(|w| available.iter().any(|a| a.extension_name_as_c_str() == Ok(**w)))
             .map(|w| CString::from(*w))
             .collect();
         let ext_ptrs: Vec<_> = extensions.iter().map(|e| e.as_ptr()).collect();
@@ -120,12 +103,9 @@ impl Client {
             .enabled_extension_names(&ext_ptrs)
             .push_next(&mut vk13);
         // SAFETY: a valid create info whose pointers outlive the call.
-        let device =
-            unsafe { instance.create_device(physical, &info, None) }.ctx("vkCreateDevice")?;
+        let device = unsafe { instance.create_device(physical, &info, None) }.ctx("vkCreateDevice")?;
         // SAFETY: queues that the create info asked for.
-        let queues = (0..queue_count)
-            .map(|i| unsafe { device.get_device_queue(family, i) })
-            .collect();
+        let queues = (0..queue_count).map(|i| unsafe { device.get_device_queue(family, i) }).collect();
         let memory_fd = extensions
             .iter()
             .any(|e| e.as_c_str() == ash::khr::external_memory_fd::NAME)
@@ -161,24 +141,15 @@ impl Client {
     pub fn device_name(&self) -> String {
         // SAFETY: a physical device of this instance.
         let props = unsafe { self.instance.get_physical_device_properties(self.physical) };
-        props
-            .device_name_as_c_str()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        props.device_name_as_c_str().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
     /// The index of a memory type with `flags` among `type_bits`.
     pub fn memory_type(&self, type_bits: u32, flags: vk::MemoryPropertyFlags) -> Option<u32> {
         // SAFETY: a physical device of this instance.
-        let props = unsafe {
-            self.instance
-                .get_physical_device_memory_properties(self.physical)
-        };
+        let props = unsafe { self.instance.get_physical_device_memory_properties(self.physical) };
         (0..props.memory_type_count).find(|&i| {
-            type_bits & (1 << i) != 0
-                && props.memory_types[i as usize]
-                    .property_flags
-                    .contains(flags)
+            type_bits & (1 << i) != 0 && props.memory_types[i as usize].property_flags.contains(flags)
         })
     }
 
@@ -186,9 +157,8 @@ impl Client {
     /// application would, and returns it as an address.
     pub fn device_proc_addr(&self, name: &CStr) -> Option<usize> {
         // SAFETY: a live device and a NUL-terminated name.
-        let f = unsafe {
-            (self.instance.fp_v1_0().get_device_proc_addr)(self.device.handle(), name.as_ptr())
-        };
+        let f =
+            unsafe { (self.instance.fp_v1_0().get_device_proc_addr)(self.device.handle(), name.as_ptr()) };
         f.map(|f| f as usize)
     }
 }
@@ -222,9 +192,5 @@ pub fn object_of(addr: usize) -> Option<String> {
         return None;
     }
     // SAFETY: on success dli_fname is a NUL-terminated path owned by the loader.
-    Some(
-        unsafe { CStr::from_ptr(info.dli_fname) }
-            .to_string_lossy()
-            .into_owned(),
-    )
+    Some(unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned())
 }

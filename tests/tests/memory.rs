@@ -9,7 +9,7 @@ use common::{client, Layer};
 fn stat(stderr: &str, device_has: &str, key: &str) -> u64 {
     let line = stderr
         .lines()
-        .filter(|l| l.contains("stats for device"))
+        .filter(|l| l.contains("stats for dev"))
         .find(|l| l.contains(device_has))
         .unwrap_or_else(|| panic!("no stats line with {device_has}:\n{stderr}"));
     line.split_whitespace()

@@ -74,14 +74,7 @@ impl Device {
     ) -> Self {
         // SAFETY: forwarded from this function's contract.
         let fns = unsafe { DeviceFns::load(next_gdpa, handle) };
-        Device {
-            handle,
-            physical,
-            next_gdpa,
-            set_loader_data,
-            fns,
-            state,
-        }
+        Device { handle, physical, next_gdpa, set_loader_data, fns, state }
     }
 
     /// The next layer's pointer for `name` (null when it has none).
@@ -125,11 +118,7 @@ impl Device {
         unsafe { f(self.handle, info, opt(allocator), memory) }
     }
 
-    pub fn free_memory(
-        &self,
-        memory: vk::DeviceMemory,
-        allocator: Option<&vk::AllocationCallbacks<'_>>,
-    ) {
+    pub fn free_memory(&self, memory: vk::DeviceMemory, allocator: Option<&vk::AllocationCallbacks<'_>>) {
         if let Some(f) = self.fns.free_memory {
             // SAFETY: see the module doc.
             unsafe { f(self.handle, memory, opt(allocator)) }
@@ -157,12 +146,7 @@ impl Device {
         unsafe { f(self.handle, buffer, memory, offset) }
     }
 
-    pub fn bind_image_memory(
-        &self,
-        image: vk::Image,
-        memory: vk::DeviceMemory,
-        offset: u64,
-    ) -> vk::Result {
+    pub fn bind_image_memory(&self, image: vk::Image, memory: vk::DeviceMemory, offset: u64) -> vk::Result {
         let Some(f) = self.fns.bind_image_memory else {
             return MISSING;
         };
@@ -186,11 +170,7 @@ impl Device {
         unsafe { f(self.handle, infos.len() as u32, infos.as_ptr()) }
     }
 
-    pub fn destroy_buffer(
-        &self,
-        buffer: vk::Buffer,
-        allocator: Option<&vk::AllocationCallbacks<'_>>,
-    ) {
+    pub fn destroy_buffer(&self, buffer: vk::Buffer, allocator: Option<&vk::AllocationCallbacks<'_>>) {
         if let Some(f) = self.fns.destroy_buffer {
             // SAFETY: see the module doc.
             unsafe { f(self.handle, buffer, opt(allocator)) }
@@ -252,11 +232,7 @@ impl Device {
         unsafe { f(cb, flags) }
     }
 
-    pub fn reset_command_pool(
-        &self,
-        pool: vk::CommandPool,
-        flags: vk::CommandPoolResetFlags,
-    ) -> vk::Result {
+    pub fn reset_command_pool(&self, pool: vk::CommandPool, flags: vk::CommandPoolResetFlags) -> vk::Result {
         let Some(f) = self.fns.reset_command_pool else {
             return MISSING;
         };

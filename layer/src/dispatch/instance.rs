@@ -27,11 +27,7 @@ impl Instance {
     pub unsafe fn new(handle: vk::Instance, next_gipa: vk::PFN_vkGetInstanceProcAddr) -> Self {
         // SAFETY: forwarded from this function's contract.
         let fns = unsafe { InstanceFns::load(next_gipa, handle) };
-        Instance {
-            handle,
-            next_gipa,
-            fns,
-        }
+        Instance { handle, next_gipa, fns }
     }
 
     /// The next layer's pointer for `name` (null when it has none).
@@ -50,10 +46,7 @@ impl Instance {
         // SAFETY: `physical` belongs to this instance (the caller found this
         // state through its dispatch key) and `props` is a valid out-struct.
         unsafe { f(physical, &mut props) };
-        props
-            .device_name_as_c_str()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        props.device_name_as_c_str().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
     /// Calls the next `vkDestroyInstance`.

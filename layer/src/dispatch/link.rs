@@ -54,13 +54,7 @@ unsafe fn find_create_info(
 /// layer to advance `pLayerInfo` in place.
 pub unsafe fn take_instance_link(p_next: *const c_void) -> Option<InstanceLink> {
     // SAFETY: forwarded from this function's contract.
-    let info = unsafe {
-        find_create_info(
-            p_next,
-            LOADER_INSTANCE_CREATE_INFO,
-            LayerFunction::LINK_INFO,
-        )
-    }?;
+    let info = unsafe { find_create_info(p_next, LOADER_INSTANCE_CREATE_INFO, LayerFunction::LINK_INFO) }?;
     // SAFETY: `info` is the loader's `VkLayerInstanceCreateInfo` with
     // function LINK_INFO, so `u[0]` is its `pLayerInfo` (null or a link).
     let link = unsafe { (*info).u[0].cast::<LayerInstanceLink>().as_ref() }?;
@@ -79,8 +73,7 @@ pub unsafe fn take_instance_link(p_next: *const c_void) -> Option<InstanceLink> 
 /// As for [`take_instance_link`], with a `VkDeviceCreateInfo`.
 pub unsafe fn take_device_link(p_next: *const c_void) -> Option<DeviceLink> {
     // SAFETY: forwarded from this function's contract.
-    let info =
-        unsafe { find_create_info(p_next, LOADER_DEVICE_CREATE_INFO, LayerFunction::LINK_INFO) }?;
+    let info = unsafe { find_create_info(p_next, LOADER_DEVICE_CREATE_INFO, LayerFunction::LINK_INFO) }?;
     // SAFETY: `info` is the loader's `VkLayerDeviceCreateInfo` with function
     // LINK_INFO, so `u[0]` is its `pLayerInfo` (null or a link).
     let link = unsafe { (*info).u[0].cast::<LayerDeviceLink>().as_ref() }?;
@@ -89,21 +82,103 @@ pub unsafe fn take_device_link(p_next: *const c_void) -> Option<DeviceLink> {
     // SAFETY: as in `take_instance_link`.
     unsafe { (*info).u[0] = link.p_next.cast() };
     // SAFETY: forwarded from this function's contract.
-    let loader_data = unsafe {
-        find_create_info(
-            p_next,
-            LOADER_DEVICE_CREATE_INFO,
-            LayerFunction::LOADER_DATA_CALLBACK,
-        )
-    };
+    let loader_data =
+        unsafe { find_create_info(p_next, LOADER_DEVICE_CREATE_INFO, LayerFunction::LOADER_DATA_CALLBACK) };
     let set_device_loader_data = loader_data.and_then(|info| {
         // SAFETY: with function LOADER_DATA_CALLBACK, `u[0]` is the loader's
         // `pfnSetDeviceLoaderData`, a function pointer or null.
         unsafe { std::mem::transmute::<*mut c_void, Option<PfnSetDeviceLoaderData>>((*info).u[0]) }
     });
-    Some(DeviceLink {
-        next_gipa,
-        next_gdpa,
-        set_device_loader_data,
-    })
+    Some(DeviceLink { next_gipa, next_gdpa, set_device_loader_data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::loader_abi::{LayerDeviceLink, LayerInstanceLink};
+    use super::*;
+
+    unsafe extern "system" fn fake_gipa(
+        _: vk::Instance,
+        _: *const std::ffi::c_char,
+    ) -> vk::PFN_vkVoidFunction {
+        None
+    }
+    unsafe extern "system" fn fake_gdpa(_: vk::Device, _: *const std::ffi::c_char) -> vk::PFN_vkVoidFunction {
+        None
+    }
+
+    #[test]
+    fn missing_link_info_is_refused() {
+        // SAFETY: a null chain and a chain of one unrelated structure are valid.
+        unsafe {
+            assert!(take_instance_link(std::ptr::null()).is_none());
+            let other = vk::ExportMemoryAllocateInfo::default();
+            assert!(take_device_link((&other as *const vk::ExportMemoryAllocateInfo<'_>).cast()).is_none());
+        }
+    }
+
+    #[test]
+    fn link_info_with_no_next_layer_is_refused() {
+        let info = LayerCreateInfo {
+            s_type: LOADER_INSTANCE_CREATE_INFO,
+            p_next: std::ptr::null(),
+            function: LayerFunction::LINK_INFO,
+            u: [std::ptr::null_mut(); 2],
+        };
+        // SAFETY: a valid one-node chain.
+        assert!(unsafe { take_instance_link((&info as *const LayerCreateInfo).cast()) }.is_none());
+    }
+
+    #[test]
+    fn taking_a_link_advances_the_chain() {
+        let mut second = LayerInstanceLink {
+            p_next: std::ptr::null_mut(),
+            pfn_next_get_instance_proc_addr: Some(fake_gipa),
+            pfn_next_get_physical_device_proc_addr: None,
+        };
+        let second_ptr: *mut LayerInstanceLink = &mut second;
+        let mut first = LayerInstanceLink {
+            p_next: second_ptr,
+            pfn_next_get_instance_proc_addr: Some(fake_gipa),
+            pfn_next_get_physical_device_proc_addr: None,
+        };
+        let info = LayerCreateInfo {
+            s_type: LOADER_INSTANCE_CREATE_INFO,
+            p_next: std::ptr::null(),
+            function: LayerFunction::LINK_INFO,
+            u: [(&mut first as *mut LayerInstanceLink).cast(), std::ptr::null_mut()],
+        };
+        let chain = (&info as *const LayerCreateInfo).cast();
+        // SAFETY: a valid chain whose links outlive the calls.
+        unsafe {
+            assert!(take_instance_link(chain).is_some());
+            assert_eq!(info.u[0], second_ptr.cast());
+            assert!(take_instance_link(chain).is_some());
+            assert!(take_instance_link(chain).is_none(), "the chain is used up");
+        }
+    }
+
+    #[test]
+    fn device_link_needs_both_proc_addrs() {
+        let mut link = LayerDeviceLink {
+            p_next: std::ptr::null_mut(),
+            pfn_next_get_instance_proc_addr: Some(fake_gipa),
+            pfn_next_get_device_proc_addr: None,
+        };
+        let link_ptr: *mut LayerDeviceLink = &mut link;
+        let info = LayerCreateInfo {
+            s_type: LOADER_DEVICE_CREATE_INFO,
+            p_next: std::ptr::null(),
+            function: LayerFunction::LINK_INFO,
+            u: [link_ptr.cast(), std::ptr::null_mut()],
+        };
+        let chain = (&info as *const LayerCreateInfo).cast();
+        // SAFETY: a valid chain whose link outlives the calls.
+        unsafe {
+            assert!(take_device_link(chain).is_none());
+            (*link_ptr).pfn_next_get_device_proc_addr = Some(fake_gdpa);
+            let l = take_device_link(chain).expect("complete link");
+            assert!(l.set_device_loader_data.is_none());
+        }
+    }
 }

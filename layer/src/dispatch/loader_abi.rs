@@ -25,11 +25,9 @@ impl LayerFunction {
     pub const LOADER_DATA_CALLBACK: Self = Self(1);
 }
 
-pub type PfnGetPhysicalDeviceProcAddr = Option<
-    unsafe extern "system" fn(vk::Instance, *const std::ffi::c_char) -> vk::PFN_vkVoidFunction,
->;
-pub type PfnSetInstanceLoaderData =
-    unsafe extern "system" fn(vk::Instance, *mut c_void) -> vk::Result;
+pub type PfnGetPhysicalDeviceProcAddr =
+    Option<unsafe extern "system" fn(vk::Instance, *const std::ffi::c_char) -> vk::PFN_vkVoidFunction>;
+pub type PfnSetInstanceLoaderData = unsafe extern "system" fn(vk::Instance, *mut c_void) -> vk::Result;
 pub type PfnSetDeviceLoaderData = unsafe extern "system" fn(vk::Device, *mut c_void) -> vk::Result;
 
 /// `VkNegotiateLayerInterface`.

@@ -36,21 +36,15 @@ pub struct SlotTable<T> {
 
 impl<T> std::fmt::Debug for SlotTable<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlotTable")
-            .field("used", &self.used.load(Ordering::Relaxed))
-            .finish()
+        f.debug_struct("SlotTable").field("used", &self.used.load(Ordering::Relaxed)).finish()
     }
 }
 
 impl<T> SlotTable<T> {
     pub const fn new() -> Self {
         SlotTable {
-            slots: [const {
-                Slot {
-                    key: AtomicUsize::new(0),
-                    value: AtomicPtr::new(std::ptr::null_mut()),
-                }
-            }; CAPACITY],
+            slots: [const { Slot { key: AtomicUsize::new(0), value: AtomicPtr::new(std::ptr::null_mut()) } };
+                CAPACITY],
             used: AtomicUsize::new(0),
             writers: Mutex::new(()),
         }
@@ -63,16 +57,11 @@ impl<T> SlotTable<T> {
             return Err(value);
         }
         let _w = self.writers.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(index) = self
-            .slots
-            .iter()
-            .position(|s| s.key.load(Ordering::Relaxed) == 0)
-        else {
+        let Some(index) = self.slots.iter().position(|s| s.key.load(Ordering::Relaxed) == 0) else {
             return Err(value);
         };
         let slot = &self.slots[index];
-        slot.value
-            .store(Arc::into_raw(value).cast_mut(), Ordering::Relaxed);
+        slot.value.store(Arc::into_raw(value).cast_mut(), Ordering::Relaxed);
         // Release: a reader that sees the key also sees the value.
         slot.key.store(key, Ordering::Release);
         if index >= self.used.load(Ordering::Relaxed) {
@@ -105,10 +94,7 @@ impl<T> SlotTable<T> {
             return None;
         }
         let _w = self.writers.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = self
-            .slots
-            .iter()
-            .find(|s| s.key.load(Ordering::Relaxed) == key)?;
+        let slot = self.slots.iter().find(|s| s.key.load(Ordering::Relaxed) == key)?;
         slot.key.store(0, Ordering::Release);
         let p = slot.value.swap(std::ptr::null_mut(), Ordering::AcqRel);
         // SAFETY: `p` is the pointer `insert` made with `Arc::into_raw` for
@@ -121,10 +107,7 @@ impl<T> SlotTable<T> {
     /// How many entries are live.
     pub fn len(&self) -> usize {
         let used = self.used.load(Ordering::Acquire);
-        self.slots[..used]
-            .iter()
-            .filter(|s| s.key.load(Ordering::Relaxed) != 0)
-            .count()
+        self.slots[..used].iter().filter(|s| s.key.load(Ordering::Relaxed) != 0).count()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -13,69 +13,53 @@ pub(super) unsafe extern "system" fn create_instance(
     p_allocator: *const vk::AllocationCallbacks<'_>,
     p_instance: *mut vk::Instance,
 ) -> vk::Result {
-    guard(
-        "vkCreateInstance",
-        vk::Result::ERROR_INITIALIZATION_FAILED,
-        || {
-            let settings = config::get();
-            // SAFETY: the loader passes a valid create info (null is refused).
-            let Some(info) = (unsafe { p_create_info.as_ref() }) else {
-                return vk::Result::ERROR_INITIALIZATION_FAILED;
-            };
-            // SAFETY: `info` is the loader's create info; its chain holds the
-            // loader's link info, which this layer must advance.
-            let Some(link) = (unsafe { link::take_instance_link(info.p_next) }) else {
-                log_error!(
-                    "vkCreateInstance: the loader's layer link info is missing or malformed"
-                );
-                return vk::Result::ERROR_INITIALIZATION_FAILED;
-            };
-            // SAFETY: a null instance and a NUL-terminated name are valid
-            // arguments for vkGetInstanceProcAddr on vkCreateInstance.
-            let next =
-                unsafe { (link.next_gipa)(vk::Instance::null(), c"vkCreateInstance".as_ptr()) };
-            // SAFETY: the pointer returned for "vkCreateInstance" has that type.
-            let Some(next_create) = (unsafe {
-                std::mem::transmute::<vk::PFN_vkVoidFunction, Option<vk::PFN_vkCreateInstance>>(
-                    next,
-                )
-            }) else {
-                log_error!("vkCreateInstance: the next layer has no vkCreateInstance");
-                return vk::Result::ERROR_INITIALIZATION_FAILED;
-            };
-            // SAFETY: the application's arguments, passed on unchanged.
-            let result = unsafe { next_create(p_create_info, p_allocator, p_instance) };
-            if result != vk::Result::SUCCESS {
-                return result;
-            }
-            // SAFETY: on success the next layer wrote a valid instance.
-            let handle = unsafe { *p_instance };
-            // SAFETY: `next_gipa` is the next layer's and `handle` its new instance.
-            let state = Arc::new(unsafe { Instance::new(handle, link.next_gipa) });
-            // SAFETY: `handle` is a valid dispatchable handle.
-            let key = unsafe { dispatch::key_of(handle) };
-            if let Err(state) = dispatch::instances().insert(key, state) {
-                log_error!(
-                    "vkCreateInstance: too many live instances ({})",
-                    dispatch::table::CAPACITY
-                );
-                state.destroy(None);
-                return vk::Result::ERROR_OUT_OF_HOST_MEMORY;
-            }
-            log_info!(
-                "{} {} loaded into instance {:#x}{}",
-                LAYER_NAME.to_string_lossy(),
-                env!("CARGO_PKG_VERSION"),
-                vk::Handle::as_raw(handle),
-                if settings.disabled {
-                    " (DYNABUF_DISABLE=1: hooking nothing)"
-                } else {
-                    ""
-                }
-            );
-            vk::Result::SUCCESS
-        },
-    )
+    guard("vkCreateInstance", vk::Result::ERROR_INITIALIZATION_FAILED, || {
+        let settings = config::get();
+        // SAFETY: the loader passes a valid create info (null is refused).
+        let Some(info) = (unsafe { p_create_info.as_ref() }) else {
+            return vk::Result::ERROR_INITIALIZATION_FAILED;
+        };
+        // SAFETY: `info` is the loader's create info; its chain holds the
+        // loader's link info, which this layer must advance.
+        let Some(link) = (unsafe { link::take_instance_link(info.p_next) }) else {
+            log_error!("vkCreateInstance: the loader's layer link info is missing or malformed");
+            return vk::Result::ERROR_INITIALIZATION_FAILED;
+        };
+        // SAFETY: a null instance and a NUL-terminated name are valid
+        // arguments for vkGetInstanceProcAddr on vkCreateInstance.
+        let next = unsafe { (link.next_gipa)(vk::Instance::null(), c"vkCreateInstance".as_ptr()) };
+        // SAFETY: the pointer returned for "vkCreateInstance" has that type.
+        let Some(next_create) = (unsafe {
+            std::mem::transmute::<vk::PFN_vkVoidFunction, Option<vk::PFN_vkCreateInstance>>(next)
+        }) else {
+            log_error!("vkCreateInstance: the next layer has no vkCreateInstance");
+            return vk::Result::ERROR_INITIALIZATION_FAILED;
+        };
+        // SAFETY: the application's arguments, passed on unchanged.
+        let result = unsafe { next_create(p_create_info, p_allocator, p_instance) };
+        if result != vk::Result::SUCCESS {
+            return result;
+        }
+        // SAFETY: on success the next layer wrote a valid instance.
+        let handle = unsafe { *p_instance };
+        // SAFETY: `next_gipa` is the next layer's and `handle` its new instance.
+        let state = Arc::new(unsafe { Instance::new(handle, link.next_gipa) });
+        // SAFETY: `handle` is a valid dispatchable handle.
+        let key = unsafe { dispatch::key_of(handle) };
+        if let Err(state) = dispatch::instances().insert(key, state) {
+            log_error!("vkCreateInstance: too many live instances ({})", dispatch::table::CAPACITY);
+            state.destroy(None);
+            return vk::Result::ERROR_OUT_OF_HOST_MEMORY;
+        }
+        log_info!(
+            "{} {} loaded into instance {:#x}{}",
+            LAYER_NAME.to_string_lossy(),
+            env!("CARGO_PKG_VERSION"),
+            vk::Handle::as_raw(handle),
+            if settings.disabled { " (DYNABUF_DISABLE=1: hooking nothing)" } else { "" }
+        );
+        vk::Result::SUCCESS
+    })
 }
 
 pub(super) unsafe extern "system" fn destroy_instance(

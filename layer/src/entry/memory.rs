@@ -13,19 +13,11 @@ pub(super) unsafe extern "system" fn allocate_memory(
     p_memory: *mut vk::DeviceMemory,
 ) -> vk::Result {
     guard("vkAllocateMemory", vk::Result::ERROR_UNKNOWN, || {
-        let dev = device_or_return!(
-            "vkAllocateMemory",
-            device,
-            vk::Result::ERROR_INITIALIZATION_FAILED
-        );
+        let dev = device_or_return!("vkAllocateMemory", device, vk::Result::ERROR_INITIALIZATION_FAILED);
         // SAFETY: valid pointers per Vulkan valid usage (allocator may be null).
-        let (Some(info), Some(out), allocator) = (unsafe {
-            (
-                p_allocate_info.as_ref(),
-                p_memory.as_mut(),
-                p_allocator.as_ref(),
-            )
-        }) else {
+        let (Some(info), Some(out), allocator) =
+            (unsafe { (p_allocate_info.as_ref(), p_memory.as_mut(), p_allocator.as_ref()) })
+        else {
             return vk::Result::ERROR_INITIALIZATION_FAILED;
         };
         // SAFETY: `info.p_next` is the application's valid chain.
@@ -46,7 +38,7 @@ pub(super) unsafe extern "system" fn free_memory(
     p_allocator: *const vk::AllocationCallbacks<'_>,
 ) {
     guard("vkFreeMemory", (), || {
-        let dev = device_or_return!("vkFreeMemory", device, ());
+        let dev = device_or_return!("vkFreeMemory", device);
         // SAFETY: the application's allocator (or null).
         memory::free(dev, memory, unsafe { p_allocator.as_ref() })
     })
@@ -58,11 +50,7 @@ pub(super) unsafe extern "system" fn get_memory_fd(
     p_fd: *mut i32,
 ) -> vk::Result {
     guard("vkGetMemoryFdKHR", vk::Result::ERROR_UNKNOWN, || {
-        let dev = device_or_return!(
-            "vkGetMemoryFdKHR",
-            device,
-            vk::Result::ERROR_INITIALIZATION_FAILED
-        );
+        let dev = device_or_return!("vkGetMemoryFdKHR", device, vk::Result::ERROR_INITIALIZATION_FAILED);
         // SAFETY: valid pointers per Vulkan valid usage.
         let (Some(info), Some(fd)) = (unsafe { (p_get_fd_info.as_ref(), p_fd.as_mut()) }) else {
             return vk::Result::ERROR_INITIALIZATION_FAILED;

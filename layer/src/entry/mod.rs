@@ -30,11 +30,7 @@ use crate::{config, dispatch};
 /// Runs a hook body; a panic becomes a log line and `on_panic`, never an
 /// unwind into the application.
 #[inline(always)]
-pub(crate) fn guard<R: std::fmt::Debug>(
-    call: &'static str,
-    on_panic: R,
-    body: impl FnOnce() -> R,
-) -> R {
+pub(crate) fn guard<R: std::fmt::Debug>(call: &'static str, on_panic: R, body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(r) => r,
         Err(payload) => {
@@ -43,9 +39,7 @@ pub(crate) fn guard<R: std::fmt::Debug>(
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            log_error!(
-                "internal error in {call}: {what}; returning {on_panic:?} to the application"
-            );
+            log_error!("internal error in {call}: {what}; returning {on_panic:?} to the application");
             on_panic
         }
     }
@@ -61,6 +55,9 @@ pub(crate) fn unknown_handle(call: &str) {
 /// Finds the device state for a dispatchable handle, or logs and returns
 /// `$ret` from the enclosing function.
 macro_rules! device_or_return {
+    ($call:literal, $handle:expr) => {
+        $crate::entry::device_or_return!($call, $handle, ())
+    };
     ($call:literal, $handle:expr, $ret:expr) => {
         // SAFETY: the application must pass a valid dispatchable handle
         // (Vulkan valid usage), which is all `dispatch::device` needs.
@@ -68,6 +65,7 @@ macro_rules! device_or_return {
             Some(d) => d,
             None => {
                 $crate::entry::unknown_handle($call);
+                #[allow(clippy::unused_unit)]
                 return $ret;
             }
         }
@@ -173,34 +171,30 @@ pub fn hooked_names() -> impl Iterator<Item = &'static CStr> {
 pub unsafe extern "system" fn vkNegotiateLoaderLayerInterfaceVersion(
     p_version_struct: *mut NegotiateLayerInterface,
 ) -> vk::Result {
-    guard(
-        "vkNegotiateLoaderLayerInterfaceVersion",
-        vk::Result::ERROR_INITIALIZATION_FAILED,
-        || {
-            config::get();
-            // SAFETY: the loader passes a valid, writable struct (or null, which
-            // `as_mut` turns into `None`).
-            let Some(v) = (unsafe { p_version_struct.as_mut() }) else {
-                log_error!("vkNegotiateLoaderLayerInterfaceVersion: null interface struct");
-                return vk::Result::ERROR_INITIALIZATION_FAILED;
-            };
-            if v.s_type != LAYER_NEGOTIATE_INTERFACE_STRUCT
-                || v.loader_layer_interface_version < LAYER_INTERFACE_VERSION
-            {
-                log_error!(
+    guard("vkNegotiateLoaderLayerInterfaceVersion", vk::Result::ERROR_INITIALIZATION_FAILED, || {
+        config::get();
+        // SAFETY: the loader passes a valid, writable struct (or null, which
+        // `as_mut` turns into `None`).
+        let Some(v) = (unsafe { p_version_struct.as_mut() }) else {
+            log_error!("vkNegotiateLoaderLayerInterfaceVersion: null interface struct");
+            return vk::Result::ERROR_INITIALIZATION_FAILED;
+        };
+        if v.s_type != LAYER_NEGOTIATE_INTERFACE_STRUCT
+            || v.loader_layer_interface_version < LAYER_INTERFACE_VERSION
+        {
+            log_error!(
                 "loader offers layer interface version {} (sType {}); dynabuf needs version {LAYER_INTERFACE_VERSION}",
                 v.loader_layer_interface_version,
                 v.s_type
             );
-                return vk::Result::ERROR_INITIALIZATION_FAILED;
-            }
-            v.loader_layer_interface_version = LAYER_INTERFACE_VERSION;
-            v.pfn_get_instance_proc_addr = Some(get_instance_proc_addr);
-            v.pfn_get_device_proc_addr = Some(get_device_proc_addr);
-            v.pfn_get_physical_device_proc_addr = None;
-            vk::Result::SUCCESS
-        },
-    )
+            return vk::Result::ERROR_INITIALIZATION_FAILED;
+        }
+        v.loader_layer_interface_version = LAYER_INTERFACE_VERSION;
+        v.pfn_get_instance_proc_addr = Some(get_instance_proc_addr);
+        v.pfn_get_device_proc_addr = Some(get_device_proc_addr);
+        v.pfn_get_physical_device_proc_addr = None;
+        vk::Result::SUCCESS
+    })
 }
 
 /// The layer's `vkGetInstanceProcAddr`.
@@ -289,13 +283,15 @@ mod tests {
     }
 
     #[test]
+    fn a_panicking_hook_returns_the_fallback_instead_of_unwinding() {
+        let r = guard("vkTest", vk::Result::ERROR_UNKNOWN, || -> vk::Result { panic!("boom") });
+        assert_eq!(r, vk::Result::ERROR_UNKNOWN);
+        assert_eq!(guard("vkTest", vk::Result::ERROR_UNKNOWN, || vk::Result::SUCCESS), vk::Result::SUCCESS);
+    }
+
+    #[test]
     fn chain_plumbing_is_always_hooked() {
-        for n in [
-            c"vkCreateInstance",
-            c"vkCreateDevice",
-            c"vkDestroyDevice",
-            c"vkGetDeviceProcAddr",
-        ] {
+        for n in [c"vkCreateInstance", c"vkCreateDevice", c"vkDestroyDevice", c"vkGetDeviceProcAddr"] {
             assert_ne!(find_hook(n).unwrap().kind, Kind::Device);
         }
         assert!(find_hook(c"vkCmdDispatch").is_none());

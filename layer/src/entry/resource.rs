@@ -12,11 +12,7 @@ pub(super) unsafe extern "system" fn bind_buffer_memory(
     offset: vk::DeviceSize,
 ) -> vk::Result {
     guard("vkBindBufferMemory", vk::Result::ERROR_UNKNOWN, || {
-        let dev = device_or_return!(
-            "vkBindBufferMemory",
-            device,
-            vk::Result::ERROR_INITIALIZATION_FAILED
-        );
+        let dev = device_or_return!("vkBindBufferMemory", device, vk::Result::ERROR_INITIALIZATION_FAILED);
         resource::bind_buffer(dev, buffer, memory, offset)
     })
 }
@@ -28,11 +24,7 @@ pub(super) unsafe extern "system" fn bind_image_memory(
     offset: vk::DeviceSize,
 ) -> vk::Result {
     guard("vkBindImageMemory", vk::Result::ERROR_UNKNOWN, || {
-        let dev = device_or_return!(
-            "vkBindImageMemory",
-            device,
-            vk::Result::ERROR_INITIALIZATION_FAILED
-        );
+        let dev = device_or_return!("vkBindImageMemory", device, vk::Result::ERROR_INITIALIZATION_FAILED);
         resource::bind_image(dev, image, memory, offset)
     })
 }
@@ -43,11 +35,7 @@ pub(super) unsafe extern "system" fn bind_buffer_memory2(
     p_infos: *const vk::BindBufferMemoryInfo<'_>,
 ) -> vk::Result {
     guard("vkBindBufferMemory2", vk::Result::ERROR_UNKNOWN, || {
-        let dev = device_or_return!(
-            "vkBindBufferMemory2",
-            device,
-            vk::Result::ERROR_INITIALIZATION_FAILED
-        );
+        let dev = device_or_return!("vkBindBufferMemory2", device, vk::Result::ERROR_INITIALIZATION_FAILED);
         // SAFETY: `count` valid structures, per Vulkan valid usage.
         resource::bind_buffers(dev, unsafe { slice(p_infos, count) })
     })
@@ -59,11 +47,7 @@ pub(super) unsafe extern "system" fn bind_image_memory2(
     p_infos: *const vk::BindImageMemoryInfo<'_>,
 ) -> vk::Result {
     guard("vkBindImageMemory2", vk::Result::ERROR_UNKNOWN, || {
-        let dev = device_or_return!(
-            "vkBindImageMemory2",
-            device,
-            vk::Result::ERROR_INITIALIZATION_FAILED
-        );
+        let dev = device_or_return!("vkBindImageMemory2", device, vk::Result::ERROR_INITIALIZATION_FAILED);
         // SAFETY: `count` valid structures, per Vulkan valid usage.
         resource::bind_images(dev, unsafe { slice(p_infos, count) })
     })
@@ -75,7 +59,7 @@ pub(super) unsafe extern "system" fn destroy_buffer(
     p_allocator: *const vk::AllocationCallbacks<'_>,
 ) {
     guard("vkDestroyBuffer", (), || {
-        let dev = device_or_return!("vkDestroyBuffer", device, ());
+        let dev = device_or_return!("vkDestroyBuffer", device);
         // SAFETY: the application's allocator (or null).
         resource::destroy_buffer(dev, buffer, unsafe { p_allocator.as_ref() })
     })
@@ -87,7 +71,7 @@ pub(super) unsafe extern "system" fn destroy_image(
     p_allocator: *const vk::AllocationCallbacks<'_>,
 ) {
     guard("vkDestroyImage", (), || {
-        let dev = device_or_return!("vkDestroyImage", device, ());
+        let dev = device_or_return!("vkDestroyImage", device);
         // SAFETY: the application's allocator (or null).
         resource::destroy_image(dev, image, unsafe { p_allocator.as_ref() })
     })

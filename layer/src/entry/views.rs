@@ -32,9 +32,7 @@ impl<'a> Submits<'a> {
         match *self {
             Submits::V1(infos) => Box::new(infos.iter().flat_map(|s| {
                 // SAFETY: the constructor's contract vouches for the array.
-                unsafe { slice(s.p_command_buffers, s.command_buffer_count) }
-                    .iter()
-                    .copied()
+                unsafe { slice(s.p_command_buffers, s.command_buffer_count) }.iter().copied()
             })),
             Submits::V2(infos) => Box::new(infos.iter().flat_map(|s| {
                 // SAFETY: the constructor's contract vouches for the array.

@@ -15,8 +15,7 @@ pub fn allocate(
 ) -> vk::Result {
     let result = dev.allocate_command_buffers(info, out);
     if result == vk::Result::SUCCESS {
-        dev.state
-            .with_commands(|log| log.allocated(info.command_pool, out));
+        dev.state.with_commands(|log| log.allocated(info.command_pool, out));
     }
     result
 }
@@ -26,44 +25,28 @@ pub fn free(dev: &Device, pool: vk::CommandPool, buffers: &[vk::CommandBuffer]) 
     dev.free_command_buffers(pool, buffers);
 }
 
-pub fn begin(
-    dev: &Device,
-    cb: vk::CommandBuffer,
-    info: &vk::CommandBufferBeginInfo<'_>,
-) -> vk::Result {
+pub fn begin(dev: &Device, cb: vk::CommandBuffer, info: &vk::CommandBufferBeginInfo<'_>) -> vk::Result {
     if dev.state.has_recorded_transfers() {
         dev.state.with_commands(|log| log.clear(cb));
     }
     dev.begin_command_buffer(cb, info)
 }
 
-pub fn reset(
-    dev: &Device,
-    cb: vk::CommandBuffer,
-    flags: vk::CommandBufferResetFlags,
-) -> vk::Result {
+pub fn reset(dev: &Device, cb: vk::CommandBuffer, flags: vk::CommandBufferResetFlags) -> vk::Result {
     if dev.state.has_recorded_transfers() {
         dev.state.with_commands(|log| log.clear(cb));
     }
     dev.reset_command_buffer(cb, flags)
 }
 
-pub fn reset_pool(
-    dev: &Device,
-    pool: vk::CommandPool,
-    flags: vk::CommandPoolResetFlags,
-) -> vk::Result {
+pub fn reset_pool(dev: &Device, pool: vk::CommandPool, flags: vk::CommandPoolResetFlags) -> vk::Result {
     if dev.state.has_recorded_transfers() {
         dev.state.with_commands(|log| log.pool_reset(pool));
     }
     dev.reset_command_pool(pool, flags)
 }
 
-pub fn destroy_pool(
-    dev: &Device,
-    pool: vk::CommandPool,
-    allocator: Option<&vk::AllocationCallbacks<'_>>,
-) {
+pub fn destroy_pool(dev: &Device, pool: vk::CommandPool, allocator: Option<&vk::AllocationCallbacks<'_>>) {
     dev.state.with_commands(|log| log.pool_destroyed(pool));
     dev.destroy_command_pool(pool, allocator);
 }
@@ -71,12 +54,8 @@ pub fn destroy_pool(
 /// Keeps the transfers whose resource lives in external memory and records
 /// them against `cb`.
 fn record(dev: &Device, cb: vk::CommandBuffer, found: Vec<OwnershipTransfer>) {
-    let found: Vec<_> = dev.state.with_memory(|t| {
-        found
-            .into_iter()
-            .filter(|x| t.memory_of(x.resource).is_some())
-            .collect()
-    });
+    let found: Vec<_> =
+        dev.state.with_memory(|t| found.into_iter().filter(|x| t.memory_of(x.resource).is_some()).collect());
     if found.is_empty() {
         return;
     }
@@ -108,12 +87,12 @@ where
     B: IntoIterator<Item = (vk::Buffer, u32, u32, vk::AccessFlags2)> + 'a,
     I: IntoIterator<Item = (vk::Image, u32, u32, vk::AccessFlags2)> + 'a,
 {
-    let buffers = buffers.into_iter().filter_map(|(b, src, dst, access)| {
-        transfers::transfer_of(Resource::Buffer(b), src, dst, access)
-    });
-    let images = images.into_iter().filter_map(|(i, src, dst, access)| {
-        transfers::transfer_of(Resource::Image(i), src, dst, access)
-    });
+    let buffers = buffers
+        .into_iter()
+        .filter_map(|(b, src, dst, access)| transfers::transfer_of(Resource::Buffer(b), src, dst, access));
+    let images = images
+        .into_iter()
+        .filter_map(|(i, src, dst, access)| transfers::transfer_of(Resource::Image(i), src, dst, access));
     buffers.chain(images).collect()
 }
 
@@ -165,22 +144,12 @@ pub fn pipeline_barrier2(
 ) {
     if dev.state.has_external_memory() {
         let found = scan(
-            buffers.iter().map(|b| {
-                (
-                    b.buffer,
-                    b.src_queue_family_index,
-                    b.dst_queue_family_index,
-                    b.dst_access_mask,
-                )
-            }),
-            images.iter().map(|i| {
-                (
-                    i.image,
-                    i.src_queue_family_index,
-                    i.dst_queue_family_index,
-                    i.dst_access_mask,
-                )
-            }),
+            buffers
+                .iter()
+                .map(|b| (b.buffer, b.src_queue_family_index, b.dst_queue_family_index, b.dst_access_mask)),
+            images
+                .iter()
+                .map(|i| (i.image, i.src_queue_family_index, i.dst_queue_family_index, i.dst_access_mask)),
         );
         if !found.is_empty() {
             record(dev, cb, found);

@@ -20,9 +20,7 @@ impl AllocationChain<'_> {
         if let Some(i) = self.import_fd.filter(|i| !i.handle_type.is_empty()) {
             return Some(ExternalKind::Import(i.handle_type));
         }
-        self.export
-            .filter(|e| !e.handle_types.is_empty())
-            .map(|e| ExternalKind::Exportable(e.handle_types))
+        self.export.filter(|e| !e.handle_types.is_empty()).map(|e| ExternalKind::Exportable(e.handle_types))
     }
 
     fn dedicated_to(&self) -> Option<Resource> {
@@ -79,25 +77,15 @@ pub fn allocate(
         },
         info.allocation_size,
         info.memory_type_index,
-        import_fd
-            .map(|fd| format!(", from fd {fd}"))
-            .unwrap_or_default(),
+        import_fd.map(|fd| format!(", from fd {fd}")).unwrap_or_default(),
     );
-    let record = ExternalMemory::new(
-        kind,
-        info.allocation_size,
-        info.memory_type_index,
-        chain.dedicated_to(),
-    );
+    let record =
+        ExternalMemory::new(kind, info.allocation_size, info.memory_type_index, chain.dedicated_to());
     dev.state.with_memory(|t| t.insert(*memory, record));
     result
 }
 
-pub fn free(
-    dev: &Device,
-    memory: vk::DeviceMemory,
-    allocator: Option<&vk::AllocationCallbacks<'_>>,
-) {
+pub fn free(dev: &Device, memory: vk::DeviceMemory, allocator: Option<&vk::AllocationCallbacks<'_>>) {
     if dev.state.has_external_memory() && memory != vk::DeviceMemory::null() {
         if let Some(gone) = dev.state.with_memory(|t| t.remove(memory)) {
             log_debug!(
@@ -116,20 +104,14 @@ pub fn get_fd(dev: &Device, info: &vk::MemoryGetFdInfoKHR<'_>, fd: &mut i32) -> 
     let result = dev.get_memory_fd(info, fd);
     if result == vk::Result::SUCCESS {
         dev.state.count(|s| &s.fd_exports);
-        let tracked = dev
-            .state
-            .with_memory(|t| t.exported(info.memory, info.handle_type));
+        let tracked = dev.state.with_memory(|t| t.exported(info.memory, info.handle_type));
         log_debug!(
             "{}: memory {:#x} exported as {:?}: fd {}{}",
             dev.state.name,
             vk::Handle::as_raw(info.memory),
             info.handle_type,
             *fd,
-            if tracked {
-                ""
-            } else {
-                " (memory was not allocated exportable through this layer)"
-            }
+            if tracked { "" } else { " (memory was not allocated exportable through this layer)" }
         );
     }
     result

@@ -11,21 +11,15 @@ use crate::registry::Direction;
 pub fn get_queue(dev: &Device, family: u32, index: u32, queue: &mut vk::Queue) {
     dev.get_device_queue(family, index, queue);
     if *queue != vk::Queue::null() {
-        dev.state
-            .queue_retrieved(*queue, QueueInfo { family, index });
+        dev.state.queue_retrieved(*queue, QueueInfo { family, index });
     }
 }
 
 pub fn get_queue2(dev: &Device, info: &vk::DeviceQueueInfo2<'_>, queue: &mut vk::Queue) {
     dev.get_device_queue2(info, queue);
     if *queue != vk::Queue::null() {
-        dev.state.queue_retrieved(
-            *queue,
-            QueueInfo {
-                family: info.queue_family_index,
-                index: info.queue_index,
-            },
-        );
+        dev.state
+            .queue_retrieved(*queue, QueueInfo { family: info.queue_family_index, index: info.queue_index });
     }
 }
 
@@ -33,13 +27,12 @@ pub fn get_queue2(dev: &Device, info: &vk::DeviceQueueInfo2<'_>, queue: &mut vk:
 /// some command buffer of the device holds ownership transfers.
 fn inspect(dev: &Device, queue: vk::Queue, submits: &Submits<'_>) {
     let (acquires, releases) = dev.state.with_commands(|log| {
-        submits
-            .command_buffers()
-            .flat_map(|cb| log.transfers_of(cb).iter())
-            .fold((0, 0), |(a, r), t| match t.direction {
-                Direction::Acquire => (a + 1, r),
-                Direction::Release => (a, r + 1),
-            })
+        submits.command_buffers().flat_map(|cb| log.transfers_of(cb).iter()).fold((0, 0), |(a, r), t| match t
+            .direction
+        {
+            Direction::Acquire => (a + 1, r),
+            Direction::Release => (a, r + 1),
+        })
     });
     if acquires + releases > 0 {
         dev.state.count(|s| &s.submits_with_transfers);

@@ -17,12 +17,7 @@ fn bound(dev: &Device, resource: Resource, memory: vk::DeviceMemory) {
     }
 }
 
-pub fn bind_buffer(
-    dev: &Device,
-    buffer: vk::Buffer,
-    memory: vk::DeviceMemory,
-    offset: u64,
-) -> vk::Result {
+pub fn bind_buffer(dev: &Device, buffer: vk::Buffer, memory: vk::DeviceMemory, offset: u64) -> vk::Result {
     let result = dev.bind_buffer_memory(buffer, memory, offset);
     if result == vk::Result::SUCCESS && dev.state.has_external_memory() {
         bound(dev, Resource::Buffer(buffer), memory);
@@ -30,12 +25,7 @@ pub fn bind_buffer(
     result
 }
 
-pub fn bind_image(
-    dev: &Device,
-    image: vk::Image,
-    memory: vk::DeviceMemory,
-    offset: u64,
-) -> vk::Result {
+pub fn bind_image(dev: &Device, image: vk::Image, memory: vk::DeviceMemory, offset: u64) -> vk::Result {
     let result = dev.bind_image_memory(image, memory, offset);
     if result == vk::Result::SUCCESS && dev.state.has_external_memory() {
         bound(dev, Resource::Image(image), memory);
@@ -70,20 +60,12 @@ fn destroyed(dev: &Device, resource: Resource) {
     }
 }
 
-pub fn destroy_buffer(
-    dev: &Device,
-    buffer: vk::Buffer,
-    allocator: Option<&vk::AllocationCallbacks<'_>>,
-) {
+pub fn destroy_buffer(dev: &Device, buffer: vk::Buffer, allocator: Option<&vk::AllocationCallbacks<'_>>) {
     destroyed(dev, Resource::Buffer(buffer));
     dev.destroy_buffer(buffer, allocator);
 }
 
-pub fn destroy_image(
-    dev: &Device,
-    image: vk::Image,
-    allocator: Option<&vk::AllocationCallbacks<'_>>,
-) {
+pub fn destroy_image(dev: &Device, image: vk::Image, allocator: Option<&vk::AllocationCallbacks<'_>>) {
     destroyed(dev, Resource::Image(image));
     dev.destroy_image(image, allocator);
 }

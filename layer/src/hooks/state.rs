@@ -22,7 +22,8 @@ pub struct QueueInfo {
 
 #[derive(Debug, Default)]
 pub struct DeviceState {
-    /// The physical device's name, for log lines.
+    /// `dev<N> <physical device name>`, for log lines (N counts devices
+    /// created in this process).
     pub name: String,
     memory: Mutex<MemoryTable>,
     /// `memory.len()`, readable without the lock: zero means no hook has
@@ -45,11 +46,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl DeviceState {
     pub fn new(name: String, stats: bool) -> Self {
-        DeviceState {
-            name,
-            stats: stats.then(DeviceStats::default),
-            ..Default::default()
-        }
+        DeviceState { name, stats: stats.then(DeviceStats::default), ..Default::default() }
     }
 
     /// Whether the device has any external memory.
@@ -64,6 +61,13 @@ impl DeviceState {
         self.recorded_transfers.load(Ordering::Relaxed) != 0
     }
 
+    /// Whether a submission has nothing for the layer to do: no recorded
+    /// ownership transfer anywhere on the device and no statistics.
+    #[inline]
+    pub fn is_quiet(&self) -> bool {
+        self.stats.is_none() && !self.has_recorded_transfers()
+    }
+
     /// Runs `f` on the memory table, keeping the lock-free count in step.
     pub fn with_memory<R>(&self, f: impl FnOnce(&mut MemoryTable) -> R) -> R {
         let mut table = lock(&self.memory);
@@ -76,8 +80,7 @@ impl DeviceState {
     pub fn with_commands<R>(&self, f: impl FnOnce(&mut CommandLog) -> R) -> R {
         let mut log = lock(&self.commands);
         let r = f(&mut log);
-        self.recorded_transfers
-            .store(log.recorded(), Ordering::Relaxed);
+        self.recorded_transfers.store(log.recorded(), Ordering::Relaxed);
         r
     }
 

@@ -43,12 +43,7 @@ pub struct ExternalMemory {
 }
 
 impl ExternalMemory {
-    pub fn new(
-        kind: ExternalKind,
-        size: u64,
-        memory_type: u32,
-        dedicated_to: Option<Resource>,
-    ) -> Self {
+    pub fn new(kind: ExternalKind, size: u64, memory_type: u32, dedicated_to: Option<Resource>) -> Self {
         ExternalMemory {
             kind,
             size,
@@ -127,11 +122,7 @@ impl MemoryTable {
 
     /// Records an export through `vkGetMemoryFdKHR`. Returns whether the
     /// memory is tracked.
-    pub fn exported(
-        &mut self,
-        memory: vk::DeviceMemory,
-        as_type: vk::ExternalMemoryHandleTypeFlags,
-    ) -> bool {
+    pub fn exported(&mut self, memory: vk::DeviceMemory, as_type: vk::ExternalMemoryHandleTypeFlags) -> bool {
         let Some(record) = self.memories.get_mut(&memory) else {
             return false;
         };
@@ -205,10 +196,7 @@ mod tests {
         t.insert(mem(3), ExternalMemory::new(kind, 64, 1, None));
         assert!(t.exported(mem(3), vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD));
         assert!(!t.exported(mem(4), vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD));
-        assert_eq!(
-            t.get(mem(3)).unwrap().exported_as,
-            vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD
-        );
+        assert_eq!(t.get(mem(3)).unwrap().exported_as, vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD);
         assert!(dma_import().kind.is_dma_buf());
     }
 

@@ -85,11 +85,7 @@ pub fn transfer_of(
         Direction::Acquire => writes(dst_access),
         Direction::Release => true,
     };
-    Some(OwnershipTransfer {
-        resource,
-        direction,
-        writes,
-    })
+    Some(OwnershipTransfer { resource, direction, writes })
 }
 
 /// Transfers recorded per command buffer, and which pool each command
@@ -107,17 +103,10 @@ impl CommandLog {
     }
 
     pub fn allocated(&mut self, pool: vk::CommandPool, buffers: &[vk::CommandBuffer]) {
-        self.pools
-            .entry(pool)
-            .or_default()
-            .extend(buffers.iter().copied());
+        self.pools.entry(pool).or_default().extend(buffers.iter().copied());
     }
 
-    pub fn record(
-        &mut self,
-        cb: vk::CommandBuffer,
-        transfers: impl IntoIterator<Item = OwnershipTransfer>,
-    ) {
+    pub fn record(&mut self, cb: vk::CommandBuffer, transfers: impl IntoIterator<Item = OwnershipTransfer>) {
         let mut it = transfers.into_iter().peekable();
         if it.peek().is_some() {
             self.transfers.entry(cb).or_default().extend(it);
@@ -209,10 +198,7 @@ mod tests {
         let legacy = vk::AccessFlags2::from_raw(vk::AccessFlags::TRANSFER_WRITE.as_raw() as u64);
         assert!(transfer_of(res(1), EXTERNAL, LOCAL, legacy).unwrap().writes);
         let release = transfer_of(res(1), LOCAL, FOREIGN, vk::AccessFlags2::empty()).unwrap();
-        assert_eq!(
-            (release.direction, release.writes),
-            (Direction::Release, true)
-        );
+        assert_eq!((release.direction, release.writes), (Direction::Release, true));
         assert!(transfer_of(res(1), LOCAL, LOCAL, vk::AccessFlags2::SHADER_WRITE).is_none());
     }
 

@@ -25,9 +25,7 @@ use dynabuf_client::vulkan::{object_of, Client, ClientOptions};
 use dynabuf_client::{Error, Result};
 
 fn checksum(words: &[u32]) -> u64 {
-    words.iter().fold(0xcbf29ce484222325u64, |h, w| {
-        (h ^ u64::from(*w)).wrapping_mul(0x100000001b3)
-    })
+    words.iter().fold(0xcbf29ce484222325u64, |h, w| (h ^ u64::from(*w)).wrapping_mul(0x100000001b3))
 }
 
 fn arg(args: &[String], i: usize, default: u32) -> u32 {
@@ -60,23 +58,14 @@ fn cmd_compute(args: &[String]) -> Result<()> {
 fn cmd_probe() -> Result<()> {
     let c = Client::new(&ClientOptions::default())?;
     // SAFETY: enumerating instance layers has no preconditions.
-    let layers = unsafe { c.entry.enumerate_instance_layer_properties() }
-        .map_err(|e| Error(format!("{e:?}")))?;
-    let enumerated = layers
-        .iter()
-        .any(|l| l.layer_name_as_c_str() == Ok(c"VK_LAYER_DYNABUF_dmabuf"));
+    let layers =
+        unsafe { c.entry.enumerate_instance_layer_properties() }.map_err(|e| Error(format!("{e:?}")))?;
+    let enumerated = layers.iter().any(|l| l.layer_name_as_c_str() == Ok(c"VK_LAYER_DYNABUF_dmabuf"));
     println!("layer_enumerated={enumerated}");
-    let names: [&CStr; 4] = [
-        c"vkQueueSubmit",
-        c"vkCmdPipelineBarrier",
-        c"vkAllocateMemory",
-        c"vkCmdDispatch",
-    ];
+    let names: [&CStr; 4] =
+        [c"vkQueueSubmit", c"vkCmdPipelineBarrier", c"vkAllocateMemory", c"vkCmdDispatch"];
     for name in names {
-        let object = c
-            .device_proc_addr(name)
-            .and_then(object_of)
-            .unwrap_or_else(|| "none".into());
+        let object = c.device_proc_addr(name).and_then(object_of).unwrap_or_else(|| "none".into());
         println!("{}={object}", name.to_string_lossy());
     }
     Ok(())
@@ -103,10 +92,7 @@ fn cmd_multi() -> Result<()> {
 
 fn cmd_threads(args: &[String]) -> Result<()> {
     let (threads, submits) = (arg(args, 0, 8), arg(args, 1, 1000));
-    let c = Arc::new(Client::new(&ClientOptions {
-        queues: threads,
-        ..Default::default()
-    })?);
+    let c = Arc::new(Client::new(&ClientOptions { queues: threads, ..Default::default() })?);
     // Queues beyond the family's count are shared, each behind a lock
     // (Vulkan requires external synchronisation of a queue).
     let queues: Vec<_> = c.queues.iter().map(|&q| Arc::new(Mutex::new(q))).collect();
@@ -120,9 +106,7 @@ fn cmd_threads(args: &[String]) -> Result<()> {
                 let mut buffer = StorageBuffer::new(&c, count)?;
                 let job = Job::new(&c, &kernel, buffer.buffer, Push { seed: t + 1, count })?;
                 for _ in 0..submits {
-                    let q = queue
-                        .lock()
-                        .map_err(|_| Error("queue lock poisoned".into()))?;
+                    let q = queue.lock().map_err(|_| Error("queue lock poisoned".into()))?;
                     job.run(&c, *q)?;
                 }
                 let data = buffer.read()?;
@@ -130,27 +114,19 @@ fn cmd_threads(args: &[String]) -> Result<()> {
                 buffer.destroy(&c);
                 let want = submits * (t + 1);
                 match data.iter().position(|&v| v != want) {
-                    Some(i) => Err(Error(format!(
-                        "thread {t}: data[{i}] = {}, expected {want}",
-                        data[i]
-                    ))),
+                    Some(i) => Err(Error(format!("thread {t}: data[{i}] = {}, expected {want}", data[i]))),
                     None => Ok(()),
                 }
             })
         })
         .collect();
     for h in handles {
-        h.join()
-            .map_err(|_| Error("worker thread panicked".into()))??;
+        h.join().map_err(|_| Error("worker thread panicked".into()))??;
     }
     if let Ok(k) = Arc::try_unwrap(kernel) {
         k.destroy(&c);
     }
-    println!(
-        "queues={} threads={threads} submits={} ok=true",
-        queues.len(),
-        threads * submits
-    );
+    println!("queues={} threads={threads} submits={} ok=true", queues.len(), threads * submits);
     Ok(())
 }
 
@@ -196,7 +172,8 @@ fn cmd_external(args: &[String]) -> Result<()> {
     let fds_before = open_fds();
     for _ in 0..cycles {
         let fd = shared.export_fd(&exporter)?;
-        let b = ExternalBuffer::import(&importer, fd, len, handle_type).map_err(|e| Error(format!("import: {e:?}")))?;
+        let b = ExternalBuffer::import(&importer, fd, len, handle_type)
+            .map_err(|e| Error(format!("import: {e:?}")))?;
         b.destroy(&importer);
     }
     let fds_after = open_fds();

@@ -21,10 +21,7 @@ impl Run {
     /// The value of `key=` on stdout (the first; several may share a line).
     pub fn value(&self, key: &str) -> Option<String> {
         let prefix = format!("{key}=");
-        self.stdout
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(&prefix))
-            .map(str::to_string)
+        self.stdout.split_whitespace().find_map(|w| w.strip_prefix(&prefix)).map(str::to_string)
     }
 
     /// Panics with the child's output unless it exited 0.
