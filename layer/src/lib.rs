@@ -37,6 +37,7 @@ pub mod hooks;
 pub mod pnext;
 pub mod registry;
 pub mod stats;
+pub mod sys;
 
 /// The layer's name as the loader and applications see it.
 pub const LAYER_NAME: &std::ffi::CStr = c"VK_LAYER_DYNABUF_dmabuf";
