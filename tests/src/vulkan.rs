@@ -20,6 +20,8 @@ pub struct ClientOptions {
     /// How many queues to ask for from the compute family (clamped to what
     /// the family has).
     pub queues: u32,
+    /// Enable no device extensions (also set by `DYNABUF_CLIENT_BARE=1`).
+    pub bare: bool,
 }
 
 /// Device extensions the client enables when the device offers them.
@@ -91,8 +93,10 @@ impl Client {
         // SAFETY: a physical device of this instance.
         let available = unsafe { instance.enumerate_device_extension_properties(physical) }
             .ctx("vkEnumerateDeviceExtensionProperties")?;
+        let bare = opts.bare || std::env::var_os("DYNABUF_CLIENT_BARE").is_some_and(|v| v == "1");
         let extensions: Vec<CString> = WANTED_DEVICE_EXTENSIONS
             .iter()
+            .filter(|_| !bare)
             .filter(|w| available.iter().any(|a| a.extension_name_as_c_str() == Ok(**w)))
             .map(|w| CString::from(*w))
             .collect();

@@ -109,3 +109,37 @@ fn vulkaninfo_runs_under_the_layer() {
     assert!(run.stdout.contains("VK_LAYER_DYNABUF_dmabuf"), "vulkaninfo does not list the layer");
     assert!(run.stderr.contains("attached to dev"), "{}", run.stderr);
 }
+
+#[test]
+fn extensions_the_layer_adds_stay_hidden_from_the_application() {
+    let envs = [("DYNABUF_CLIENT_BARE", "1"), ("DYNABUF_LOG", "debug")];
+    let bare = client(&["probe"], Layer::On, &envs).expect_ok("probe");
+    assert!(
+        bare.stderr.contains("enabled for the layer (hidden from the application)")
+            && bare.stderr.contains("VK_KHR_external_memory_fd"),
+        "{}",
+        bare.stderr
+    );
+    assert_eq!(bare.value("vkGetMemoryFdKHR").as_deref(), Some("none"), "the application did not enable it");
+    let asked = client(&["probe"], Layer::On, &[]).expect_ok("probe");
+    assert!(
+        asked.value("vkGetMemoryFdKHR").unwrap().ends_with(LAYER_LIB),
+        "hooked when the application enabled it"
+    );
+}
+
+#[test]
+fn probe_reports_what_the_host_kernel_lacks() {
+    let run = client(&["compute", "1", "64"], Layer::On, &[("DYNABUF_LOG", "info")]).expect_ok("compute");
+    let line = run.layer_lines().into_iter().find(|l| l.contains("sync strategy")).expect("probe line");
+    if dynabuf::sys::udmabuf::available() {
+        return common::skip(
+            "probe_reports_what_the_host_kernel_lacks",
+            "this kernel has udmabuf (the VM tier checks it)",
+        );
+    }
+    // Without udmabuf, lavapipe neither exports dma-bufs nor offers SYNC_FD.
+    assert!(line.contains("dma-buf export no"), "{line}");
+    assert!(line.contains("SYNC_FD semaphore export no"), "{line}");
+    assert!(line.contains("DRM node none"), "{line}");
+}

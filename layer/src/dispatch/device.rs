@@ -6,6 +6,8 @@
 //! which must pass valid ones (Vulkan valid usage), and the function pointer
 //! was returned by the next layer for this device and this exact name.
 
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+
 use ash::vk;
 
 use super::fn_table::fn_table;
@@ -35,6 +37,14 @@ fn_table!(DeviceFns, vk::Device, vk::PFN_vkGetDeviceProcAddr {
     cmd_pipeline_barrier2: PFN_vkCmdPipelineBarrier2 = c"vkCmdPipelineBarrier2" | c"vkCmdPipelineBarrier2KHR";
     queue_submit: PFN_vkQueueSubmit = c"vkQueueSubmit";
     queue_submit2: PFN_vkQueueSubmit2 = c"vkQueueSubmit2" | c"vkQueueSubmit2KHR";
+    get_memory_fd_properties: PFN_vkGetMemoryFdPropertiesKHR = c"vkGetMemoryFdPropertiesKHR";
+    create_semaphore: PFN_vkCreateSemaphore = c"vkCreateSemaphore";
+    destroy_semaphore: PFN_vkDestroySemaphore = c"vkDestroySemaphore";
+    get_semaphore_fd: PFN_vkGetSemaphoreFdKHR = c"vkGetSemaphoreFdKHR";
+    import_semaphore_fd: PFN_vkImportSemaphoreFdKHR = c"vkImportSemaphoreFdKHR";
+    create_fence: PFN_vkCreateFence = c"vkCreateFence";
+    destroy_fence: PFN_vkDestroyFence = c"vkDestroyFence";
+    wait_for_fences: PFN_vkWaitForFences = c"vkWaitForFences";
 });
 
 /// One `VkDevice` created through this layer.
@@ -48,6 +58,29 @@ pub struct Device {
     pub set_loader_data: Option<PfnSetDeviceLoaderData>,
     pub fns: DeviceFns,
     pub state: DeviceState,
+}
+
+/// Hands `fd` to a Vulkan call that takes ownership on success. On failure
+/// the specification leaves the fd with the caller, but some drivers
+/// (lavapipe 25.0) close it anyway: it is closed here only if it is still
+/// open and still names the same file, so nothing leaks and nothing is
+/// closed twice.
+pub fn hand_over_fd(fd: OwnedFd, call: impl FnOnce(RawFd) -> vk::Result) -> vk::Result {
+    let before = crate::sys::dma_buf::identity(fd.as_fd()).ok();
+    let raw = fd.into_raw_fd();
+    let result = call(raw);
+    if result != vk::Result::SUCCESS {
+        // SAFETY: `raw` is only borrowed for fstat while we check whether it
+        // is still the file we passed; nothing else in this process can
+        // have been given this number while the call ran with it.
+        let now = crate::sys::dma_buf::identity(unsafe { BorrowedFd::borrow_raw(raw) }).ok();
+        if before.is_some() && now == before {
+            // SAFETY: still open and still ours (the call failed and did not
+            // take it), so we own it again and close it.
+            drop(unsafe { OwnedFd::from_raw_fd(raw) });
+        }
+    }
+    result
 }
 
 fn opt<T>(p: Option<&T>) -> *const T {
@@ -288,6 +321,136 @@ impl Device {
             // SAFETY: see the module doc.
             unsafe { f(cb, info) }
         }
+    }
+
+    pub fn get_memory_fd_properties(
+        &self,
+        handle_type: vk::ExternalMemoryHandleTypeFlags,
+        fd: i32,
+        props: &mut vk::MemoryFdPropertiesKHR<'_>,
+    ) -> vk::Result {
+        let Some(f) = self.fns.get_memory_fd_properties else { return MISSING };
+        // SAFETY: see the module doc; `fd` is only inspected, not consumed.
+        unsafe { f(self.handle, handle_type, fd, props) }
+    }
+
+    /// `vkGetMemoryFdKHR` for the layer's own use: the new fd, owned.
+    pub fn export_memory_fd(
+        &self,
+        memory: vk::DeviceMemory,
+        handle_type: vk::ExternalMemoryHandleTypeFlags,
+    ) -> Result<OwnedFd, vk::Result> {
+        let info = vk::MemoryGetFdInfoKHR::default().memory(memory).handle_type(handle_type);
+        let mut fd = -1;
+        match self.get_memory_fd(&info, &mut fd) {
+            // SAFETY: a successful vkGetMemoryFdKHR returns a new fd that the
+            // caller owns.
+            vk::Result::SUCCESS if fd >= 0 => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+            vk::Result::SUCCESS => Err(vk::Result::ERROR_INVALID_EXTERNAL_HANDLE),
+            e => Err(e),
+        }
+    }
+
+    /// Allocates memory imported from `fd` (consumed on success, closed on
+    /// failure: see [`hand_over_fd`]).
+    pub fn import_memory_fd(
+        &self,
+        size: u64,
+        memory_type: u32,
+        handle_type: vk::ExternalMemoryHandleTypeFlags,
+        fd: OwnedFd,
+        memory: &mut vk::DeviceMemory,
+    ) -> vk::Result {
+        hand_over_fd(fd, |raw| {
+            let mut import = vk::ImportMemoryFdInfoKHR::default().handle_type(handle_type).fd(raw);
+            let info = vk::MemoryAllocateInfo::default()
+                .allocation_size(size)
+                .memory_type_index(memory_type)
+                .push_next(&mut import);
+            self.allocate_memory(&info, None, memory)
+        })
+    }
+
+    /// `vkGetSemaphoreFdKHR(SYNC_FD)`: `None` when the driver returns -1
+    /// (already signalled, which the specification allows).
+    pub fn export_sync_fd(&self, semaphore: vk::Semaphore) -> Result<Option<OwnedFd>, vk::Result> {
+        let info = vk::SemaphoreGetFdInfoKHR::default()
+            .semaphore(semaphore)
+            .handle_type(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
+        let mut fd = -1;
+        match self.get_semaphore_fd(&info, &mut fd) {
+            // SAFETY: a successful vkGetSemaphoreFdKHR returns a new fd (or
+            // -1) that the caller owns.
+            vk::Result::SUCCESS => Ok((fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })),
+            e => Err(e),
+        }
+    }
+
+    /// Imports a sync_file (or `None`: already signalled) into `semaphore`
+    /// temporarily, for its next wait.
+    pub fn import_sync_fd(&self, semaphore: vk::Semaphore, fd: Option<OwnedFd>) -> vk::Result {
+        let import = |raw: RawFd| {
+            let info = vk::ImportSemaphoreFdInfoKHR::default()
+                .semaphore(semaphore)
+                .flags(vk::SemaphoreImportFlags::TEMPORARY)
+                .handle_type(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD)
+                .fd(raw);
+            self.import_semaphore_fd(&info)
+        };
+        match fd {
+            Some(fd) => hand_over_fd(fd, import),
+            None => import(-1),
+        }
+    }
+
+    pub fn create_semaphore(
+        &self,
+        info: &vk::SemaphoreCreateInfo<'_>,
+        out: &mut vk::Semaphore,
+    ) -> vk::Result {
+        let Some(f) = self.fns.create_semaphore else { return MISSING };
+        // SAFETY: see the module doc.
+        unsafe { f(self.handle, info, std::ptr::null(), out) }
+    }
+
+    pub fn destroy_semaphore(&self, semaphore: vk::Semaphore) {
+        if let Some(f) = self.fns.destroy_semaphore {
+            // SAFETY: see the module doc; the layer's own semaphore, unused.
+            unsafe { f(self.handle, semaphore, std::ptr::null()) }
+        }
+    }
+
+    pub fn get_semaphore_fd(&self, info: &vk::SemaphoreGetFdInfoKHR<'_>, fd: &mut i32) -> vk::Result {
+        let Some(f) = self.fns.get_semaphore_fd else { return MISSING };
+        // SAFETY: see the module doc.
+        unsafe { f(self.handle, info, fd) }
+    }
+
+    /// Imports a semaphore payload; on success the driver owns `info.fd`.
+    pub fn import_semaphore_fd(&self, info: &vk::ImportSemaphoreFdInfoKHR<'_>) -> vk::Result {
+        let Some(f) = self.fns.import_semaphore_fd else { return MISSING };
+        // SAFETY: see the module doc.
+        unsafe { f(self.handle, info) }
+    }
+
+    pub fn create_fence(&self, out: &mut vk::Fence) -> vk::Result {
+        let Some(f) = self.fns.create_fence else { return MISSING };
+        let info = vk::FenceCreateInfo::default();
+        // SAFETY: see the module doc.
+        unsafe { f(self.handle, &info, std::ptr::null(), out) }
+    }
+
+    pub fn destroy_fence(&self, fence: vk::Fence) {
+        if let Some(f) = self.fns.destroy_fence {
+            // SAFETY: see the module doc; the layer's own fence, unused.
+            unsafe { f(self.handle, fence, std::ptr::null()) }
+        }
+    }
+
+    pub fn wait_for_fence(&self, fence: vk::Fence, timeout_ns: u64) -> vk::Result {
+        let Some(f) = self.fns.wait_for_fences else { return MISSING };
+        // SAFETY: see the module doc; one fence.
+        unsafe { f(self.handle, 1, &fence, vk::TRUE, timeout_ns) }
     }
 
     #[inline]

@@ -8,6 +8,10 @@ fn_table!(InstanceFns, vk::Instance, vk::PFN_vkGetInstanceProcAddr {
     destroy_instance: PFN_vkDestroyInstance = c"vkDestroyInstance";
     create_device: PFN_vkCreateDevice = c"vkCreateDevice";
     get_physical_device_properties: PFN_vkGetPhysicalDeviceProperties = c"vkGetPhysicalDeviceProperties";
+    get_physical_device_properties2: PFN_vkGetPhysicalDeviceProperties2 = c"vkGetPhysicalDeviceProperties2" | c"vkGetPhysicalDeviceProperties2KHR";
+    get_physical_device_memory_properties: PFN_vkGetPhysicalDeviceMemoryProperties = c"vkGetPhysicalDeviceMemoryProperties";
+    enumerate_device_extension_properties: PFN_vkEnumerateDeviceExtensionProperties = c"vkEnumerateDeviceExtensionProperties";
+    get_external_semaphore_properties: PFN_vkGetPhysicalDeviceExternalSemaphoreProperties = c"vkGetPhysicalDeviceExternalSemaphoreProperties" | c"vkGetPhysicalDeviceExternalSemaphorePropertiesKHR";
 });
 
 /// One `VkInstance` created through this layer.
@@ -47,6 +51,71 @@ impl Instance {
         // state through its dispatch key) and `props` is a valid out-struct.
         unsafe { f(physical, &mut props) };
         props.device_name_as_c_str().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
+    /// The device extensions the driver (and the layers below) offer.
+    pub fn device_extensions(&self, physical: vk::PhysicalDevice) -> Vec<std::ffi::CString> {
+        let Some(f) = self.fns.enumerate_device_extension_properties else { return Vec::new() };
+        let mut count = 0u32;
+        // SAFETY: the two-call idiom with a valid count pointer and, second,
+        // an array of `count` elements.
+        unsafe {
+            if f(physical, std::ptr::null(), &mut count, std::ptr::null_mut()) != vk::Result::SUCCESS {
+                return Vec::new();
+            }
+            let mut props = vec![vk::ExtensionProperties::default(); count as usize];
+            let r = f(physical, std::ptr::null(), &mut count, props.as_mut_ptr());
+            if r != vk::Result::SUCCESS && r != vk::Result::INCOMPLETE {
+                return Vec::new();
+            }
+            props.truncate(count as usize);
+            props
+                .iter()
+                .filter_map(|p| p.extension_name_as_c_str().ok().map(std::ffi::CString::from))
+                .collect()
+        }
+    }
+
+    /// `VkPhysicalDeviceDrmPropertiesEXT`, when the device has
+    /// `VK_EXT_physical_device_drm` (the caller checks).
+    pub fn drm_properties(
+        &self,
+        physical: vk::PhysicalDevice,
+    ) -> Option<vk::PhysicalDeviceDrmPropertiesEXT<'static>> {
+        let f = self.fns.get_physical_device_properties2?;
+        let mut drm = vk::PhysicalDeviceDrmPropertiesEXT::default();
+        let mut props = vk::PhysicalDeviceProperties2 {
+            p_next: (&mut drm as *mut vk::PhysicalDeviceDrmPropertiesEXT<'_>).cast(),
+            ..Default::default()
+        };
+        // SAFETY: a physical device of this instance and a valid chain of
+        // out-structures that live across the call.
+        unsafe { f(physical, &mut props) };
+        drm.p_next = std::ptr::null_mut();
+        Some(drm)
+    }
+
+    pub fn memory_properties(&self, physical: vk::PhysicalDevice) -> vk::PhysicalDeviceMemoryProperties {
+        let mut props = vk::PhysicalDeviceMemoryProperties::default();
+        if let Some(f) = self.fns.get_physical_device_memory_properties {
+            // SAFETY: a physical device of this instance and a valid out struct.
+            unsafe { f(physical, &mut props) };
+        }
+        props
+    }
+
+    /// What the driver says a semaphore of `handle_type` can do.
+    pub fn external_semaphore_features(
+        &self,
+        physical: vk::PhysicalDevice,
+        handle_type: vk::ExternalSemaphoreHandleTypeFlags,
+    ) -> vk::ExternalSemaphoreFeatureFlags {
+        let Some(f) = self.fns.get_external_semaphore_properties else { return Default::default() };
+        let info = vk::PhysicalDeviceExternalSemaphoreInfo::default().handle_type(handle_type);
+        let mut props = vk::ExternalSemaphoreProperties::default();
+        // SAFETY: a physical device of this instance and valid structs.
+        unsafe { f(physical, &info, &mut props) };
+        props.external_semaphore_features
     }
 
     /// Calls the next `vkDestroyInstance`.

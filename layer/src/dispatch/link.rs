@@ -22,6 +22,23 @@ pub struct DeviceLink {
     pub next_gipa: vk::PFN_vkGetInstanceProcAddr,
     pub next_gdpa: vk::PFN_vkGetDeviceProcAddr,
     pub set_device_loader_data: Option<PfnSetDeviceLoaderData>,
+    /// The link node as this layer left it, to restore before calling down
+    /// a second time (layers below advance it again on each call).
+    info: *mut LayerCreateInfo,
+    after_take: *mut c_void,
+}
+
+impl DeviceLink {
+    /// Puts the chain back as it was right after [`take_device_link`], so
+    /// `vkCreateDevice` can be called down again.
+    ///
+    /// # Safety
+    /// The create info this link came from must still be alive.
+    pub unsafe fn rewind(&self) {
+        // SAFETY: `info` points into the caller's live create-info chain
+        // (this function's contract).
+        unsafe { (*self.info).u[0] = self.after_take };
+    }
 }
 
 /// Finds the loader's create info with `s_type` and `function`.
@@ -89,7 +106,9 @@ pub unsafe fn take_device_link(p_next: *const c_void) -> Option<DeviceLink> {
         // `pfnSetDeviceLoaderData`, a function pointer or null.
         unsafe { std::mem::transmute::<*mut c_void, Option<PfnSetDeviceLoaderData>>((*info).u[0]) }
     });
-    Some(DeviceLink { next_gipa, next_gdpa, set_device_loader_data })
+    // SAFETY: as above.
+    let after_take = unsafe { (*info).u[0] };
+    Some(DeviceLink { next_gipa, next_gdpa, set_device_loader_data, info, after_take })
 }
 
 #[cfg(test)]

@@ -260,6 +260,9 @@ unsafe extern "system" fn get_device_proc_addr(
         let name = unsafe { CStr::from_ptr(p_name) };
         // SAFETY: a non-null device is a valid one (Vulkan valid usage).
         let dev = unsafe { dispatch::device(device) }?;
+        if dev.state.hides(name) {
+            return None;
+        }
         let next = dev.next_proc_addr(name);
         match find_hook(name) {
             Some(h) if h.kind == Kind::DeviceChain => Some(h.ptr),

@@ -11,7 +11,9 @@
 
 pub mod command;
 pub mod device;
+pub mod extensions;
 pub mod memory;
+pub mod probe;
 pub mod queue;
 pub mod resource;
 pub mod state;

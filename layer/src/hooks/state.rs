@@ -10,8 +10,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use ash::vk;
 
+use crate::registry::caps::Capabilities;
 use crate::registry::{CommandLog, MemoryTable};
 use crate::stats::DeviceStats;
+use crate::sys::drm::Node;
 
 /// A queue's family and index, from `vkGetDeviceQueue{,2}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +37,13 @@ pub struct DeviceState {
     queues: Mutex<HashMap<vk::Queue, QueueInfo>>,
     /// Counters, when `DYNABUF_STATS=1`.
     pub stats: Option<DeviceStats>,
+    /// What the probe found.
+    pub caps: Capabilities,
+    /// The device's DRM node, when it has one.
+    pub drm: Option<Node>,
+    /// Functions of extensions only the layer enabled: hidden from the
+    /// application's `vkGetDeviceProcAddr`.
+    pub hidden: Vec<&'static std::ffi::CStr>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -47,6 +56,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl DeviceState {
     pub fn new(name: String, stats: bool) -> Self {
         DeviceState { name, stats: stats.then(DeviceStats::default), ..Default::default() }
+    }
+
+    /// Whether `name` belongs to an extension only the layer enabled.
+    pub fn hides(&self, name: &std::ffi::CStr) -> bool {
+        self.hidden.contains(&name)
     }
 
     /// Whether the device has any external memory.

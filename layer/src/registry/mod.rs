@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod caps;
 pub mod memory;
 pub mod transfers;
 

@@ -62,8 +62,14 @@ fn cmd_probe() -> Result<()> {
         unsafe { c.entry.enumerate_instance_layer_properties() }.map_err(|e| Error(format!("{e:?}")))?;
     let enumerated = layers.iter().any(|l| l.layer_name_as_c_str() == Ok(c"VK_LAYER_DYNABUF_dmabuf"));
     println!("layer_enumerated={enumerated}");
-    let names: [&CStr; 4] =
-        [c"vkQueueSubmit", c"vkCmdPipelineBarrier", c"vkAllocateMemory", c"vkCmdDispatch"];
+    let names: [&CStr; 6] = [
+        c"vkQueueSubmit",
+        c"vkCmdPipelineBarrier",
+        c"vkAllocateMemory",
+        c"vkCmdDispatch",
+        c"vkGetMemoryFdKHR",
+        c"vkGetSemaphoreFdKHR",
+    ];
     for name in names {
         let object = c.device_proc_addr(name).and_then(object_of).unwrap_or_else(|| "none".into());
         println!("{}={object}", name.to_string_lossy());
