@@ -32,7 +32,7 @@ const BARRIERS_PER_SAMPLE: u32 = 1000;
 
 impl Bench {
     fn new(layers: Vec<CString>) -> Result<Self> {
-        let client = Client::new(&ClientOptions { layers, queues: 1 })?;
+        let client = Client::new(&ClientOptions { layers, queues: 1, ..Default::default() })?;
         let d = &client.device;
         // SAFETY: valid create infos; the objects are destroyed in Drop.
         unsafe {
