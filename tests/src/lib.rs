@@ -10,6 +10,7 @@
 //! * [`measure`]: medians and interleaved rounds for the benchmarks.
 
 pub mod compute;
+pub mod dmabuf;
 pub mod env;
 pub mod external;
 pub mod measure;

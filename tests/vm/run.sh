@@ -59,7 +59,7 @@ start=$(date +%s.%N)
 qemu-system-x86_64 -accel tcg -machine q35 -cpu max -smp "${DYNABUF_VM_CPUS:-2}" -m "${DYNABUF_VM_MEM:-4G}" \
     -nodefaults -no-reboot -display none \
     -kernel "$kdir/vmlinuz" -initrd "$kdir/initramfs.gz" \
-    -append "console=ttyS0 quiet panic=-1 udmabuf.size_limit_mb=256 dynabuf.init=$work/guest.sh" \
+    -append "console=ttyS0 panic=-1 udmabuf.size_limit_mb=256 dynabuf.init=$work/guest.sh" \
     -fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
     -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
     -serial "file:$console" -serial "file:$output" \

@@ -8,6 +8,8 @@
 //! dynabuf-client probe                    which object serves hooked and unhooked functions
 //! dynabuf-client multi                    three instances and devices live at once
 //! dynabuf-client threads [T] [N]          T threads x N submits of increment.comp
+//! dynabuf-client dmabuf-import           a udmabuf imported, GPU adds, CPU checks (needs /dev/udmabuf)
+//! dynabuf-client dmabuf-export           GPU fills, exported dma-buf mapped and checked both ways
 //! dynabuf-client external [CYCLES]        export/import between two devices, ownership
 //!                                         transfers, bad imports, then CYCLES more
 //!                                         export/import/free cycles; fd counts
@@ -19,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use ash::vk;
 use dynabuf_client::compute::{self, Job, Kernel, Push, Shader, StorageBuffer};
+use dynabuf_client::dmabuf;
 use dynabuf_client::external::{open_fds, ownership_barrier, ExternalBuffer};
 use dynabuf_client::shaders::fill_expected;
 use dynabuf_client::vulkan::{object_of, Client, ClientOptions};
@@ -195,6 +198,21 @@ fn cmd_external(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+fn cmd_dmabuf_import() -> Result<()> {
+    let c = Client::new(&ClientOptions::default())?;
+    dmabuf::import_round_trip(&c, 4096, 7)?;
+    println!("dmabuf_import_ok=true");
+    Ok(())
+}
+
+fn cmd_dmabuf_export() -> Result<()> {
+    let c = Client::new(&ClientOptions::default())?;
+    let exporter = dmabuf::export_round_trip(&c, 4096, 0xabcd)?;
+    println!("exporter={exporter}");
+    println!("dmabuf_export_ok=true");
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or(&[]);
@@ -204,7 +222,12 @@ fn main() -> ExitCode {
         Some("multi") => cmd_multi(),
         Some("threads") => cmd_threads(rest),
         Some("external") => cmd_external(rest),
-        _ => Err(Error("usage: dynabuf-client compute|probe|multi|threads|external [args]".into())),
+        Some("dmabuf-import") => cmd_dmabuf_import(),
+        Some("dmabuf-export") => cmd_dmabuf_export(),
+        _ => Err(Error(
+            "usage: dynabuf-client compute|probe|multi|threads|external|dmabuf-import|dmabuf-export [args]"
+                .into(),
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,45 @@
+//! The kernel tier (DESIGN.md, test tier 3): real dma-bufs (udmabuf),
+//! foreign fences (vgem), DRM syncobjs (virtio_gpu) and lavapipe exporting
+//! and importing dma-bufs under the layer. On a host whose kernel cannot
+//! make dma-bufs every test reports itself skipped; `scripts/test.sh` runs
+//! this binary again inside a VM booting a stock 6.12 kernel
+//! (`tests/vm/run.sh`), where nothing may skip.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod fixture;
+mod harness;
+mod sync_file_semantics;
+mod syncobj;
+mod vulkan;
+
+use harness::Test;
+
+macro_rules! tests {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        &[$(Test { name: concat!(stringify!($module), "::", stringify!($name)), run: $module::$name }),*]
+    };
+}
+
+const TESTS: &[Test] = tests![
+    sync_file_semantics::udmabuf_is_a_dma_buf_with_identity_size_and_name,
+    sync_file_semantics::an_idle_buffer_exports_signalled_fences,
+    sync_file_semantics::export_read_waits_only_for_writers,
+    sync_file_semantics::export_write_waits_for_writers_and_readers,
+    sync_file_semantics::import_read_fence_blocks_only_writers,
+    sync_file_semantics::import_write_fence_blocks_everyone,
+    sync_file_semantics::merged_fence_signals_when_both_have,
+    sync_file_semantics::waits_are_bounded_by_their_timeout,
+    sync_file_semantics::cpu_access_is_bracketed,
+    sync_file_semantics::prime_import_gives_one_handle_per_buffer,
+    syncobj::syncobj_round_trips_on_virtio_gpu,
+    syncobj::drm_nodes_are_found_by_driver_name,
+    vulkan::vulkan_imports_a_dma_buf_under_the_layer,
+    vulkan::vulkan_exports_a_dma_buf_under_the_layer,
+    vulkan::probe_finds_dma_buf_and_sync_fd_support,
+    vulkan::demo_shares_a_dma_buf,
+];
+
+fn main() -> std::process::ExitCode {
+    harness::run_all(TESTS)
+}
