@@ -59,7 +59,7 @@ mkdir -p "$mods/lib/modules"
 mv "$kdir/unpacked/lib/modules/$kver" "$mods/lib/modules/"
 rm -rf "$kdir/unpacked"
 depmod -b "$mods" "$kver"
-wanted=(vgem virtio_gpu netfs 9pnet 9pnet_virtio 9p)
+wanted=(vgem virtio_gpu netfs 9pnet 9pnet_virtio 9p overlay)
 show_deps() { # module... -> the .ko files to load, in order (built-ins print nothing)
     for m in "$@"; do
         modprobe -d "$mods" -S "$kver" --show-depends "$m" 2>/dev/null | awk '/^insmod/ {print $2}'

@@ -2,8 +2,9 @@
 # Runs a command inside a VM booting Debian bookworm-backports' stock 6.12
 # kernel under qemu (TCG: this machine's /dev/kvm runs only PVM guests),
 # with the host's / shared read-only over 9p (so the command sees this
-# checkout and its build outputs at the same paths), tmpfs on /tmp, /run and
-# /var/tmp, and vgem + virtio_gpu loaded. Prints the command's output and
+# checkout and its build outputs at the same paths, even under /tmp),
+# writable overlays (tmpfs upper) on /tmp and /var/tmp, tmpfs on /run, and
+# vgem + virtio_gpu loaded. Prints the command's output and
 # exits with its status. A guest that does not finish within the timeout is
 # killed, the console's tail printed, and the run fails.
 #
@@ -39,13 +40,23 @@ output="$work/output.log"
 {
     echo '#!/bin/sh'
     echo 'mount -t proc proc /proc; mount -t sysfs sysfs /sys'
-    echo 'for d in /tmp /run /var/tmp /dev/shm; do mkdir -p $d 2>/dev/null; mount -t tmpfs tmpfs $d; done'
-    echo 'mkdir -p /dev/pts && mount -t devpts devpts /dev/pts'
+    echo 'mount -t tmpfs tmpfs /run; mkdir -p /dev/pts /dev/shm'
+    echo 'mount -t devpts devpts /dev/pts; mount -t tmpfs tmpfs /dev/shm'
     echo 'exec >/dev/ttyS1 2>&1'
     echo 'stty -F /dev/ttyS1 raw -echo 2>/dev/null'
+    echo "modprobe -d '$kdir/modules' -S '$kver' overlay 2>/dev/null"
+    # Writable /tmp and /var/tmp that still show the host's files (the
+    # checkout may live under /tmp); a private tmpfs if overlayfs fails.
+    echo 'export TMPDIR=/tmp'
+    echo 'for d in /tmp /var/tmp; do'
+    echo '  mkdir -p /run/ovl$d/upper /run/ovl$d/work'
+    echo '  mount -t overlay overlay -o lowerdir=$d,upperdir=/run/ovl$d/upper,workdir=/run/ovl$d/work $d ||'
+    echo '    { echo "vm: no overlay on $d; TMPDIR=/run/tmp"; mkdir -p /run/tmp; export TMPDIR=/run/tmp; }'
+    echo 'done'
     echo "modprobe -d '$kdir/modules' -S '$kver' vgem || echo 'vm: modprobe vgem failed'"
     echo "modprobe -d '$kdir/modules' -S '$kver' virtio_gpu || echo 'vm: modprobe virtio_gpu failed'"
-    echo "export PATH='$PATH' HOME=/tmp TMPDIR=/tmp DYNABUF_IN_VM=1"
+    echo "export PATH='$PATH' HOME=/run/home XDG_CACHE_HOME=/run/home/.cache DYNABUF_IN_VM=1"
+    echo 'mkdir -p /run/home' 
     for name in "${pass_env[@]}" $(compgen -e | grep '^DYNABUF_' || true); do
         [ -n "${!name+x}" ] && printf 'export %s=%q\n' "$name" "${!name}"
     done
