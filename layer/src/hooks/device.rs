@@ -19,5 +19,6 @@ pub fn destroying(dev: &Device) {
             format_args!("stats for {} ({:#x}): {}", dev.state.name, dev.handle.as_raw(), stats.line()),
         );
     }
+    super::buffers::device_gone(dev);
     log_debug!("detached from {} ({:#x})", dev.state.name, dev.handle.as_raw());
 }

@@ -3,6 +3,7 @@
 
 use ash::vk;
 
+use super::buffers;
 use crate::dispatch::Device;
 use crate::registry::{ExternalKind, ExternalMemory, Resource};
 
@@ -44,8 +45,14 @@ pub fn allocate(
 ) -> vk::Result {
     dev.state.count(|s| &s.allocations);
     let kind = chain.external_kind();
-    // Read before calling down: a successful import hands the fd to the driver.
+    // Read before calling down: a successful import hands the fd to the
+    // driver. The layer keeps its own dup of an imported dma-buf (closed
+    // again at once if the import fails or it is no dma-buf).
     let import_fd = chain.import_fd.map(|i| i.fd);
+    let dma_buf = chain
+        .import_fd
+        .filter(|i| i.handle_type == vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT)
+        .and_then(|i| buffers::identify(i.fd));
     let result = dev.allocate_memory(info, allocator, memory);
     let Some(kind) = kind else { return result };
     if result != vk::Result::SUCCESS {
@@ -88,6 +95,9 @@ pub fn allocate(
 pub fn free(dev: &Device, memory: vk::DeviceMemory, allocator: Option<&vk::AllocationCallbacks<'_>>) {
     if dev.state.has_external_memory() && memory != vk::DeviceMemory::null() {
         if let Some(gone) = dev.state.with_memory(|t| t.remove(memory)) {
+            if let Some(d) = &gone.dma_buf {
+                buffers::left(dev, memory, d.key);
+            }
             log_debug!(
                 "{}: memory {:#x} freed ({:?}, {} resources were bound)",
                 dev.state.name,
@@ -105,6 +115,11 @@ pub fn get_fd(dev: &Device, info: &vk::MemoryGetFdInfoKHR<'_>, fd: &mut i32) -> 
     if result == vk::Result::SUCCESS {
         dev.state.count(|s| &s.fd_exports);
         let tracked = dev.state.with_memory(|t| t.exported(info.memory, info.handle_type));
+        if tracked && info.handle_type == vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT {
+            if let Some(id) = buffers::identify(*fd) {
+                buffers::joined(dev, info.memory, id, true);
+            }
+        }
         log_debug!(
             "{}: memory {:#x} exported as {:?}: fd {}{}",
             dev.state.name,

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod buffers;
 pub mod command;
 pub mod device;
 pub mod extensions;

@@ -1,8 +1,12 @@
 //! External memory objects of one device and the resources bound to them.
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use ash::vk;
+
+use super::buffers::BufferKey;
 
 /// A buffer or an image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,8 +32,17 @@ impl ExternalKind {
     }
 }
 
+/// The dma-buf behind a memory object, and the layer's own fd for it (a
+/// dup of the imported fd, or of the exported one), used for the sync-file
+/// ioctls.
+#[derive(Clone, Debug)]
+pub struct DmaBufRef {
+    pub key: BufferKey,
+    pub fd: Arc<OwnedFd>,
+}
+
 /// One external memory object.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ExternalMemory {
     pub kind: ExternalKind,
     pub size: u64,
@@ -40,6 +53,9 @@ pub struct ExternalMemory {
     pub exported_as: vk::ExternalMemoryHandleTypeFlags,
     /// Resources bound to this memory, in binding order.
     pub bound: Vec<Resource>,
+    /// The dma-buf, once the layer knows it (import of a dma-buf, or export
+    /// as one).
+    pub dma_buf: Option<DmaBufRef>,
 }
 
 impl ExternalMemory {
@@ -51,6 +67,7 @@ impl ExternalMemory {
             dedicated_to,
             exported_as: vk::ExternalMemoryHandleTypeFlags::empty(),
             bound: Vec::new(),
+            dma_buf: None,
         }
     }
 }
@@ -118,6 +135,23 @@ impl MemoryTable {
     /// The tracked memory `resource` is bound to.
     pub fn memory_of(&self, resource: Resource) -> Option<vk::DeviceMemory> {
         self.bound_to.get(&resource).copied()
+    }
+
+    /// The dma-buf behind the memory `resource` is bound to.
+    pub fn dma_buf_of(&self, resource: Resource) -> Option<&DmaBufRef> {
+        self.memories.get(self.bound_to.get(&resource)?)?.dma_buf.as_ref()
+    }
+
+    /// Every dma-buf of the device (for `DYNABUF_SYNC_SCOPE=all`).
+    pub fn dma_bufs(&self) -> impl Iterator<Item = &DmaBufRef> {
+        self.memories.values().filter_map(|m| m.dma_buf.as_ref())
+    }
+
+    /// Records the dma-buf behind `memory`. Returns whether it is tracked.
+    pub fn set_dma_buf(&mut self, memory: vk::DeviceMemory, dma_buf: DmaBufRef) -> bool {
+        let Some(record) = self.memories.get_mut(&memory) else { return false };
+        record.dma_buf.get_or_insert(dma_buf);
+        true
     }
 
     /// Records an export through `vkGetMemoryFdKHR`. Returns whether the

@@ -10,9 +10,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod buffers;
 pub mod caps;
 pub mod memory;
 pub mod transfers;
 
-pub use memory::{ExternalKind, ExternalMemory, MemoryTable, Resource};
+pub use buffers::{AttachmentRef, BufferInfo, BufferKey, BufferRegistry};
+pub use memory::{DmaBufRef, ExternalKind, ExternalMemory, MemoryTable, Resource};
 pub use transfers::{CommandLog, Direction, OwnershipTransfer};

@@ -61,6 +61,21 @@ impl std::error::Error for SysError {}
 
 pub type SysResult<T> = Result<T, SysError>;
 
+/// `fcntl(fd, F_DUPFD_CLOEXEC)`: a new close-on-exec fd for the same file.
+/// Takes a raw number because the layer is handed raw fds by Vulkan calls
+/// (an import's fd, an export's result); a closed number gives EBADF.
+pub fn dup_raw(fd: std::os::fd::RawFd) -> SysResult<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_DUPFD_CLOEXEC only reads the fd table; on any integer it
+    // either fails (EBADF) or returns a new descriptor.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(SysError::new("fcntl(F_DUPFD_CLOEXEC)", Errno::last()));
+    }
+    // SAFETY: `new` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(new) })
+}
+
 /// Turns `nix`'s result into ours, naming the operation.
 pub(crate) trait Op<T> {
     fn op(self, op: &'static str) -> SysResult<T>;
