@@ -19,6 +19,7 @@ pub fn buffers() -> MutexGuard<'static, BufferRegistry> {
 }
 
 /// A dma-buf identified from one of its fds.
+#[derive(Debug)]
 pub struct Identified {
     pub key: BufferKey,
     pub info: BufferInfo,

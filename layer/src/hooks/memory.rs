@@ -89,6 +89,9 @@ pub fn allocate(
     let record =
         ExternalMemory::new(kind, info.allocation_size, info.memory_type_index, chain.dedicated_to());
     dev.state.with_memory(|t| t.insert(*memory, record));
+    if let Some(id) = dma_buf {
+        buffers::joined(dev, *memory, id, false);
+    }
     result
 }
 
