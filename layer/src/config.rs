@@ -39,6 +39,34 @@ impl LogLevel {
     }
 }
 
+/// `DYNABUF_SYNC`: how foreign fences reach the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// `thread` where the device has timeline semaphores (the only way a
+    /// wait can be bounded), else `semaphore`.
+    Auto,
+    /// Import the sync_file into a SYNC_FD semaphore the submission waits
+    /// on: the GPU waits, unbounded.
+    Semaphore,
+    /// A waiter thread polls the sync_file (bounded by the fence timeout)
+    /// and signals a timeline semaphore the submission waits on.
+    Thread,
+    /// No implicit sync.
+    Off,
+}
+
+/// `DYNABUF_SYNC_SCOPE`: which buffers a submission acquires and releases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncScope {
+    /// Only those its command buffers transfer to or from
+    /// FOREIGN/EXTERNAL.
+    Transfers,
+    /// Every dma-buf the submitting device has imported or exported (for
+    /// applications that record no ownership transfers), acquired for
+    /// writing and released as written.
+    All,
+}
+
 /// Everything the layer can be told.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -51,11 +79,26 @@ pub struct Settings {
     /// `DYNABUF_STATS=1`: count what the layer sees and print it per device
     /// at `vkDestroyDevice`.
     pub stats: bool,
+    /// `DYNABUF_SYNC`.
+    pub sync: SyncMode,
+    /// `DYNABUF_SYNC_SCOPE`.
+    pub sync_scope: SyncScope,
+    /// `DYNABUF_FENCE_TIMEOUT_MS`: the longest the layer lets anything wait
+    /// for a peer's fence.
+    pub fence_timeout_ms: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { log_level: LogLevel::Warn, log_file: None, disabled: false, stats: false }
+        Settings {
+            log_level: LogLevel::Warn,
+            log_file: None,
+            disabled: false,
+            stats: false,
+            sync: SyncMode::Auto,
+            sync_scope: SyncScope::Transfers,
+            fence_timeout_ms: 2000,
+        }
     }
 }
 
@@ -126,6 +169,51 @@ const SPECS: &[Spec] = &[
         accepted: BOOL_VALUES,
         default_taken: "0",
         apply: |s, v| parse_bool(v).map(|b| s.disabled = b).is_some(),
+    },
+    Spec {
+        env: "DYNABUF_SYNC",
+        key: "sync",
+        accepted: "auto, semaphore, thread, off",
+        default_taken: "auto",
+        apply: |s, v| {
+            let mode = match v.trim().to_ascii_lowercase().as_str() {
+                "auto" => SyncMode::Auto,
+                "semaphore" => SyncMode::Semaphore,
+                "thread" => SyncMode::Thread,
+                "off" => SyncMode::Off,
+                _ => return false,
+            };
+            s.sync = mode;
+            true
+        },
+    },
+    Spec {
+        env: "DYNABUF_SYNC_SCOPE",
+        key: "sync_scope",
+        accepted: "transfers, all",
+        default_taken: "transfers",
+        apply: |s, v| {
+            let scope = match v.trim().to_ascii_lowercase().as_str() {
+                "transfers" => SyncScope::Transfers,
+                "all" => SyncScope::All,
+                _ => return false,
+            };
+            s.sync_scope = scope;
+            true
+        },
+    },
+    Spec {
+        env: "DYNABUF_FENCE_TIMEOUT_MS",
+        key: "fence_timeout_ms",
+        accepted: "a whole number of milliseconds from 1 to 3600000",
+        default_taken: "2000",
+        apply: |s, v| match v.trim().parse::<u64>() {
+            Ok(ms) if (1..=3_600_000).contains(&ms) => {
+                s.fence_timeout_ms = ms;
+                true
+            }
+            _ => false,
+        },
     },
     Spec {
         env: "DYNABUF_STATS",
@@ -260,6 +348,18 @@ mod tests {
             assert_eq!((s.disabled, s.stats), (want, want), "{v}");
             assert!(p.is_empty());
         }
+    }
+
+    #[test]
+    fn sync_settings() {
+        let env = env_of(&[("DYNABUF_SYNC", "Thread"), ("DYNABUF_SYNC_SCOPE", "all"), ("DYNABUF_FENCE_TIMEOUT_MS", "250")]);
+        let (s, p) = resolve(env, &HashMap::new());
+        assert!(p.is_empty());
+        assert_eq!((s.sync, s.sync_scope, s.fence_timeout_ms), (SyncMode::Thread, SyncScope::All, 250));
+        let env = env_of(&[("DYNABUF_SYNC", "later"), ("DYNABUF_FENCE_TIMEOUT_MS", "0")]);
+        let (s, p) = resolve(env, &HashMap::new());
+        assert_eq!(p.len(), 2);
+        assert_eq!((s.sync, s.fence_timeout_ms), (SyncMode::Auto, 2000));
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod hooks;
 pub mod pnext;
 pub mod registry;
 pub mod stats;
+pub mod sync;
 pub mod sys;
 
 /// The layer's name as the loader and applications see it.

@@ -34,6 +34,7 @@ extends!(
     ExportMemoryAllocateInfo,
     MemoryDedicatedAllocateInfo,
     ExternalMemoryAcquireUnmodifiedEXT,
+    TimelineSemaphoreSubmitInfo,
 );
 
 /// Iterates the raw nodes of a chain.

@@ -31,6 +31,9 @@ counters! {
     exportable_allocations: "memory allocated exportable",
     fd_exports: "vkGetMemoryFdKHR calls that returned an fd",
     external_binds: "buffers and images bound to external memory",
+    acquires_ready: "acquires whose fences had already signalled (no wait)",
+    acquires_waited: "acquires that made the GPU wait for a pending fence",
+    releases_published: "fences published into released dma-bufs",
 }
 
 impl DeviceStats {

@@ -45,6 +45,9 @@ fn_table!(DeviceFns, vk::Device, vk::PFN_vkGetDeviceProcAddr {
     create_fence: PFN_vkCreateFence = c"vkCreateFence";
     destroy_fence: PFN_vkDestroyFence = c"vkDestroyFence";
     wait_for_fences: PFN_vkWaitForFences = c"vkWaitForFences";
+    get_semaphore_counter_value: PFN_vkGetSemaphoreCounterValue = c"vkGetSemaphoreCounterValue" | c"vkGetSemaphoreCounterValueKHR";
+    signal_semaphore: PFN_vkSignalSemaphore = c"vkSignalSemaphore" | c"vkSignalSemaphoreKHR";
+    wait_semaphores: PFN_vkWaitSemaphores = c"vkWaitSemaphores" | c"vkWaitSemaphoresKHR";
 });
 
 /// One `VkDevice` created through this layer.
@@ -81,6 +84,25 @@ pub fn hand_over_fd(fd: OwnedFd, call: impl FnOnce(RawFd) -> vk::Result) -> vk::
         }
     }
     result
+}
+
+/// Signals a device's timeline semaphores from another thread (the sync
+/// waiter), without holding the device state.
+#[derive(Clone, Copy, Debug)]
+pub struct TimelineSignaller {
+    device: vk::Device,
+    signal: vk::PFN_vkSignalSemaphore,
+}
+
+impl TimelineSignaller {
+    /// The device must outlive every call: the owner joins the signalling
+    /// thread before the device is destroyed.
+    pub fn signal(&self, semaphore: vk::Semaphore, value: u64) -> vk::Result {
+        let info = vk::SemaphoreSignalInfo::default().semaphore(semaphore).value(value);
+        // SAFETY: the device is alive (the owner's contract above) and the
+        // semaphore is the layer's own timeline semaphore of this device.
+        unsafe { (self.signal)(self.device, &info) }
+    }
 }
 
 fn opt<T>(p: Option<&T>) -> *const T {
@@ -431,6 +453,53 @@ impl Device {
         let Some(f) = self.fns.import_semaphore_fd else { return MISSING };
         // SAFETY: see the module doc.
         unsafe { f(self.handle, info) }
+    }
+
+    /// A timeline semaphore starting at `initial`.
+    pub fn create_timeline(&self, initial: u64) -> Result<vk::Semaphore, vk::Result> {
+        let mut kind = vk::SemaphoreTypeCreateInfo::default()
+            .semaphore_type(vk::SemaphoreType::TIMELINE)
+            .initial_value(initial);
+        let info = vk::SemaphoreCreateInfo::default().push_next(&mut kind);
+        let mut s = vk::Semaphore::null();
+        match self.create_semaphore(&info, &mut s) {
+            vk::Result::SUCCESS => Ok(s),
+            e => Err(e),
+        }
+    }
+
+    /// `vkGetSemaphoreCounterValue`.
+    pub fn timeline_value(&self, semaphore: vk::Semaphore) -> Result<u64, vk::Result> {
+        let Some(f) = self.fns.get_semaphore_counter_value else { return Err(MISSING) };
+        let mut v = 0;
+        // SAFETY: see the module doc; the layer's own timeline semaphore.
+        match unsafe { f(self.handle, semaphore, &mut v) } {
+            vk::Result::SUCCESS => Ok(v),
+            e => Err(e),
+        }
+    }
+
+    /// A handle for signalling timelines from the waiter thread.
+    pub fn signaller(&self) -> Option<TimelineSignaller> {
+        Some(TimelineSignaller { device: self.handle, signal: self.fns.signal_semaphore? })
+    }
+
+    /// `vkSignalSemaphore` from the host.
+    pub fn signal_timeline(&self, semaphore: vk::Semaphore, value: u64) -> vk::Result {
+        let Some(f) = self.fns.signal_semaphore else { return MISSING };
+        let info = vk::SemaphoreSignalInfo::default().semaphore(semaphore).value(value);
+        // SAFETY: see the module doc; the layer's own timeline semaphore.
+        unsafe { f(self.handle, &info) }
+    }
+
+    /// `vkWaitSemaphores` on one timeline value, up to `timeout_ns`.
+    pub fn wait_timeline(&self, semaphore: vk::Semaphore, value: u64, timeout_ns: u64) -> vk::Result {
+        let Some(f) = self.fns.wait_semaphores else { return MISSING };
+        let semaphores = [semaphore];
+        let values = [value];
+        let info = vk::SemaphoreWaitInfo::default().semaphores(&semaphores).values(&values);
+        // SAFETY: see the module doc; the layer's own timeline semaphore.
+        unsafe { f(self.handle, &info, timeout_ns) }
     }
 
     pub fn create_fence(&self, out: &mut vk::Fence) -> vk::Result {

@@ -136,6 +136,8 @@ fn register(
                 names.join(", ")
             );
         }
+        dev.state.sync = crate::sync::SyncEngine::new(&dev, &probed.caps, settings);
+        dev.state.scope_all = settings.sync_scope == config::SyncScope::All;
         dev.state.caps = probed.caps;
         dev.state.drm = probed.drm;
     }

@@ -27,6 +27,71 @@ impl<'a> Submits<'a> {
         Submits::V2(infos)
     }
 
+    /// How many batches.
+    pub fn len(&self) -> usize {
+        match self {
+            Submits::V1(i) => i.len(),
+            Submits::V2(i) => i.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The command buffers of batch `i`.
+    pub fn batch_command_buffers(&self, i: usize) -> Vec<vk::CommandBuffer> {
+        match *self {
+            // SAFETY: the constructor's contract vouches for the arrays.
+            Submits::V1(infos) => unsafe { slice(infos[i].p_command_buffers, infos[i].command_buffer_count) }.to_vec(),
+            Submits::V2(infos) => {
+                // SAFETY: the constructor's contract vouches for the arrays.
+                unsafe { slice(infos[i].p_command_buffer_infos, infos[i].command_buffer_info_count) }
+                    .iter()
+                    .map(|c| c.command_buffer)
+                    .collect()
+            }
+        }
+    }
+
+    /// Batch `i`'s wait semaphores and stages (`vkQueueSubmit`).
+    pub fn v1_waits(&self, i: usize) -> (&'a [vk::Semaphore], &'a [vk::PipelineStageFlags]) {
+        match *self {
+            // SAFETY: the constructor's contract vouches for the arrays.
+            Submits::V1(infos) => unsafe {
+                (
+                    slice(infos[i].p_wait_semaphores, infos[i].wait_semaphore_count),
+                    slice(infos[i].p_wait_dst_stage_mask, infos[i].wait_semaphore_count),
+                )
+            },
+            Submits::V2(_) => (&[], &[]),
+        }
+    }
+
+    /// Batch `i`'s `VkTimelineSemaphoreSubmitInfo`, if it chains one: its
+    /// wait and signal values.
+    pub fn v1_timeline(&self, i: usize) -> Option<(&'a [u64], &'a [u64])> {
+        let Submits::V1(infos) = *self else { return None };
+        // SAFETY: the constructor's contract covers the pNext chain.
+        let t: &vk::TimelineSemaphoreSubmitInfo<'_> = unsafe { crate::pnext::find(infos[i].p_next) }?;
+        // SAFETY: the structure's arrays hold their counts of values.
+        Some(unsafe {
+            (
+                slice(t.p_wait_semaphore_values, t.wait_semaphore_value_count),
+                slice(t.p_signal_semaphore_values, t.signal_semaphore_value_count),
+            )
+        })
+    }
+
+    /// Batch `i`'s wait infos (`vkQueueSubmit2`).
+    pub fn v2_waits(&self, i: usize) -> &'a [vk::SemaphoreSubmitInfo<'a>] {
+        match *self {
+            // SAFETY: the constructor's contract vouches for the array.
+            Submits::V2(infos) => unsafe { slice(infos[i].p_wait_semaphore_infos, infos[i].wait_semaphore_info_count) },
+            Submits::V1(_) => &[],
+        }
+    }
+
     /// Every command buffer submitted, in order.
     pub fn command_buffers(&self) -> Box<dyn Iterator<Item = vk::CommandBuffer> + 'a> {
         match *self {

@@ -19,6 +19,9 @@ pub fn destroying(dev: &Device) {
             format_args!("stats for {} ({:#x}): {}", dev.state.name, dev.handle.as_raw(), stats.line()),
         );
     }
+    if let Some(engine) = &dev.state.sync {
+        engine.shutdown(dev);
+    }
     super::buffers::device_gone(dev);
     log_debug!("detached from {} ({:#x})", dev.state.name, dev.handle.as_raw());
 }

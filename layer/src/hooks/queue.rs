@@ -7,6 +7,8 @@ use super::state::QueueInfo;
 use crate::dispatch::Device;
 use crate::entry::views::Submits;
 use crate::registry::Direction;
+use crate::sync::engine::Call;
+use crate::sync::plan;
 
 pub fn get_queue(dev: &Device, family: u32, index: u32, queue: &mut vk::Queue) {
     dev.get_device_queue(family, index, queue);
@@ -45,6 +47,31 @@ fn inspect(dev: &Device, queue: vk::Queue, submits: &Submits<'_>) {
     }
 }
 
+/// Runs a submission through the sync engine when it hands dma-bufs over;
+/// `None` when there is nothing for the engine to do.
+fn synchronised(
+    dev: &Device,
+    queue: vk::Queue,
+    submits: &Submits<'_>,
+    call: Call<'_, '_>,
+    fence: vk::Fence,
+) -> Option<vk::Result> {
+    let engine = dev.state.sync.as_ref()?;
+    let plan = plan::build(dev, submits, crate::config::get().sync_scope);
+    if plan.is_empty() {
+        return None;
+    }
+    dev.state.count(|s| &s.submits_with_transfers);
+    log_debug!(
+        "{}: submission on queue {:#x} acquires {} and releases {} dma-buf(s)",
+        dev.state.name,
+        vk::Handle::as_raw(queue),
+        plan.acquires.values().map(Vec::len).sum::<usize>(),
+        plan.releases.len()
+    );
+    Some(engine.submit(dev, queue, submits, call, fence, &plan))
+}
+
 #[inline]
 pub fn submit(
     dev: &Device,
@@ -54,6 +81,9 @@ pub fn submit(
     fence: vk::Fence,
 ) -> vk::Result {
     dev.state.count(|s| &s.submits);
+    if let Some(r) = synchronised(dev, queue, &submits, Call::V1(infos), fence) {
+        return r;
+    }
     if dev.state.has_recorded_transfers() {
         inspect(dev, queue, &submits);
     }
@@ -69,6 +99,9 @@ pub fn submit2(
     fence: vk::Fence,
 ) -> vk::Result {
     dev.state.count(|s| &s.submits);
+    if let Some(r) = synchronised(dev, queue, &submits, Call::V2(infos), fence) {
+        return r;
+    }
     if dev.state.has_recorded_transfers() {
         inspect(dev, queue, &submits);
     }

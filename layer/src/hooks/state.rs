@@ -44,6 +44,10 @@ pub struct DeviceState {
     /// Functions of extensions only the layer enabled: hidden from the
     /// application's `vkGetDeviceProcAddr`.
     pub hidden: Vec<&'static std::ffi::CStr>,
+    /// Implicit sync, when on and possible.
+    pub sync: Option<crate::sync::SyncEngine>,
+    /// `DYNABUF_SYNC_SCOPE=all`: every submission touches every dma-buf.
+    pub scope_all: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -79,7 +83,9 @@ impl DeviceState {
     /// ownership transfer anywhere on the device and no statistics.
     #[inline]
     pub fn is_quiet(&self) -> bool {
-        self.stats.is_none() && !self.has_recorded_transfers()
+        self.stats.is_none()
+            && !self.has_recorded_transfers()
+            && !(self.scope_all && self.has_external_memory())
     }
 
     /// Runs `f` on the memory table, keeping the lock-free count in step.

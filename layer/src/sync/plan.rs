@@ -1,0 +1,91 @@
+//! Which dma-bufs a submission acquires (per batch) and releases.
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use crate::config::SyncScope;
+use crate::dispatch::Device;
+use crate::entry::views::Submits;
+use crate::registry::{BufferKey, Direction, OwnershipTransfer};
+
+/// One buffer changing hands.
+#[derive(Clone, Debug)]
+pub struct Handover {
+    pub key: BufferKey,
+    /// The layer's own fd for the dma-buf.
+    pub fd: Arc<OwnedFd>,
+    /// Acquire: the GPU will write (wait for everyone). Release: the GPU
+    /// wrote (publish a write fence).
+    pub writes: bool,
+}
+
+/// What one submission does with dma-bufs.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Per batch index, the buffers it acquires.
+    pub acquires: BTreeMap<usize, Vec<Handover>>,
+    /// The buffers the submission releases, once each.
+    pub releases: Vec<Handover>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.acquires.is_empty() && self.releases.is_empty()
+    }
+}
+
+fn merge(list: &mut Vec<Handover>, h: Handover) {
+    match list.iter_mut().find(|x| x.key == h.key) {
+        Some(x) => x.writes |= h.writes,
+        None => list.push(h),
+    }
+}
+
+/// Builds the plan. Work scales with the submission's command buffers and
+/// their recorded transfers (or, for scope `all`, with the device's
+/// dma-bufs), never with the whole registry.
+pub fn build(dev: &Device, submits: &Submits<'_>, scope: SyncScope) -> Plan {
+    let mut plan = Plan::default();
+    if scope == SyncScope::All {
+        let all: Vec<Handover> = dev.state.with_memory(|t| {
+            t.dma_bufs().map(|d| Handover { key: d.key, fd: d.fd.clone(), writes: true }).collect()
+        });
+        if !all.is_empty() && !submits.is_empty() {
+            for h in &all {
+                merge(plan.acquires.entry(0).or_default(), h.clone());
+            }
+            plan.releases = all;
+        }
+        return plan;
+    }
+    if !dev.state.has_recorded_transfers() {
+        return plan;
+    }
+    let recorded: Vec<(usize, Vec<OwnershipTransfer>)> = dev.state.with_commands(|log| {
+        (0..submits.len())
+            .map(|i| {
+                let t: Vec<_> =
+                    submits.batch_command_buffers(i).iter().flat_map(|cb| log.transfers_of(*cb).iter().copied()).collect();
+                (i, t)
+            })
+            .filter(|(_, t)| !t.is_empty())
+            .collect()
+    });
+    if recorded.is_empty() {
+        return plan;
+    }
+    dev.state.with_memory(|t| {
+        for (batch, transfers) in recorded {
+            for x in transfers {
+                let Some(d) = t.dma_buf_of(x.resource) else { continue };
+                let h = Handover { key: d.key, fd: d.fd.clone(), writes: x.writes };
+                match x.direction {
+                    Direction::Acquire => merge(plan.acquires.entry(batch).or_default(), h),
+                    Direction::Release => merge(&mut plan.releases, h),
+                }
+            }
+        }
+    });
+    plan
+}
