@@ -352,7 +352,11 @@ mod tests {
 
     #[test]
     fn sync_settings() {
-        let env = env_of(&[("DYNABUF_SYNC", "Thread"), ("DYNABUF_SYNC_SCOPE", "all"), ("DYNABUF_FENCE_TIMEOUT_MS", "250")]);
+        let env = env_of(&[
+            ("DYNABUF_SYNC", "Thread"),
+            ("DYNABUF_SYNC_SCOPE", "all"),
+            ("DYNABUF_FENCE_TIMEOUT_MS", "250"),
+        ]);
         let (s, p) = resolve(env, &HashMap::new());
         assert!(p.is_empty());
         assert_eq!((s.sync, s.sync_scope, s.fence_timeout_ms), (SyncMode::Thread, SyncScope::All, 250));

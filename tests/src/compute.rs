@@ -246,13 +246,24 @@ impl Job {
 
     /// Submits the job and waits for it (up to 10 s).
     pub fn run(&self, c: &Client, queue: vk::Queue) -> Result<()> {
+        self.submit(c, queue)?;
+        self.wait(c)
+    }
+
+    /// Submits the job; [`Job::wait`] before submitting it again.
+    pub fn submit(&self, c: &Client, queue: vk::Queue) -> Result<()> {
         let cbs = [self.cb];
         let submit = [vk::SubmitInfo::default().command_buffers(&cbs)];
         // SAFETY: a recorded command buffer and an unsignalled fence of this
         // device; the caller serialises use of `queue` (Vulkan's external
-        // synchronisation rule), and the job is not pending (we wait below).
+        // synchronisation rule), and the job is not pending (`wait` ran).
+        unsafe { c.device.queue_submit(queue, &submit, self.fence) }.ctx("vkQueueSubmit")
+    }
+
+    /// Waits (up to 10 s) for the last submission and resets the fence.
+    pub fn wait(&self, c: &Client) -> Result<()> {
+        // SAFETY: this job's fence, of this device.
         unsafe {
-            c.device.queue_submit(queue, &submit, self.fence).ctx("vkQueueSubmit")?;
             c.device.wait_for_fences(&[self.fence], true, 10_000_000_000).ctx("vkWaitForFences")?;
             c.device.reset_fences(&[self.fence]).ctx("vkResetFences")?;
         }

@@ -144,3 +144,67 @@ pub fn export_round_trip(c: &Client, len: u32, seed: u32) -> Result<String> {
     shared.destroy(c);
     outcome
 }
+
+/// Which kind of acquire a child records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcquireKind {
+    /// Destination access SHADER_READ only.
+    Read,
+    /// SHADER_READ | SHADER_WRITE.
+    Write,
+}
+
+/// A job over an imported dma-buf: acquire from FOREIGN (read-only or
+/// not), add `add` to `count` values, release to FOREIGN.
+pub fn foreign_job(
+    c: &Client,
+    kernel: &Kernel,
+    buffer: vk::Buffer,
+    kind: AcquireKind,
+    add: u32,
+    count: u32,
+) -> Result<Job> {
+    let family = c.family;
+    Job::with_barriers(
+        c,
+        kernel,
+        buffer,
+        Push { seed: add, count },
+        |d, cb| {
+            let dst = match kind {
+                AcquireKind::Read => vk::AccessFlags::SHADER_READ,
+                AcquireKind::Write => vk::AccessFlags::SHADER_READ | vk::AccessFlags::SHADER_WRITE,
+            };
+            let barrier = [vk::BufferMemoryBarrier::default()
+                .dst_access_mask(dst)
+                .src_queue_family_index(vk::QUEUE_FAMILY_FOREIGN_EXT)
+                .dst_queue_family_index(family)
+                .buffer(buffer)
+                .size(vk::WHOLE_SIZE)];
+            // SAFETY: a command buffer in the recording state, a buffer of this device.
+            unsafe {
+                d.cmd_pipeline_barrier(
+                    cb,
+                    vk::PipelineStageFlags::TOP_OF_PIPE,
+                    vk::PipelineStageFlags::COMPUTE_SHADER,
+                    vk::DependencyFlags::empty(),
+                    &[],
+                    &barrier,
+                    &[],
+                )
+            }
+        },
+        |d, cb| ownership_barrier(d, cb, buffer, vk::QUEUE_FAMILY_FOREIGN_EXT, family, false),
+    )
+}
+
+/// Imports the dma-buf behind `fd` (the caller's fd stays open).
+pub fn import_fd(c: &Client, fd: BorrowedFd<'_>, len: u32) -> Result<ExternalBuffer> {
+    ExternalBuffer::import(c, fd.try_clone_to_owned().ctx("dup")?, len, DMA_BUF)
+        .map_err(|e| Error(format!("import dma-buf: {e:?}")))
+}
+
+/// Reads the first value of an imported buffer through a host mapping.
+pub fn first_value(c: &Client, b: &ExternalBuffer) -> Result<u32> {
+    Ok(b.host_access(c, None)?.first().copied().unwrap_or(0))
+}

@@ -42,8 +42,10 @@ impl<'a> Submits<'a> {
     /// The command buffers of batch `i`.
     pub fn batch_command_buffers(&self, i: usize) -> Vec<vk::CommandBuffer> {
         match *self {
-            // SAFETY: the constructor's contract vouches for the arrays.
-            Submits::V1(infos) => unsafe { slice(infos[i].p_command_buffers, infos[i].command_buffer_count) }.to_vec(),
+            Submits::V1(infos) => {
+                // SAFETY: the constructor's contract vouches for the arrays.
+                unsafe { slice(infos[i].p_command_buffers, infos[i].command_buffer_count) }.to_vec()
+            }
             Submits::V2(infos) => {
                 // SAFETY: the constructor's contract vouches for the arrays.
                 unsafe { slice(infos[i].p_command_buffer_infos, infos[i].command_buffer_info_count) }
@@ -87,7 +89,9 @@ impl<'a> Submits<'a> {
     pub fn v2_waits(&self, i: usize) -> &'a [vk::SemaphoreSubmitInfo<'a>] {
         match *self {
             // SAFETY: the constructor's contract vouches for the array.
-            Submits::V2(infos) => unsafe { slice(infos[i].p_wait_semaphore_infos, infos[i].wait_semaphore_info_count) },
+            Submits::V2(infos) => unsafe {
+                slice(infos[i].p_wait_semaphore_infos, infos[i].wait_semaphore_info_count)
+            },
             Submits::V1(_) => &[],
         }
     }

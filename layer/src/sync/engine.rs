@@ -41,8 +41,8 @@ impl SemaphorePool {
         if let Some(s) = lock(&self.free).pop() {
             return Ok(s);
         }
-        let mut export =
-            vk::ExportSemaphoreCreateInfo::default().handle_types(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
+        let mut export = vk::ExportSemaphoreCreateInfo::default()
+            .handle_types(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
         let info = vk::SemaphoreCreateInfo::default().push_next(&mut export);
         let mut s = vk::Semaphore::null();
         match dev.create_semaphore(&info, &mut s) {
@@ -134,7 +134,9 @@ impl SyncEngine {
         let bridge: Box<dyn Bridge> = match settings.sync {
             SyncMode::Semaphore if caps.sync_fd_import.yes() => Box::new(SemaphoreBridge),
             SyncMode::Semaphore => {
-                log_warn!("{name}: DYNABUF_SYNC=semaphore, but the device cannot import SYNC_FD; using the thread");
+                log_warn!(
+                    "{name}: DYNABUF_SYNC=semaphore, but the device cannot import SYNC_FD; using the thread"
+                );
                 Box::new(ThreadBridge::new(dev, timeout, name).ok()?)
             }
             _ => match ThreadBridge::new(dev, timeout, name) {
@@ -147,7 +149,11 @@ impl SyncEngine {
         log_info!(
             "{name}: implicit sync by {}; release fences {}; fence timeout {} ms",
             bridge.name(),
-            if can_publish { "published as SYNC_FD" } else { "not exportable (the layer waits for the GPU instead)" },
+            if can_publish {
+                "published as SYNC_FD"
+            } else {
+                "not exportable (the layer waits for the GPU instead)"
+            },
             settings.fence_timeout_ms
         );
         Some(SyncEngine {
@@ -163,11 +169,12 @@ impl SyncEngine {
 
     fn retire_value(&self, dev: &Device, queue: vk::Queue) -> Result<(vk::Semaphore, u64), vk::Result> {
         let mut map = lock(&self.retire);
-        if !map.contains_key(&queue) {
-            let timeline = dev.create_timeline(0)?;
-            map.insert(queue, Retire { timeline, next: 0 });
-        }
-        let r = map.get_mut(&queue).ok_or(vk::Result::ERROR_UNKNOWN)?;
+        let r = match map.entry(queue) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Retire { timeline: dev.create_timeline(0)?, next: 0 })
+            }
+        };
         r.next += 1;
         Ok((r.timeline, r.next))
     }
@@ -180,7 +187,12 @@ impl SyncEngine {
 
     /// The waits for one batch's acquires. Already-signalled fences cost
     /// no wait at all.
-    fn acquire(&self, dev: &Device, acquires: &[super::plan::Handover], used: &mut Vec<vk::Semaphore>) -> Vec<Wait> {
+    fn acquire(
+        &self,
+        dev: &Device,
+        acquires: &[super::plan::Handover],
+        used: &mut Vec<vk::Semaphore>,
+    ) -> Vec<Wait> {
         let mut waits = Vec::new();
         for a in acquires {
             let access = if a.writes { Access::Write } else { Access::Read };
@@ -270,7 +282,14 @@ impl SyncEngine {
     }
 
     /// Puts the submission's fence into every released buffer.
-    fn publish(&self, dev: &Device, plan: &Plan, release: Option<vk::Semaphore>, retire: vk::Semaphore, value: u64) {
+    fn publish(
+        &self,
+        dev: &Device,
+        plan: &Plan,
+        release: Option<vk::Semaphore>,
+        retire: vk::Semaphore,
+        value: u64,
+    ) {
         let Some(semaphore) = release else {
             if !self.warned_no_publish.swap(true, Ordering::Relaxed) {
                 log_warn!(
@@ -281,7 +300,10 @@ impl SyncEngine {
             }
             let r = dev.wait_timeline(retire, value, self.timeout.as_nanos() as u64);
             if r != vk::Result::SUCCESS {
-                log_warn!("{}: the released work did not finish within the fence timeout ({r:?})", dev.state.name);
+                log_warn!(
+                    "{}: the released work did not finish within the fence timeout ({r:?})",
+                    dev.state.name
+                );
             }
             return;
         };

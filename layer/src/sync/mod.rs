@@ -46,7 +46,13 @@ pub struct Wait {
 pub trait Bridge: Send + Sync + std::fmt::Debug {
     /// `file` is pending; `what` names the buffer for log lines. Binary
     /// semaphores come from (and are accounted to) `pool`.
-    fn wait_for(&self, dev: &Device, pool: &SemaphorePool, file: OwnedFd, what: &str) -> Result<Wait, vk::Result>;
+    fn wait_for(
+        &self,
+        dev: &Device,
+        pool: &SemaphorePool,
+        file: OwnedFd,
+        what: &str,
+    ) -> Result<Wait, vk::Result>;
     /// Whether the wait is on a timeline semaphore (needs values chained).
     fn is_timeline(&self) -> bool;
     fn name(&self) -> &'static str;
@@ -59,7 +65,13 @@ pub trait Bridge: Send + Sync + std::fmt::Debug {
 pub struct SemaphoreBridge;
 
 impl Bridge for SemaphoreBridge {
-    fn wait_for(&self, dev: &Device, pool: &SemaphorePool, file: OwnedFd, _what: &str) -> Result<Wait, vk::Result> {
+    fn wait_for(
+        &self,
+        dev: &Device,
+        pool: &SemaphorePool,
+        file: OwnedFd,
+        _what: &str,
+    ) -> Result<Wait, vk::Result> {
         let semaphore = pool.take(dev)?;
         let r = dev.import_sync_fd(semaphore, Some(file));
         if r != vk::Result::SUCCESS {

@@ -65,8 +65,11 @@ pub fn build(dev: &Device, submits: &Submits<'_>, scope: SyncScope) -> Plan {
     let recorded: Vec<(usize, Vec<OwnershipTransfer>)> = dev.state.with_commands(|log| {
         (0..submits.len())
             .map(|i| {
-                let t: Vec<_> =
-                    submits.batch_command_buffers(i).iter().flat_map(|cb| log.transfers_of(*cb).iter().copied()).collect();
+                let t: Vec<_> = submits
+                    .batch_command_buffers(i)
+                    .iter()
+                    .flat_map(|cb| log.transfers_of(*cb).iter().copied())
+                    .collect();
                 (i, t)
             })
             .filter(|(_, t)| !t.is_empty())

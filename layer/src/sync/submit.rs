@@ -73,8 +73,9 @@ pub fn submit_v1(
         .iter()
         .map(|b| {
             b.wait_values.as_ref().map(|wv| {
-                let mut t =
-                    vk::TimelineSemaphoreSubmitInfo::default().wait_semaphore_values(wv).signal_semaphore_values(&b.signal_values);
+                let mut t = vk::TimelineSemaphoreSubmitInfo::default()
+                    .wait_semaphore_values(wv)
+                    .signal_semaphore_values(&b.signal_values);
                 t.p_next = infos[b.index].p_next;
                 t
             })
@@ -92,9 +93,11 @@ pub fn submit_v1(
     }
     let signal_semaphores: Vec<vk::Semaphore> = add.signals.iter().map(|w| w.semaphore).collect();
     let signal_values: Vec<u64> = add.signals.iter().map(|w| w.value).collect();
-    let mut trailing_timeline = vk::TimelineSemaphoreSubmitInfo::default().signal_semaphore_values(&signal_values);
+    let mut trailing_timeline =
+        vk::TimelineSemaphoreSubmitInfo::default().signal_semaphore_values(&signal_values);
     if !signal_semaphores.is_empty() {
-        let trailing = vk::SubmitInfo::default().signal_semaphores(&signal_semaphores).push_next(&mut trailing_timeline);
+        let trailing =
+            vk::SubmitInfo::default().signal_semaphores(&signal_semaphores).push_next(&mut trailing_timeline);
         out.push(trailing);
     }
     dev.queue_submit(queue, &out, fence)
@@ -109,7 +112,12 @@ pub fn submit_v2(
     add: &Additions<'_>,
     fence: vk::Fence,
 ) -> vk::Result {
-    let semaphore_info = |w: &Wait| vk::SemaphoreSubmitInfo::default().semaphore(w.semaphore).value(w.value).stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS);
+    let semaphore_info = |w: &Wait| {
+        vk::SemaphoreSubmitInfo::default()
+            .semaphore(w.semaphore)
+            .value(w.value)
+            .stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)
+    };
     let waits: Vec<(usize, Vec<vk::SemaphoreSubmitInfo<'_>>)> = add
         .waits
         .iter()

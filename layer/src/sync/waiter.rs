@@ -71,7 +71,12 @@ impl ThreadBridge {
     }
 }
 
-fn run(jobs: std::sync::mpsc::Receiver<Job>, signaller: TimelineSignaller, timeline: vk::Semaphore, device: String) {
+fn run(
+    jobs: std::sync::mpsc::Receiver<Job>,
+    signaller: TimelineSignaller,
+    timeline: vk::Semaphore,
+    device: String,
+) {
     for job in jobs {
         let left = job.deadline.saturating_duration_since(Instant::now());
         match sync_file::wait(job.file.as_fd(), left) {
@@ -81,7 +86,9 @@ fn run(jobs: std::sync::mpsc::Receiver<Job>, signaller: TimelineSignaller, timel
                  letting the GPU go on without it",
                 job.what
             ),
-            Err(e) => log_warn!("{device}: waiting for the fence on {}: {e}; letting the GPU go on", job.what),
+            Err(e) => {
+                log_warn!("{device}: waiting for the fence on {}: {e}; letting the GPU go on", job.what)
+            }
         }
         let r = signaller.signal(timeline, job.value);
         if r != vk::Result::SUCCESS {
@@ -91,7 +98,13 @@ fn run(jobs: std::sync::mpsc::Receiver<Job>, signaller: TimelineSignaller, timel
 }
 
 impl Bridge for ThreadBridge {
-    fn wait_for(&self, _dev: &Device, _pool: &SemaphorePool, file: OwnedFd, what: &str) -> Result<Wait, vk::Result> {
+    fn wait_for(
+        &self,
+        _dev: &Device,
+        _pool: &SemaphorePool,
+        file: OwnedFd,
+        what: &str,
+    ) -> Result<Wait, vk::Result> {
         let mut ch = self.channel.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(sender) = ch.sender.clone() else { return Err(vk::Result::ERROR_DEVICE_LOST) };
         ch.next += 1;

@@ -10,6 +10,17 @@
 //! dynabuf-client threads [T] [N]          T threads x N submits of increment.comp
 //! dynabuf-client dmabuf-import           a udmabuf imported, GPU adds, CPU checks (needs /dev/udmabuf)
 //! dynabuf-client dmabuf-export           GPU fills, exported dma-buf mapped and checked both ways
+//! dynabuf-client acquire FD LEN read|write DISPATCH
+//!                                         child of a kernel test: imports dma-buf FD
+//!                                         (inherited), prints "ready", waits for "go" on
+//!                                         stdin, submits an acquire + add-1000 (of LEN
+//!                                         values, or none with DISPATCH 0) + release,
+//!                                         waits, prints "done first=V"
+//! dynabuf-client release FD LEN SEED      child: fills the dma-buf, releases it, submits
+//!                                         without waiting, prints "submitted", exits on
+//!                                         "exit"
+//! dynabuf-client cycles FD N              N acquire/release submits and N import/free
+//!                                         cycles of dma-buf FD; fd counts
 //! dynabuf-client external [CYCLES]        export/import between two devices, ownership
 //!                                         transfers, bad imports, then CYCLES more
 //!                                         export/import/free cycles; fd counts
@@ -213,6 +224,105 @@ fn cmd_dmabuf_export() -> Result<()> {
     Ok(())
 }
 
+fn inherited_fd(args: &[String]) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let raw: i32 = args.first().and_then(|a| a.parse().ok()).ok_or_else(|| Error("missing FD".into()))?;
+    if dynabuf_client::external::file_identity(raw).is_none() {
+        return Err(Error(format!("fd {raw} is not open")));
+    }
+    // SAFETY: the parent passed this open fd for us to own.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
+}
+
+fn line_from_stdin() -> String {
+    let mut s = String::new();
+    let _ = std::io::stdin().read_line(&mut s);
+    s.trim().to_string()
+}
+
+fn cmd_acquire(args: &[String]) -> Result<()> {
+    use std::io::Write;
+    let fd = inherited_fd(args)?;
+    let len = arg(args, 1, 1024);
+    let kind = if args.get(2).map(String::as_str) == Some("read") {
+        dmabuf::AcquireKind::Read
+    } else {
+        dmabuf::AcquireKind::Write
+    };
+    let count = if arg(args, 3, 1) == 0 { 0 } else { len };
+    let c = Client::new(&ClientOptions::default())?;
+    let imported = dmabuf::import_fd(&c, std::os::fd::AsFd::as_fd(&fd), len)?;
+    let kernel = Kernel::new(&c, Shader::Increment)?;
+    let job = dmabuf::foreign_job(&c, &kernel, imported.buffer, kind, 1000, count)?;
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    if line_from_stdin() != "go" {
+        return Err(Error("expected go".into()));
+    }
+    let t = std::time::Instant::now();
+    job.run(&c, c.queues[0])?;
+    let first = dmabuf::first_value(&c, &imported)?;
+    println!("done first={first} elapsed_ms={}", t.elapsed().as_millis());
+    let _ = std::io::stdout().flush();
+    job.destroy(&c);
+    kernel.destroy(&c);
+    imported.destroy(&c);
+    Ok(())
+}
+
+fn cmd_release(args: &[String]) -> Result<()> {
+    use std::io::Write;
+    let fd = inherited_fd(args)?;
+    let (len, seed) = (arg(args, 1, 1024), arg(args, 2, 1));
+    let c = Client::new(&ClientOptions::default())?;
+    let imported = dmabuf::import_fd(&c, std::os::fd::AsFd::as_fd(&fd), len)?;
+    let kernel = Kernel::new(&c, Shader::Fill)?;
+    let (buffer, family) = (imported.buffer, c.family);
+    let job = Job::with_barriers(
+        &c,
+        &kernel,
+        buffer,
+        Push { seed, count: len },
+        |_, _| {},
+        |d, cb| ownership_barrier(d, cb, buffer, vk::QUEUE_FAMILY_FOREIGN_EXT, family, false),
+    )?;
+    job.submit(&c, c.queues[0])?;
+    println!("submitted");
+    let _ = std::io::stdout().flush();
+    let _ = line_from_stdin();
+    job.wait(&c)?;
+    job.destroy(&c);
+    kernel.destroy(&c);
+    imported.destroy(&c);
+    Ok(())
+}
+
+fn cmd_cycles(args: &[String]) -> Result<()> {
+    let fd = inherited_fd(args)?;
+    let n = arg(args, 1, 1000);
+    let len = 1024;
+    let c = Client::new(&ClientOptions::default())?;
+    let kernel = Kernel::new(&c, Shader::Increment)?;
+    let imported = dmabuf::import_fd(&c, std::os::fd::AsFd::as_fd(&fd), len)?;
+    let job = dmabuf::foreign_job(&c, &kernel, imported.buffer, dmabuf::AcquireKind::Write, 1, len)?;
+    job.run(&c, c.queues[0])?;
+    let before = open_fds();
+    for _ in 0..n {
+        job.run(&c, c.queues[0])?;
+    }
+    let after_submits = open_fds();
+    for _ in 0..n {
+        dmabuf::import_fd(&c, std::os::fd::AsFd::as_fd(&fd), len)?.destroy(&c);
+    }
+    let after_imports = open_fds();
+    let first = dmabuf::first_value(&c, &imported)?;
+    println!("fds_before={before} fds_after_submits={after_submits} fds_after_imports={after_imports} first={first}");
+    job.destroy(&c);
+    kernel.destroy(&c);
+    imported.destroy(&c);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or(&[]);
@@ -223,6 +333,9 @@ fn main() -> ExitCode {
         Some("threads") => cmd_threads(rest),
         Some("external") => cmd_external(rest),
         Some("dmabuf-import") => cmd_dmabuf_import(),
+        Some("acquire") => cmd_acquire(rest),
+        Some("release") => cmd_release(rest),
+        Some("cycles") => cmd_cycles(rest),
         Some("dmabuf-export") => cmd_dmabuf_export(),
         _ => Err(Error(
             "usage: dynabuf-client compute|probe|multi|threads|external|dmabuf-import|dmabuf-export [args]"

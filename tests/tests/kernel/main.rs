@@ -5,10 +5,12 @@
 //! this binary again inside a VM booting a stock 6.12 kernel
 //! (`tests/vm/run.sh`), where nothing may skip.
 
+mod child;
 #[path = "../common/mod.rs"]
 mod common;
 mod fixture;
 mod harness;
+mod implicit_sync;
 mod sync_file_semantics;
 mod syncobj;
 mod vulkan;
@@ -38,6 +40,12 @@ const TESTS: &[Test] = tests![
     vulkan::vulkan_exports_a_dma_buf_under_the_layer,
     vulkan::probe_finds_dma_buf_and_sync_fd_support,
     vulkan::demo_shares_a_dma_buf,
+    implicit_sync::acquire_waits_for_a_foreign_write_fence,
+    implicit_sync::without_the_layer_the_same_client_reads_stale_content,
+    implicit_sync::a_read_fence_delays_a_write_acquire_but_not_a_read_acquire,
+    implicit_sync::a_release_publishes_a_fence_a_peer_can_wait_on,
+    implicit_sync::a_fence_that_never_signals_is_bounded_by_the_timeout,
+    implicit_sync::fd_count_stays_flat_over_acquire_release_and_import_cycles,
 ];
 
 fn main() -> std::process::ExitCode {

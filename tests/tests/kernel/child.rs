@@ -1,0 +1,110 @@
+//! A test client running as a separate process under the layer, talking
+//! line by line: the test says when to go and watches when it is done, so
+//! it can tell whether the GPU waited for a fence.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use dynabuf_client::env::{vulkan_env, Layer};
+
+pub struct Child {
+    child: std::process::Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+/// Spawns `dynabuf-client <sub> <fd> <rest...>` with `fd` inherited.
+pub fn spawn(
+    sub: &str,
+    fd: BorrowedFd<'_>,
+    rest: &[&str],
+    layer: Layer,
+    envs: &[(&str, &str)],
+) -> Result<Child, String> {
+    // An inheritable copy of the fd, at a number the child is told.
+    // SAFETY: F_DUPFD only reads the fd table and returns a new descriptor
+    // (or -1); the kernel-tier harness is single-threaded, so no other
+    // spawn can inherit it by accident.
+    let inheritable = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD, 10) };
+    if inheritable < 0 {
+        return Err("F_DUPFD failed".into());
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynabuf-client"));
+    vulkan_env(&mut cmd, layer).arg(sub).arg(inheritable.to_string()).args(rest);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let spawned = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    // SAFETY: `inheritable` is ours; the child has its own copy now.
+    unsafe { libc::close(inheritable) };
+    let mut child = spawned.map_err(|e| format!("spawn dynabuf-client: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut stderr = child.stderr.take().ok_or("no stderr")?;
+    let (tx, lines) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    Ok(Child { stdin: child.stdin.take(), child, lines, stderr: Some(stderr) })
+}
+
+impl Child {
+    /// The next stdout line within `timeout`; `Ok(None)` when none came.
+    pub fn line(&mut self, timeout: Duration) -> Result<Option<String>, String> {
+        match self.lines.recv_timeout(timeout) {
+            Ok(l) => Ok(Some(l)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(format!("the child exited early:\n{}", self.finish().1))
+            }
+        }
+    }
+
+    pub fn expect_line(&mut self, starts: &str, timeout: Duration) -> Result<String, String> {
+        match self.line(timeout)? {
+            Some(l) if l.starts_with(starts) => Ok(l),
+            Some(l) => Err(format!("expected {starts:?}, got {l:?}")),
+            None => Err(format!("no {starts:?} within {timeout:?}:\n{}", self.finish().1)),
+        }
+    }
+
+    pub fn say(&mut self, line: &str) -> Result<(), String> {
+        let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
+        writeln!(stdin, "{line}").and_then(|_| stdin.flush()).map_err(|e| format!("write to child: {e}"))
+    }
+
+    /// Waits for the child; returns (success, stderr).
+    pub fn finish(&mut self) -> (bool, String) {
+        drop(self.stdin.take());
+        let ok = self.child.wait().map(|s| s.success()).unwrap_or(false);
+        let err = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        (ok, err)
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if self.stdin.is_some() || self.stderr.is_some() {
+            let _ = self.child.kill();
+            let _ = self.finish();
+        }
+    }
+}
+
+/// `key=value` from a line.
+pub fn value(line: &str, key: &str) -> Option<u64> {
+    line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{key}=")).and_then(|v| v.parse().ok()))
+}

@@ -1,0 +1,215 @@
+//! Implicit sync by the layer, for plain Vulkan clients that do no
+//! sync-file work themselves (each runs as its own process): a foreign
+//! fence delays an acquire until it signals; a read fence delays only
+//! writers; a release publishes a fence a peer can wait on; a fence that
+//! never signals costs at most DYNABUF_FENCE_TIMEOUT_MS; fd counts stay
+//! flat.
+
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use dynabuf::sys::dma_buf::{self, Access};
+use dynabuf::sys::sync_file;
+use dynabuf_client::dmabuf::Mapping;
+use dynabuf_client::env::Layer;
+use dynabuf_client::shaders::fill_expected;
+
+use crate::child::{spawn, value};
+use crate::ensure;
+use crate::fixture::{vgem, Buf};
+use crate::harness::{Check, Outcome, TestResult};
+use crate::require_kernel_tier;
+
+const LEN: u32 = 1024;
+const BYTES: u64 = LEN as u64 * 4;
+const STARTUP: Duration = Duration::from_secs(60);
+
+/// Writes `base + i` into the buffer through a mapping. `bracket`: inside
+/// DMA_BUF_IOCTL_SYNC, which waits for the buffer's fences, so the test
+/// writes unbracketed while it holds a fence itself (udmabuf memory is
+/// ordinary coherent memory).
+fn write_all(buf: &Buf, base: u32, bracket: bool) -> Result<(), String> {
+    let mut map = Mapping::new(buf.fd(), BYTES as usize).map_err(|e| e.to_string())?;
+    if bracket {
+        dma_buf::cpu_access(buf.fd(), Access::Write, true).check("SYNC start")?;
+    }
+    for (i, w) in map.words().iter_mut().enumerate() {
+        *w = base + i as u32;
+    }
+    if bracket {
+        dma_buf::cpu_access(buf.fd(), Access::Write, false).check("SYNC end")?;
+    }
+    Ok(())
+}
+
+/// A client acquires a buffer that has a pending foreign write fence; the
+/// test rewrites the content 300 ms after the client submitted, then
+/// signals. Returns (whether the client finished before the signal, the
+/// first value its GPU computed).
+fn acquire_behind_a_write_fence(layer: Layer) -> Result<(bool, u64), String> {
+    let vgem = vgem()?;
+    let buf = Buf::new(&vgem, BYTES)?;
+    write_all(&buf, 0, true)?;
+    let mut child =
+        spawn("acquire", buf.fd(), &[&LEN.to_string(), "write", "1"], layer, &[("DYNABUF_LOG", "debug")])?;
+    let outcome = (|| {
+        child.expect_line("ready", STARTUP)?;
+        // vgem signals its fences itself after 10 s: attach only now.
+        let fence = vgem.attach(buf.handle, true).check("attach write fence")?;
+        child.say("go")?;
+        let early = child.line(Duration::from_millis(300))?;
+        write_all(&buf, 5000, false)?;
+        vgem.signal(fence).check("signal")?;
+        let was_early = early.is_some();
+        let done = match early {
+            Some(l) => l,
+            None => child.expect_line("done", Duration::from_secs(30))?,
+        };
+        ensure!(done.starts_with("done"), "expected done, got {done:?}");
+        let first = value(&done, "first").ok_or(format!("no first= in {done:?}"))?;
+        Ok((was_early, first))
+    })();
+    let (ok, stderr) = child.finish();
+    let r: Result<(bool, u64), String> = outcome;
+    let r = r.map_err(|e| format!("{e}\n--- client stderr\n{stderr}"))?;
+    ensure!(ok, "the client failed:\n{stderr}");
+    Ok(r)
+}
+
+pub fn acquire_waits_for_a_foreign_write_fence() -> TestResult {
+    require_kernel_tier!();
+    let (early, first) = acquire_behind_a_write_fence(Layer::On)?;
+    ensure!(!early, "under the layer the client finished before the foreign fence signalled");
+    ensure!(
+        first == 6000,
+        "the GPU read {} - 1000 = {}, not the content written before the fence signalled (5000)",
+        first,
+        first.wrapping_sub(1000)
+    );
+    Ok(Outcome::Pass)
+}
+
+pub fn without_the_layer_the_same_client_reads_stale_content() -> TestResult {
+    require_kernel_tier!();
+    // Proves the previous test measures the layer: lavapipe alone neither
+    // waits for the dma-buf's fences nor sees the late content.
+    let (early, first) = acquire_behind_a_write_fence(Layer::Off)?;
+    ensure!(early, "without the layer the client should not wait for the fence");
+    ensure!(first == 1000, "without the layer the GPU should read the stale 0, computed {first}");
+    Ok(Outcome::Pass)
+}
+
+/// Whether a client's acquire (`kind`, no shader work) finished while a
+/// foreign fence (`write_fence` or read) was pending.
+fn finished_while_fence_pending(kind: &str, write_fence: bool) -> Result<bool, String> {
+    let vgem = vgem()?;
+    let buf = Buf::new(&vgem, BYTES)?;
+    let mut child = spawn("acquire", buf.fd(), &[&LEN.to_string(), kind, "0"], Layer::On, &[])?;
+    let outcome = (|| {
+        child.expect_line("ready", STARTUP)?;
+        let fence = vgem.attach(buf.handle, write_fence).check("attach")?;
+        child.say("go")?;
+        let early = child.line(Duration::from_millis(1500))?;
+        vgem.signal(fence).check("signal")?;
+        if early.is_none() {
+            child.expect_line("done", Duration::from_secs(30))?;
+        }
+        Ok(early.is_some())
+    })();
+    let (ok, stderr) = child.finish();
+    let r = outcome.map_err(|e: String| format!("{e}\n--- client stderr\n{stderr}"))?;
+    ensure!(ok, "the client failed:\n{stderr}");
+    Ok(r)
+}
+
+pub fn a_read_fence_delays_a_write_acquire_but_not_a_read_acquire() -> TestResult {
+    require_kernel_tier!();
+    ensure!(finished_while_fence_pending("read", false)?, "a read-only acquire waited for another reader");
+    ensure!(!finished_while_fence_pending("write", false)?, "a writing acquire did not wait for a reader");
+    ensure!(!finished_while_fence_pending("read", true)?, "a read-only acquire did not wait for a writer");
+    Ok(Outcome::Pass)
+}
+
+pub fn a_release_publishes_a_fence_a_peer_can_wait_on() -> TestResult {
+    require_kernel_tier!();
+    let vgem = vgem()?;
+    let buf = Buf::new(&vgem, BYTES)?;
+    let seed = 0x5eed;
+    let mut child = spawn(
+        "release",
+        buf.fd(),
+        &[&LEN.to_string(), &seed.to_string()],
+        Layer::On,
+        &[("DYNABUF_LOG", "debug")],
+    )?;
+    let outcome = (|| {
+        child.expect_line("submitted", STARTUP)?;
+        // The peer knows nothing of Vulkan: it waits as a reader would.
+        let fence = dma_buf::export_sync_file(buf.fd(), Access::Read).check("EXPORT_SYNC_FILE(READ)")?;
+        ensure!(
+            sync_file::wait(fence.as_fd(), Duration::from_secs(10)).check("wait")?,
+            "the release fence never signalled"
+        );
+        let mut map = Mapping::new(buf.fd(), BYTES as usize).map_err(|e| e.to_string())?;
+        dma_buf::cpu_access(buf.fd(), Access::Read, true).check("SYNC start")?;
+        let bad = map
+            .words()
+            .iter()
+            .enumerate()
+            .find(|(i, w)| **w != fill_expected(*i as u32, seed))
+            .map(|(i, w)| (i, *w));
+        dma_buf::cpu_access(buf.fd(), Access::Read, false).check("SYNC end")?;
+        ensure!(bad.is_none(), "after the fence the peer read {bad:?}");
+        child.say("exit")?;
+        Ok(())
+    })();
+    let (ok, stderr) = child.finish();
+    outcome.map_err(|e| format!("{e}\n--- client stderr\n{stderr}"))?;
+    ensure!(ok, "the client failed:\n{stderr}");
+    ensure!(stderr.contains("published a Write fence"), "the layer published no fence:\n{stderr}");
+    Ok(Outcome::Pass)
+}
+
+pub fn a_fence_that_never_signals_is_bounded_by_the_timeout() -> TestResult {
+    require_kernel_tier!();
+    let vgem = vgem()?;
+    let buf = Buf::new(&vgem, BYTES)?;
+    let envs = [("DYNABUF_FENCE_TIMEOUT_MS", "500")];
+    let mut child = spawn("acquire", buf.fd(), &[&LEN.to_string(), "write", "1"], Layer::On, &envs)?;
+    let mut fence = None;
+    let outcome = (|| {
+        child.expect_line("ready", STARTUP)?;
+        // vgem would signal it by itself after 10 s; the layer gives up at 0.5 s.
+        fence = Some(vgem.attach(buf.handle, true).check("attach")?);
+        child.say("go")?;
+        let done = child.expect_line("done", Duration::from_secs(6))?;
+        Ok(value(&done, "elapsed_ms").unwrap_or(u64::MAX))
+    })();
+    if let Some(f) = fence {
+        let _ = vgem.signal(f);
+    }
+    let (ok, stderr) = child.finish();
+    let elapsed = outcome.map_err(|e: String| format!("{e}\n--- client stderr\n{stderr}"))?;
+    ensure!(ok, "the client failed:\n{stderr}");
+    ensure!((450..6000).contains(&elapsed), "the submission took {elapsed} ms with a 500 ms timeout");
+    ensure!(stderr.contains("did not signal within DYNABUF_FENCE_TIMEOUT_MS"), "no warning:\n{stderr}");
+    Ok(Outcome::Pass)
+}
+
+pub fn fd_count_stays_flat_over_acquire_release_and_import_cycles() -> TestResult {
+    require_kernel_tier!();
+    let vgem = vgem()?;
+    let buf = Buf::new(&vgem, BYTES)?;
+    let n = 10_000u64;
+    let mut child = spawn("cycles", buf.fd(), &[&n.to_string()], Layer::On, &[("DYNABUF_STATS", "1")])?;
+    let line = child.expect_line("fds_before", Duration::from_secs(600));
+    let (ok, stderr) = child.finish();
+    let line = line.map_err(|e| format!("{e}\n{stderr}"))?;
+    ensure!(ok, "the client failed:\n{stderr}");
+    let v = |k| value(&line, k).unwrap_or(u64::MAX);
+    ensure!(v("fds_after_submits") == v("fds_before"), "fds grew over {n} submits: {line}");
+    ensure!(v("fds_after_imports") == v("fds_before"), "fds grew over {n} imports: {line}");
+    ensure!(v("first") == n + 1, "every submit ran once: {line}");
+    ensure!(stderr.contains(&format!("releases_published={}", n + 1)), "{stderr}");
+    Ok(Outcome::Pass)
+}
