@@ -14,6 +14,7 @@ pub mod dmabuf;
 pub mod env;
 pub mod external;
 pub mod measure;
+pub mod pingpong;
 pub mod scenario;
 pub mod shaders;
 pub mod vulkan;

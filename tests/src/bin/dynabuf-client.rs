@@ -21,6 +21,8 @@
 //!                                         "exit"
 //! dynabuf-client cycles FD N              N acquire/release submits and N import/free
 //!                                         cycles of dma-buf FD; fd counts
+//! dynabuf-client pingpong FRAMES         this process and a child (pingpong-peer) pass a
+//!                                         dma-buf over a unix socket and ping-pong it
 //! dynabuf-client external [CYCLES]        export/import between two devices, ownership
 //!                                         transfers, bad imports, then CYCLES more
 //!                                         export/import/free cycles; fd counts
@@ -323,6 +325,38 @@ fn cmd_cycles(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+fn cmd_pingpong(args: &[String]) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let frames = arg(args, 0, 200);
+    let (mine, theirs) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| Error(format!("socketpair: {e}")))?;
+    // SAFETY: F_DUPFD gives an inheritable copy of our own socket.
+    let inheritable = unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_DUPFD, 10) };
+    let exe = std::env::current_exe().map_err(|e| Error(format!("current_exe: {e}")))?;
+    let child = std::process::Command::new(exe)
+        .args(["pingpong-peer", &inheritable.to_string(), &frames.to_string()])
+        .spawn()
+        .map_err(|e| Error(format!("spawn peer: {e}")));
+    // SAFETY: our copy; the child has its own.
+    unsafe { libc::close(inheritable) };
+    drop(theirs);
+    let mut child = child?;
+    let mine_result = dynabuf_client::pingpong::run(mine, frames, true);
+    let peer_ok = child.wait().map(|s| s.success()).unwrap_or(false);
+    mine_result?;
+    if !peer_ok {
+        return Err(Error("the peer process failed".into()));
+    }
+    println!("frames={frames} pingpong_ok=true");
+    Ok(())
+}
+
+fn cmd_pingpong_peer(args: &[String]) -> Result<()> {
+    let fd = inherited_fd(args)?;
+    let frames = arg(args, 1, 200);
+    dynabuf_client::pingpong::run(std::os::unix::net::UnixStream::from(fd), frames, false)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or(&[]);
@@ -336,6 +370,8 @@ fn main() -> ExitCode {
         Some("acquire") => cmd_acquire(rest),
         Some("release") => cmd_release(rest),
         Some("cycles") => cmd_cycles(rest),
+        Some("pingpong") => cmd_pingpong(rest),
+        Some("pingpong-peer") => cmd_pingpong_peer(rest),
         Some("dmabuf-export") => cmd_dmabuf_export(),
         _ => Err(Error(
             "usage: dynabuf-client compute|probe|multi|threads|external|dmabuf-import|dmabuf-export [args]"

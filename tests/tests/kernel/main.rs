@@ -46,6 +46,8 @@ const TESTS: &[Test] = tests![
     implicit_sync::a_release_publishes_a_fence_a_peer_can_wait_on,
     implicit_sync::a_fence_that_never_signals_is_bounded_by_the_timeout,
     implicit_sync::fd_count_stays_flat_over_acquire_release_and_import_cycles,
+    implicit_sync::two_processes_ping_pong_a_dma_buf_for_200_frames,
+    implicit_sync::exporter_and_importer_devices_in_one_process_sync_implicitly,
 ];
 
 fn main() -> std::process::ExitCode {
