@@ -34,6 +34,8 @@ counters! {
     acquires_ready: "acquires whose fences had already signalled (no wait)",
     acquires_waited: "acquires that made the GPU wait for a pending fence",
     releases_published: "fences published into released dma-bufs",
+    sync_total_ns: "time spent in synchronised submissions, in ns",
+    sync_driver_ns: "of which in the driver (the submission itself and SYNC_FD export), in ns",
 }
 
 impl DeviceStats {
@@ -43,8 +45,16 @@ impl DeviceStats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// One log-friendly line.
+    /// One log-friendly line; with synchronised submissions, also the
+    /// layer's own time per such submission (total minus driver).
     pub fn line(&self) -> String {
-        self.snapshot().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+        let mut line = self.snapshot().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        let n = self.submits_with_transfers.load(Ordering::Relaxed);
+        let total = self.sync_total_ns.load(Ordering::Relaxed);
+        if n > 0 && total > 0 {
+            let own = total.saturating_sub(self.sync_driver_ns.load(Ordering::Relaxed));
+            line.push_str(&format!(" layer_ns_per_synced_submit={}", own / n));
+        }
+        line
     }
 }

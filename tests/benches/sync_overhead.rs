@@ -11,11 +11,12 @@
 use std::ffi::CString;
 use std::os::fd::AsFd;
 
+use ash::vk;
 use dynabuf::sys::udmabuf;
 use dynabuf_client::compute::{Job, Kernel, Push, Shader, StorageBuffer};
 use dynabuf_client::dmabuf::{foreign_job, import_fd, AcquireKind};
 use dynabuf_client::env::{set_process_env, LAYER_NAME};
-use dynabuf_client::external::ExternalBuffer;
+use dynabuf_client::external::{ownership_barrier, ExternalBuffer};
 use dynabuf_client::measure::{interleaved, ns_per_iter};
 use dynabuf_client::vulkan::{Client, ClientOptions};
 use dynabuf_client::{Context, Result};
@@ -40,8 +41,15 @@ fn main() -> Result<()> {
         return Ok(());
     }
     set_process_env();
+    // The layer's statistics time its own share of each synchronised
+    // submission (printed at the end); they add two clock reads per such
+    // submission to every configuration alike.
+    std::env::set_var("DYNABUF_STATS", "1");
     let rounds: usize = std::env::var("DYNABUF_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(11);
-    let c = Client::new(&ClientOptions { layers: vec![CString::new(LAYER_NAME).expect("name")], ..Default::default() })?;
+    let c = Client::new(&ClientOptions {
+        layers: vec![CString::new(LAYER_NAME).expect("name")],
+        ..Default::default()
+    })?;
     let kernel = Kernel::new(&c, Shader::Increment)?;
     let q = c.queues[0];
 
@@ -51,15 +59,37 @@ fn main() -> Result<()> {
     let shared = import_fd(&c, dmabuf.as_fd(), LEN)?;
     let tracked = foreign_job(&c, &kernel, shared.buffer, AcquireKind::Write, 1, LEN)?;
 
+    let family = c.family;
+    let buffer = shared.buffer;
+    let acquire_only = Job::with_barriers(
+        &c,
+        &kernel,
+        buffer,
+        Push { seed: 1, count: LEN },
+        |d, cb| ownership_barrier(d, cb, buffer, vk::QUEUE_FAMILY_FOREIGN_EXT, family, true),
+        |_, _| {},
+    )?;
+    let release_only = Job::with_barriers(
+        &c,
+        &kernel,
+        buffer,
+        Push { seed: 1, count: LEN },
+        |_, _| {},
+        |d, cb| ownership_barrier(d, cb, buffer, vk::QUEUE_FAMILY_FOREIGN_EXT, family, false),
+    )?;
+
     let time = |job: &Job| ns_per_iter(PER_SAMPLE, || job.run(&c, q).expect("submit")) / 1000.0;
-    let (mut a, mut b) = (|| time(&plain), || time(&tracked));
-    let r = interleaved(rounds, 5, &mut [&mut a, &mut b]);
+    let (mut a, mut b, mut ao, mut ro) =
+        (|| time(&plain), || time(&tracked), || time(&acquire_only), || time(&release_only));
+    let r = interleaved(rounds, 5, &mut [&mut a, &mut b, &mut ao, &mut ro]);
     println!("device: {} (rounds: {rounds}, median of round medians)", c.device_name());
     println!();
     println!("{:<58} {:>10}", "submit + wait of a small compute job", "µs");
     println!("{:<58} {:>10.1}", "ordinary memory", r[0]);
     println!("{:<58} {:>10.1}", "1 dma-buf acquired + released (1 tracked)", r[1]);
     println!("{:<58} {:>10.1}", "  added by implicit sync", r[1] - r[0]);
+    println!("{:<58} {:>10.1}", "1 dma-buf acquired only", r[2]);
+    println!("{:<58} {:>10.1}", "1 dma-buf released only", r[3]);
 
     // 999 more tracked dma-bufs the submission never touches (each costs
     // the driver and the layer an fd: lift the soft fd limit to the hard one).
@@ -77,6 +107,8 @@ fn main() -> Result<()> {
     println!("ratio, acquiring submit with 1,000 vs 1 tracked:        {:.3}", r2[1] / r[1]);
     println!("ratio, plain submit with 1,000 vs 1 tracked:            {:.3}", r2[0] / r[0]);
 
+    acquire_only.destroy(&c);
+    release_only.destroy(&c);
     for o in others {
         o.destroy(&c);
     }

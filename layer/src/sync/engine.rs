@@ -196,6 +196,10 @@ impl SyncEngine {
         let mut waits = Vec::new();
         for a in acquires {
             let access = if a.writes { Access::Write } else { Access::Read };
+            if dma_buf::is_idle(a.fd.as_fd(), access).unwrap_or(false) {
+                dev.state.count(|s| &s.acquires_ready);
+                continue;
+            }
             let file = match dma_buf::export_sync_file(a.fd.as_fd(), access) {
                 Ok(f) => f,
                 Err(e) => {
@@ -222,7 +226,8 @@ impl SyncEngine {
         waits
     }
 
-    /// Submits with implicit sync for `plan`.
+    /// Submits with implicit sync for `plan` (timed when statistics are on:
+    /// the layer's own share is `sync_total_ns - sync_driver_ns`).
     pub fn submit(
         &self,
         dev: &Device,
@@ -232,6 +237,31 @@ impl SyncEngine {
         fence: vk::Fence,
         plan: &Plan,
     ) -> vk::Result {
+        let Some(stats) = &dev.state.stats else {
+            return self.submit_untimed(dev, queue, submits, call, fence, plan, &mut Driver::Untimed);
+        };
+        let start = std::time::Instant::now();
+        let mut driver = Driver::Timed(Duration::ZERO);
+        let r = self.submit_untimed(dev, queue, submits, call, fence, plan, &mut driver);
+        let total = start.elapsed().as_nanos() as u64;
+        stats.sync_total_ns.fetch_add(total, Ordering::Relaxed);
+        if let Driver::Timed(d) = driver {
+            stats.sync_driver_ns.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn submit_untimed(
+        &self,
+        dev: &Device,
+        queue: vk::Queue,
+        submits: &Submits<'_>,
+        call: Call<'_, '_>,
+        fence: vk::Fence,
+        plan: &Plan,
+        driver: &mut Driver,
+    ) -> vk::Result {
         self.pool.reclaim(dev);
         let mut used = Vec::new();
         let waits: BTreeMap<usize, Vec<Wait>> = plan
@@ -240,19 +270,10 @@ impl SyncEngine {
             .map(|(&batch, list)| (batch, self.acquire(dev, list, &mut used)))
             .filter(|(_, w)| !w.is_empty())
             .collect();
-        let (retire, value) = match self.retire_value(dev, queue) {
-            Ok(r) => r,
-            Err(e) => {
-                log_warn!("{}: no retire timeline ({e:?}); submitting without implicit sync", dev.state.name);
-                return call.plain(dev, queue, fence);
-            }
-        };
-        let mut signals = vec![Wait { semaphore: retire, value }];
         let release = if !plan.releases.is_empty() && self.can_publish {
             match self.pool.take(dev) {
                 Ok(s) => {
                     used.push(s);
-                    signals.push(Wait { semaphore: s, value: 0 });
                     Some(s)
                 }
                 Err(e) => {
@@ -263,11 +284,38 @@ impl SyncEngine {
         } else {
             None
         };
+        // The common case, an acquire whose fences had all signalled and no
+        // release: nothing to add, so the submission goes down untouched.
+        if waits.is_empty() && used.is_empty() && plan.releases.is_empty() {
+            return driver.time(|| call.plain(dev, queue, fence));
+        }
+        // Pool semaphores (and a release without SYNC_FD export) need the
+        // queue's retire timeline to know when the work is done.
+        let retire = if used.is_empty() && (self.can_publish || plan.releases.is_empty()) {
+            None
+        } else {
+            match self.retire_value(dev, queue) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    log_warn!(
+                        "{}: no retire timeline ({e:?}); submitting without implicit sync",
+                        dev.state.name
+                    );
+                    for s in used {
+                        self.pool.discard(dev, s);
+                    }
+                    return call.plain(dev, queue, fence);
+                }
+            }
+        };
+        let mut signals: Vec<Wait> =
+            retire.map(|(semaphore, value)| Wait { semaphore, value }).into_iter().collect();
+        signals.extend(release.map(|semaphore| Wait { semaphore, value: 0 }));
         let add = Additions { waits: &waits, signals: &signals };
-        let result = match call {
+        let result = driver.time(|| match call {
             Call::V1(infos) => submit::submit_v1(dev, queue, submits, infos, &add, fence),
             Call::V2(infos) => submit::submit_v2(dev, queue, submits, infos, &add, fence),
-        };
+        });
         if result != vk::Result::SUCCESS {
             for s in used {
                 self.pool.discard(dev, s);
@@ -275,9 +323,11 @@ impl SyncEngine {
             return result;
         }
         if !plan.releases.is_empty() {
-            self.publish(dev, plan, release, retire, value);
+            self.publish(dev, plan, release, retire, driver);
         }
-        self.pool.retire_after(retire, value, &used);
+        if let Some((timeline, value)) = retire {
+            self.pool.retire_after(timeline, value, &used);
+        }
         result
     }
 
@@ -287,8 +337,8 @@ impl SyncEngine {
         dev: &Device,
         plan: &Plan,
         release: Option<vk::Semaphore>,
-        retire: vk::Semaphore,
-        value: u64,
+        retire: Option<(vk::Semaphore, u64)>,
+        driver: &mut Driver,
     ) {
         let Some(semaphore) = release else {
             if !self.warned_no_publish.swap(true, Ordering::Relaxed) {
@@ -298,7 +348,8 @@ impl SyncEngine {
                     dev.state.name
                 );
             }
-            let r = dev.wait_timeline(retire, value, self.timeout.as_nanos() as u64);
+            let Some((timeline, value)) = retire else { return };
+            let r = dev.wait_timeline(timeline, value, self.timeout.as_nanos() as u64);
             if r != vk::Result::SUCCESS {
                 log_warn!(
                     "{}: the released work did not finish within the fence timeout ({r:?})",
@@ -307,7 +358,7 @@ impl SyncEngine {
             }
             return;
         };
-        let file = match dev.export_sync_fd(semaphore) {
+        let file = match driver.time(|| dev.export_sync_fd(semaphore)) {
             Ok(f) => f,
             Err(e) => {
                 log_warn!("{}: vkGetSemaphoreFdKHR for a release failed: {e:?}", dev.state.name);
@@ -334,6 +385,27 @@ impl SyncEngine {
         self.pool.destroy_all(dev);
         for (_, r) in lock(&self.retire).drain() {
             dev.destroy_semaphore(r.timeline);
+        }
+    }
+}
+
+/// Time spent in the driver, when statistics are on.
+#[derive(Debug)]
+pub enum Driver {
+    Untimed,
+    Timed(Duration),
+}
+
+impl Driver {
+    fn time<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        match self {
+            Driver::Untimed => f(),
+            Driver::Timed(total) => {
+                let t = std::time::Instant::now();
+                let r = f();
+                *total += t.elapsed();
+                r
+            }
         }
     }
 }

@@ -96,6 +96,17 @@ pub fn export_sync_file(dmabuf: BorrowedFd<'_>, access: Access) -> SysResult<Own
     Ok(unsafe { OwnedFd::from_raw_fd(arg.fd) })
 }
 
+/// Whether `access` would have to wait now: `poll()` on the dma-buf itself
+/// (POLLIN: no pending writers; POLLOUT: no pending fences at all). One
+/// system call and no new fd, so the common idle case stays cheap.
+pub fn is_idle(dmabuf: BorrowedFd<'_>, access: Access) -> SysResult<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let events = if access == Access::Read { PollFlags::POLLIN } else { PollFlags::POLLOUT };
+    let mut fds = [PollFd::new(dmabuf, events)];
+    let n = poll(&mut fds, PollTimeout::ZERO).op("poll(dma-buf)")?;
+    Ok(n > 0 && fds[0].revents().is_some_and(|r| r.intersects(events)))
+}
+
 /// `DMA_BUF_IOCTL_IMPORT_SYNC_FILE`: adds `sync_file`'s fence to the
 /// buffer's reservation as a read or write fence. The fd is not consumed.
 pub fn import_sync_file(dmabuf: BorrowedFd<'_>, sync_file: BorrowedFd<'_>, access: Access) -> SysResult<()> {
