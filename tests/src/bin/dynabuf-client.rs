@@ -23,6 +23,9 @@
 //!                                         cycles of dma-buf FD; fd counts
 //! dynabuf-client pingpong FRAMES         this process and a child (pingpong-peer) pass a
 //!                                         dma-buf over a unix socket and ping-pong it
+//! dynabuf-client bad-imports FD N         imports as DMA_BUF: /dev/null, a closed fd, and
+//!                                         dma-buf FD (4 KiB) for 1 MiB; N times; results
+//!                                         and fd counts
 //! dynabuf-client external [CYCLES]        export/import between two devices, ownership
 //!                                         transfers, bad imports, then CYCLES more
 //!                                         export/import/free cycles; fd counts
@@ -357,6 +360,61 @@ fn cmd_pingpong_peer(args: &[String]) -> Result<()> {
     dynabuf_client::pingpong::run(std::os::unix::net::UnixStream::from(fd), frames, false)
 }
 
+fn cmd_bad_imports(args: &[String]) -> Result<()> {
+    use std::os::fd::AsFd;
+    let small = inherited_fd(args)?;
+    let n = arg(args, 1, 100);
+    let c = Client::new(&ClientOptions::default())?;
+    let dma_buf = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
+    let attempt = |what: &str| -> String {
+        let fd = match what {
+            "devnull" => std::fs::File::open("/dev/null").map(std::os::fd::OwnedFd::from).ok(),
+            "small" => small.as_fd().try_clone_to_owned().ok(),
+            _ => None,
+        };
+        let r = match fd {
+            Some(fd) => {
+                ExternalBuffer::import(&c, fd, if what == "small" { 256 * 1024 } else { 1024 }, dma_buf)
+            }
+            // A closed fd number: build the import by hand.
+            None => closed_fd_import(&c),
+        };
+        match r {
+            Ok(b) => {
+                b.destroy(&c);
+                "SUCCESS".into()
+            }
+            Err(e) => format!("{e:?}"),
+        }
+    };
+    for what in ["devnull", "closed", "small"] {
+        println!("{what}={}", attempt(what));
+    }
+    let before = open_fds();
+    for _ in 0..n {
+        for what in ["devnull", "closed", "small"] {
+            attempt(what);
+        }
+    }
+    println!("fds_before={before} fds_after={}", open_fds());
+    Ok(())
+}
+
+/// `vkAllocateMemory` importing fd 1000 (not open) as a dma-buf.
+fn closed_fd_import(c: &Client) -> std::result::Result<ExternalBuffer, vk::Result> {
+    let mut import = vk::ImportMemoryFdInfoKHR::default()
+        .handle_type(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT)
+        .fd(1000);
+    let info =
+        vk::MemoryAllocateInfo::default().allocation_size(4096).memory_type_index(0).push_next(&mut import);
+    // SAFETY: a valid allocate info; the fd number is deliberately not open
+    // (the driver must refuse it).
+    let memory = unsafe { c.device.allocate_memory(&info, None) }?;
+    // SAFETY: the memory was just allocated and is unused.
+    unsafe { c.device.free_memory(memory, None) };
+    Err(vk::Result::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or(&[]);
@@ -370,6 +428,7 @@ fn main() -> ExitCode {
         Some("acquire") => cmd_acquire(rest),
         Some("release") => cmd_release(rest),
         Some("cycles") => cmd_cycles(rest),
+        Some("bad-imports") => cmd_bad_imports(rest),
         Some("pingpong") => cmd_pingpong(rest),
         Some("pingpong-peer") => cmd_pingpong_peer(rest),
         Some("dmabuf-export") => cmd_dmabuf_export(),

@@ -245,3 +245,31 @@ pub fn exporter_and_importer_devices_in_one_process_sync_implicitly() -> TestRes
 fn words_matching(text: &str, word: &str) -> usize {
     text.split_whitespace().filter(|w| *w == word).count()
 }
+
+pub fn bad_imports_return_the_drivers_result_and_leak_nothing() -> TestResult {
+    require_kernel_tier!();
+    let vgem = vgem()?;
+    let small = Buf::new(&vgem, 4096)?;
+    let mut results = Vec::new();
+    for layer in [Layer::Off, Layer::On] {
+        let mut child = spawn("bad-imports", small.fd(), &["500"], layer, &[])?;
+        let mut lines = Vec::new();
+        for _ in 0..4 {
+            lines.push(child.expect_line("", Duration::from_secs(120))?);
+        }
+        let (ok, stderr) = child.finish();
+        ensure!(ok, "bad-imports failed:\n{stderr}");
+        println!("  {layer:?}: {}", lines.join(" "));
+        let fds = lines.pop().unwrap_or_default();
+        ensure!(value(&fds, "fds_before") == value(&fds, "fds_after"), "{layer:?}: fds grew: {fds}");
+        results.push(lines);
+    }
+    ensure!(
+        results[0] == results[1],
+        "the layer changed the driver's answers: {:?} vs {:?}",
+        results[0],
+        results[1]
+    );
+    ensure!(!results[1][0].ends_with("SUCCESS") && !results[1][1].ends_with("SUCCESS"), "{:?}", results[1]);
+    Ok(Outcome::Pass)
+}

@@ -48,6 +48,7 @@ const TESTS: &[Test] = tests![
     implicit_sync::fd_count_stays_flat_over_acquire_release_and_import_cycles,
     implicit_sync::two_processes_ping_pong_a_dma_buf_for_200_frames,
     implicit_sync::exporter_and_importer_devices_in_one_process_sync_implicitly,
+    implicit_sync::bad_imports_return_the_drivers_result_and_leak_nothing,
 ];
 
 fn main() -> std::process::ExitCode {
