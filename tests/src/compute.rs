@@ -250,9 +250,16 @@ impl Job {
         self.wait(c)
     }
 
-    /// Submits the job; [`Job::wait`] before submitting it again.
+    /// Submits the job; [`Job::wait`] before submitting it again. With
+    /// `DYNABUF_CLIENT_SUBMIT2=1` it uses `vkQueueSubmit2`.
     pub fn submit(&self, c: &Client, queue: vk::Queue) -> Result<()> {
         let cbs = [self.cb];
+        if std::env::var_os("DYNABUF_CLIENT_SUBMIT2").is_some_and(|v| v == "1") {
+            let infos = [vk::CommandBufferSubmitInfo::default().command_buffer(self.cb)];
+            let submit = [vk::SubmitInfo2::default().command_buffer_infos(&infos)];
+            // SAFETY: as below; synchronization2 is enabled on the device.
+            return unsafe { c.device.queue_submit2(queue, &submit, self.fence) }.ctx("vkQueueSubmit2");
+        }
         let submit = [vk::SubmitInfo::default().command_buffers(&cbs)];
         // SAFETY: a recorded command buffer and an unsignalled fence of this
         // device; the caller serialises use of `queue` (Vulkan's external

@@ -152,6 +152,8 @@ pub enum AcquireKind {
     Read,
     /// SHADER_READ | SHADER_WRITE.
     Write,
+    /// No ownership transfer at all (an application that records none).
+    None,
 }
 
 /// A job over an imported dma-buf: acquire from FOREIGN (read-only or
@@ -165,6 +167,9 @@ pub fn foreign_job(
     count: u32,
 ) -> Result<Job> {
     let family = c.family;
+    if kind == AcquireKind::None {
+        return Job::new(c, kernel, buffer, Push { seed: add, count });
+    }
     Job::with_barriers(
         c,
         kernel,
@@ -173,7 +178,7 @@ pub fn foreign_job(
         |d, cb| {
             let dst = match kind {
                 AcquireKind::Read => vk::AccessFlags::SHADER_READ,
-                AcquireKind::Write => vk::AccessFlags::SHADER_READ | vk::AccessFlags::SHADER_WRITE,
+                _ => vk::AccessFlags::SHADER_READ | vk::AccessFlags::SHADER_WRITE,
             };
             let barrier = [vk::BufferMemoryBarrier::default()
                 .dst_access_mask(dst)

@@ -238,11 +238,11 @@ impl SyncEngine {
         plan: &Plan,
     ) -> vk::Result {
         let Some(stats) = &dev.state.stats else {
-            return self.submit_untimed(dev, queue, submits, call, fence, plan, &mut Driver::Untimed);
+            return self.run_submission(dev, queue, submits, call, fence, plan, &mut Driver::Untimed);
         };
         let start = std::time::Instant::now();
         let mut driver = Driver::Timed(Duration::ZERO);
-        let r = self.submit_untimed(dev, queue, submits, call, fence, plan, &mut driver);
+        let r = self.run_submission(dev, queue, submits, call, fence, plan, &mut driver);
         let total = start.elapsed().as_nanos() as u64;
         stats.sync_total_ns.fetch_add(total, Ordering::Relaxed);
         if let Driver::Timed(d) = driver {
@@ -252,7 +252,7 @@ impl SyncEngine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn submit_untimed(
+    fn run_submission(
         &self,
         dev: &Device,
         queue: vk::Queue,

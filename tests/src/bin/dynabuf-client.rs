@@ -10,7 +10,7 @@
 //! dynabuf-client threads [T] [N]          T threads x N submits of increment.comp
 //! dynabuf-client dmabuf-import           a udmabuf imported, GPU adds, CPU checks (needs /dev/udmabuf)
 //! dynabuf-client dmabuf-export           GPU fills, exported dma-buf mapped and checked both ways
-//! dynabuf-client acquire FD LEN read|write DISPATCH
+//! dynabuf-client acquire FD LEN read|write|none DISPATCH
 //!                                         child of a kernel test: imports dma-buf FD
 //!                                         (inherited), prints "ready", waits for "go" on
 //!                                         stdin, submits an acquire + add-1000 (of LEN
@@ -249,10 +249,10 @@ fn cmd_acquire(args: &[String]) -> Result<()> {
     use std::io::Write;
     let fd = inherited_fd(args)?;
     let len = arg(args, 1, 1024);
-    let kind = if args.get(2).map(String::as_str) == Some("read") {
-        dmabuf::AcquireKind::Read
-    } else {
-        dmabuf::AcquireKind::Write
+    let kind = match args.get(2).map(String::as_str) {
+        Some("read") => dmabuf::AcquireKind::Read,
+        Some("none") => dmabuf::AcquireKind::None,
+        _ => dmabuf::AcquireKind::Write,
     };
     let count = if arg(args, 3, 1) == 0 { 0 } else { len };
     let c = Client::new(&ClientOptions::default())?;

@@ -46,12 +46,17 @@ fn write_all(buf: &Buf, base: u32, bracket: bool) -> Result<(), String> {
 /// test rewrites the content 300 ms after the client submitted, then
 /// signals. Returns (whether the client finished before the signal, the
 /// first value its GPU computed).
-fn acquire_behind_a_write_fence(layer: Layer) -> Result<(bool, u64), String> {
+fn acquire_behind_a_write_fence(
+    layer: Layer,
+    kind: &str,
+    envs: &[(&str, &str)],
+) -> Result<(bool, u64), String> {
     let vgem = vgem()?;
     let buf = Buf::new(&vgem, BYTES)?;
     write_all(&buf, 0, true)?;
-    let mut child =
-        spawn("acquire", buf.fd(), &[&LEN.to_string(), "write", "1"], layer, &[("DYNABUF_LOG", "debug")])?;
+    let mut all_envs = vec![("DYNABUF_LOG", "debug")];
+    all_envs.extend_from_slice(envs);
+    let mut child = spawn("acquire", buf.fd(), &[&LEN.to_string(), kind, "1"], layer, &all_envs)?;
     let outcome = (|| {
         child.expect_line("ready", STARTUP)?;
         // vgem signals its fences itself after 10 s: attach only now.
@@ -70,22 +75,60 @@ fn acquire_behind_a_write_fence(layer: Layer) -> Result<(bool, u64), String> {
         Ok((was_early, first))
     })();
     let (ok, stderr) = child.finish();
+    if std::env::var_os("DYNABUF_TEST_DUMP").is_some() {
+        eprintln!("--- client stderr ({kind}, {envs:?})\n{stderr}");
+    }
     let r: Result<(bool, u64), String> = outcome;
     let r = r.map_err(|e| format!("{e}\n--- client stderr\n{stderr}"))?;
     ensure!(ok, "the client failed:\n{stderr}");
     Ok(r)
 }
 
-pub fn acquire_waits_for_a_foreign_write_fence() -> TestResult {
-    require_kernel_tier!();
-    let (early, first) = acquire_behind_a_write_fence(Layer::On)?;
-    ensure!(!early, "under the layer the client finished before the foreign fence signalled");
+/// The client waited and its GPU saw the late content.
+fn waited(early: bool, first: u64, how: &str) -> Result<(), String> {
+    ensure!(!early, "{how}: the client finished before the foreign fence signalled");
     ensure!(
         first == 6000,
-        "the GPU read {} - 1000 = {}, not the content written before the fence signalled (5000)",
-        first,
+        "{how}: the GPU read {}, not the content written just before the fence signalled (5000)",
         first.wrapping_sub(1000)
     );
+    Ok(())
+}
+
+pub fn acquire_waits_for_a_foreign_write_fence() -> TestResult {
+    require_kernel_tier!();
+    let (early, first) = acquire_behind_a_write_fence(Layer::On, "write", &[])?;
+    waited(early, first, "DYNABUF_SYNC=auto (thread)")?;
+    Ok(Outcome::Pass)
+}
+
+pub fn every_sync_mode_and_submit_entry_point_waits() -> TestResult {
+    require_kernel_tier!();
+    let (early, first) = acquire_behind_a_write_fence(Layer::On, "write", &[("DYNABUF_SYNC", "semaphore")])?;
+    waited(early, first, "DYNABUF_SYNC=semaphore")?;
+    let (early, first) =
+        acquire_behind_a_write_fence(Layer::On, "write", &[("DYNABUF_CLIENT_SUBMIT2", "1")])?;
+    waited(early, first, "vkQueueSubmit2, thread")?;
+    let envs = [("DYNABUF_CLIENT_SUBMIT2", "1"), ("DYNABUF_SYNC", "semaphore")];
+    let (early, first) = acquire_behind_a_write_fence(Layer::On, "write", &envs)?;
+    waited(early, first, "vkQueueSubmit2, semaphore")?;
+    Ok(Outcome::Pass)
+}
+
+pub fn scope_all_syncs_an_application_that_records_no_transfers() -> TestResult {
+    require_kernel_tier!();
+    let (early, first) = acquire_behind_a_write_fence(Layer::On, "none", &[("DYNABUF_SYNC_SCOPE", "all")])?;
+    waited(early, first, "DYNABUF_SYNC_SCOPE=all")?;
+    // With the default scope such an application gets no implicit sync.
+    let (early, first) = acquire_behind_a_write_fence(Layer::On, "none", &[])?;
+    ensure!(early && first == 1000, "scope transfers, no transfers recorded: early {early}, first {first}");
+    Ok(Outcome::Pass)
+}
+
+pub fn sync_off_leaves_the_application_alone() -> TestResult {
+    require_kernel_tier!();
+    let (early, first) = acquire_behind_a_write_fence(Layer::On, "write", &[("DYNABUF_SYNC", "off")])?;
+    ensure!(early && first == 1000, "DYNABUF_SYNC=off still waited: early {early}, first {first}");
     Ok(Outcome::Pass)
 }
 
@@ -93,7 +136,7 @@ pub fn without_the_layer_the_same_client_reads_stale_content() -> TestResult {
     require_kernel_tier!();
     // Proves the previous test measures the layer: lavapipe alone neither
     // waits for the dma-buf's fences nor sees the late content.
-    let (early, first) = acquire_behind_a_write_fence(Layer::Off)?;
+    let (early, first) = acquire_behind_a_write_fence(Layer::Off, "write", &[])?;
     ensure!(early, "without the layer the client should not wait for the fence");
     ensure!(first == 1000, "without the layer the GPU should read the stale 0, computed {first}");
     Ok(Outcome::Pass)
