@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+pub use crate::registry::dynamic::{AttachMode, EvictPolicy};
+
 /// How much the layer logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
@@ -86,6 +88,21 @@ pub struct Settings {
     /// `DYNABUF_FENCE_TIMEOUT_MS`: the longest the layer lets anything wait
     /// for a peer's fence.
     pub fence_timeout_ms: u64,
+    /// `DYNABUF_ATTACH`.
+    pub attach: AttachMode,
+    /// `DYNABUF_EVICT`.
+    pub evict: EvictPolicy,
+}
+
+impl Settings {
+    /// Whether new dma-buf imports become dynamic attachments.
+    pub fn dynamic_attachments(&self) -> bool {
+        match self.attach {
+            AttachMode::Pinned => false,
+            AttachMode::Dynamic => true,
+            AttachMode::Auto => self.evict != EvictPolicy::Off,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -98,6 +115,8 @@ impl Default for Settings {
             sync: SyncMode::Auto,
             sync_scope: SyncScope::Transfers,
             fence_timeout_ms: 2000,
+            attach: AttachMode::Auto,
+            evict: EvictPolicy::Off,
         }
     }
 }
@@ -214,6 +233,28 @@ const SPECS: &[Spec] = &[
             }
             _ => false,
         },
+    },
+    Spec {
+        env: "DYNABUF_ATTACH",
+        key: "attach",
+        accepted: "pinned, dynamic, auto",
+        default_taken: "auto",
+        apply: |s, v| {
+            s.attach = match v.trim().to_ascii_lowercase().as_str() {
+                "pinned" => AttachMode::Pinned,
+                "dynamic" => AttachMode::Dynamic,
+                "auto" => AttachMode::Auto,
+                _ => return false,
+            };
+            true
+        },
+    },
+    Spec {
+        env: "DYNABUF_EVICT",
+        key: "evict",
+        accepted: "off, idle:<ms>, budget:<MiB>, every:<N> (N >= 1)",
+        default_taken: "off",
+        apply: |s, v| EvictPolicy::parse(v).map(|p| s.evict = p).is_some(),
     },
     Spec {
         env: "DYNABUF_STATS",
@@ -364,6 +405,19 @@ mod tests {
         let (s, p) = resolve(env, &HashMap::new());
         assert_eq!(p.len(), 2);
         assert_eq!((s.sync, s.fence_timeout_ms), (SyncMode::Auto, 2000));
+    }
+
+    #[test]
+    fn attachment_settings() {
+        let (s, _) = resolve(env_of(&[]), &HashMap::new());
+        assert!(!s.dynamic_attachments(), "auto without eviction is pinned");
+        let (s, p) = resolve(env_of(&[("DYNABUF_EVICT", "every:1")]), &HashMap::new());
+        assert!(p.is_empty() && s.dynamic_attachments(), "auto with eviction is dynamic");
+        let (s, _) =
+            resolve(env_of(&[("DYNABUF_EVICT", "every:1"), ("DYNABUF_ATTACH", "pinned")]), &HashMap::new());
+        assert!(!s.dynamic_attachments());
+        let (_, p) = resolve(env_of(&[("DYNABUF_EVICT", "every:0")]), &HashMap::new());
+        assert_eq!(p.len(), 1);
     }
 
     #[test]

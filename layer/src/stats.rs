@@ -34,6 +34,12 @@ counters! {
     acquires_ready: "acquires whose fences had already signalled (no wait)",
     acquires_waited: "acquires that made the GPU wait for a pending fence",
     releases_published: "fences published into released dma-bufs",
+    dynamic_attachments: "dma-buf imports made dynamic attachments",
+    evictions: "dynamic attachments invalidated (internal import dropped)",
+    revalidations: "dynamic attachments re-validated (re-imported)",
+    copies_in: "copies dma-buf -> backing at acquire",
+    copies_out: "copies backing -> dma-buf at release or eviction",
+    resident_peak_bytes: "the most bytes of internal dma-buf imports resident at once (checked at each synchronised submission)",
     sync_total_ns: "time spent in synchronised submissions, in ns",
     sync_driver_ns: "of which in the driver (the submission itself and SYNC_FD export), in ns",
 }

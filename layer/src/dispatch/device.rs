@@ -48,6 +48,14 @@ fn_table!(DeviceFns, vk::Device, vk::PFN_vkGetDeviceProcAddr {
     get_semaphore_counter_value: PFN_vkGetSemaphoreCounterValue = c"vkGetSemaphoreCounterValue" | c"vkGetSemaphoreCounterValueKHR";
     signal_semaphore: PFN_vkSignalSemaphore = c"vkSignalSemaphore" | c"vkSignalSemaphoreKHR";
     wait_semaphores: PFN_vkWaitSemaphores = c"vkWaitSemaphores" | c"vkWaitSemaphoresKHR";
+    create_buffer: PFN_vkCreateBuffer = c"vkCreateBuffer";
+    get_buffer_memory_requirements: PFN_vkGetBufferMemoryRequirements = c"vkGetBufferMemoryRequirements";
+    create_command_pool: PFN_vkCreateCommandPool = c"vkCreateCommandPool";
+    end_command_buffer: PFN_vkEndCommandBuffer = c"vkEndCommandBuffer";
+    cmd_copy_buffer: PFN_vkCmdCopyBuffer = c"vkCmdCopyBuffer";
+    reset_fences: PFN_vkResetFences = c"vkResetFences";
+    map_memory: PFN_vkMapMemory = c"vkMapMemory";
+    unmap_memory: PFN_vkUnmapMemory = c"vkUnmapMemory";
 });
 
 /// One `VkDevice` created through this layer.
@@ -177,6 +185,26 @@ impl Device {
         if let Some(f) = self.fns.free_memory {
             // SAFETY: see the module doc.
             unsafe { f(self.handle, memory, opt(allocator)) }
+        }
+    }
+
+    pub fn map_memory(
+        &self,
+        memory: vk::DeviceMemory,
+        offset: u64,
+        size: u64,
+        flags: vk::MemoryMapFlags,
+        data: &mut *mut std::ffi::c_void,
+    ) -> vk::Result {
+        let Some(f) = self.fns.map_memory else { return MISSING };
+        // SAFETY: see the module doc.
+        unsafe { f(self.handle, memory, offset, size, flags, data) }
+    }
+
+    pub fn unmap_memory(&self, memory: vk::DeviceMemory) {
+        if let Some(f) = self.fns.unmap_memory {
+            // SAFETY: see the module doc.
+            unsafe { f(self.handle, memory) }
         }
     }
 

@@ -12,6 +12,7 @@ pub mod fn_table;
 pub mod instance;
 pub mod link;
 pub mod loader_abi;
+pub mod own_objects;
 pub mod table;
 
 use ash::vk::Handle;

@@ -22,10 +22,17 @@ pub(super) unsafe extern "system" fn allocate_memory(
         };
         // SAFETY: `info.p_next` is the application's valid chain.
         let chain = unsafe {
+            let import_fd: Option<&vk::ImportMemoryFdInfoKHR<'_>> = pnext::find(info.p_next);
+            let export: Option<&vk::ExportMemoryAllocateInfo<'_>> = pnext::find(info.p_next);
+            let dedicated: Option<&vk::MemoryDedicatedAllocateInfo<'_>> = pnext::find(info.p_next);
+            let known = usize::from(import_fd.is_some())
+                + usize::from(export.is_some())
+                + usize::from(dedicated.is_some());
             AllocationChain {
-                import_fd: pnext::find(info.p_next),
-                export: pnext::find(info.p_next),
-                dedicated: pnext::find(info.p_next),
+                import_fd,
+                export,
+                dedicated,
+                other_structures: pnext::nodes(info.p_next).count() > known,
             }
         };
         memory::allocate(dev, info, chain, allocator, out)
@@ -56,5 +63,30 @@ pub(super) unsafe extern "system" fn get_memory_fd(
             return vk::Result::ERROR_INITIALIZATION_FAILED;
         };
         memory::get_fd(dev, info, fd)
+    })
+}
+
+pub(super) unsafe extern "system" fn map_memory(
+    device: vk::Device,
+    memory: vk::DeviceMemory,
+    offset: vk::DeviceSize,
+    size: vk::DeviceSize,
+    flags: vk::MemoryMapFlags,
+    pp_data: *mut *mut std::ffi::c_void,
+) -> vk::Result {
+    guard("vkMapMemory", vk::Result::ERROR_MEMORY_MAP_FAILED, || {
+        let dev = device_or_return!("vkMapMemory", device, vk::Result::ERROR_INITIALIZATION_FAILED);
+        // SAFETY: a valid out pointer (Vulkan valid usage).
+        let Some(data) = (unsafe { pp_data.as_mut() }) else {
+            return vk::Result::ERROR_INITIALIZATION_FAILED;
+        };
+        crate::hooks::attach::map(dev, memory, offset, size, flags, data)
+    })
+}
+
+pub(super) unsafe extern "system" fn unmap_memory(device: vk::Device, memory: vk::DeviceMemory) {
+    guard("vkUnmapMemory", (), || {
+        let dev = device_or_return!("vkUnmapMemory", device);
+        crate::hooks::attach::unmap(dev, memory)
     })
 }

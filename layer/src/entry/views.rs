@@ -85,6 +85,17 @@ impl<'a> Submits<'a> {
         })
     }
 
+    /// Batch `i`'s command buffer infos (`vkQueueSubmit2`).
+    pub fn v2_command_buffer_infos(&self, i: usize) -> &'a [vk::CommandBufferSubmitInfo<'a>] {
+        match *self {
+            // SAFETY: the constructor's contract vouches for the array.
+            Submits::V2(infos) => unsafe {
+                slice(infos[i].p_command_buffer_infos, infos[i].command_buffer_info_count)
+            },
+            Submits::V1(_) => &[],
+        }
+    }
+
     /// Batch `i`'s wait infos (`vkQueueSubmit2`).
     pub fn v2_waits(&self, i: usize) -> &'a [vk::SemaphoreSubmitInfo<'a>] {
         match *self {

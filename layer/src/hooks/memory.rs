@@ -3,7 +3,7 @@
 
 use ash::vk;
 
-use super::buffers;
+use super::{attach, buffers};
 use crate::dispatch::Device;
 use crate::registry::{ExternalKind, ExternalMemory, Resource};
 
@@ -13,6 +13,8 @@ pub struct AllocationChain<'a> {
     pub import_fd: Option<&'a vk::ImportMemoryFdInfoKHR<'a>>,
     pub export: Option<&'a vk::ExportMemoryAllocateInfo<'a>>,
     pub dedicated: Option<&'a vk::MemoryDedicatedAllocateInfo<'a>>,
+    /// The chain holds structures other than the three above.
+    pub other_structures: bool,
 }
 
 impl AllocationChain<'_> {
@@ -53,7 +55,18 @@ pub fn allocate(
         .import_fd
         .filter(|i| i.handle_type == vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT)
         .and_then(|i| buffers::identify(i.fd));
-    let result = dev.allocate_memory(info, allocator, memory);
+    let dynamic_import = dma_buf.is_some() && crate::config::get().dynamic_attachments();
+    let (result, dynamic) = match dynamic_import.then(|| attach::pinned_because(info, &chain, allocator)) {
+        Some(None) => match chain.import_fd {
+            Some(import) => attach::import(dev, info, import, memory),
+            None => (dev.allocate_memory(info, allocator, memory), None),
+        },
+        Some(Some(why)) => {
+            log_debug!("{}: dma-buf import stays pinned: {why}", dev.state.name);
+            (dev.allocate_memory(info, allocator, memory), None)
+        }
+        None => (dev.allocate_memory(info, allocator, memory), None),
+    };
     let Some(kind) = kind else { return result };
     if result != vk::Result::SUCCESS {
         log_debug!(
@@ -86,8 +99,9 @@ pub fn allocate(
         info.memory_type_index,
         import_fd.map(|fd| format!(", from fd {fd}")).unwrap_or_default(),
     );
-    let record =
+    let mut record =
         ExternalMemory::new(kind, info.allocation_size, info.memory_type_index, chain.dedicated_to());
+    record.dynamic = dynamic;
     dev.state.with_memory(|t| t.insert(*memory, record));
     if let Some(id) = dma_buf {
         buffers::joined(dev, *memory, id, false);
@@ -100,6 +114,9 @@ pub fn free(dev: &Device, memory: vk::DeviceMemory, allocator: Option<&vk::Alloc
         if let Some(gone) = dev.state.with_memory(|t| t.remove(memory)) {
             if let Some(d) = &gone.dma_buf {
                 buffers::left(dev, memory, d.key);
+            }
+            if let Some(d) = &gone.dynamic {
+                attach::release(dev, d);
             }
             log_debug!(
                 "{}: memory {:#x} freed ({:?}, {} resources were bound)",

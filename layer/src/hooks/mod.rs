@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod attach;
 pub mod buffers;
 pub mod command;
 pub mod device;

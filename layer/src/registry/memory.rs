@@ -56,6 +56,8 @@ pub struct ExternalMemory {
     /// The dma-buf, once the layer knows it (import of a dma-buf, or export
     /// as one).
     pub dma_buf: Option<DmaBufRef>,
+    /// Set for a dynamic attachment (the memory handle is the backing).
+    pub dynamic: Option<super::dynamic::Dynamic>,
 }
 
 impl ExternalMemory {
@@ -68,6 +70,7 @@ impl ExternalMemory {
             exported_as: vk::ExternalMemoryHandleTypeFlags::empty(),
             bound: Vec::new(),
             dma_buf: None,
+            dynamic: None,
         }
     }
 }
@@ -142,9 +145,20 @@ impl MemoryTable {
         self.memories.get(self.bound_to.get(&resource)?)?.dma_buf.as_ref()
     }
 
-    /// Every dma-buf of the device (for `DYNABUF_SYNC_SCOPE=all`).
-    pub fn dma_bufs(&self) -> impl Iterator<Item = &DmaBufRef> {
-        self.memories.values().filter_map(|m| m.dma_buf.as_ref())
+    /// Every dma-buf of the device with its memory (for
+    /// `DYNABUF_SYNC_SCOPE=all`).
+    pub fn dma_bufs(&self) -> impl Iterator<Item = (vk::DeviceMemory, &DmaBufRef)> {
+        self.memories.iter().filter_map(|(m, r)| Some((*m, r.dma_buf.as_ref()?)))
+    }
+
+    /// The dynamic attachment state of `memory`, if it is one.
+    pub fn dynamic_mut(&mut self, memory: vk::DeviceMemory) -> Option<&mut super::dynamic::Dynamic> {
+        self.memories.get_mut(&memory)?.dynamic.as_mut()
+    }
+
+    /// Every dynamic attachment of the device.
+    pub fn dynamics_mut(&mut self) -> impl Iterator<Item = (vk::DeviceMemory, &mut super::dynamic::Dynamic)> {
+        self.memories.iter_mut().filter_map(|(m, r)| Some((*m, r.dynamic.as_mut()?)))
     }
 
     /// Records the dma-buf behind `memory`. Returns whether it is tracked.

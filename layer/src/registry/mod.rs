@@ -12,6 +12,7 @@
 
 pub mod buffers;
 pub mod caps;
+pub mod dynamic;
 pub mod memory;
 pub mod transfers;
 

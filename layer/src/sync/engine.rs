@@ -14,11 +14,12 @@ use ash::vk;
 use super::plan::Plan;
 use super::submit::{self, Additions};
 use super::waiter::ThreadBridge;
-use super::{Bridge, SemaphoreBridge, Wait};
-use crate::config::{Settings, SyncMode};
+use super::{residency, Bridge, SemaphoreBridge, Wait};
+use crate::config::{EvictPolicy, Settings, SyncMode};
 use crate::dispatch::Device;
 use crate::entry::views::Submits;
 use crate::registry::caps::{Capabilities, SyncStrategy};
+use crate::registry::dynamic::{victims, Candidate};
 use crate::sys::dma_buf::{self, Access};
 use crate::sys::sync_file;
 
@@ -108,6 +109,18 @@ pub struct SyncEngine {
     timeout: Duration,
     warned_no_publish: AtomicBool,
     warned_ioctl: AtomicBool,
+    /// Synchronised submissions so far (for `DYNABUF_EVICT=every:N`).
+    submissions: std::sync::atomic::AtomicU64,
+    evict: EvictPolicy,
+}
+
+/// The dynamic-attachment work of one submission.
+#[derive(Debug, Default)]
+struct DynamicWork {
+    prepend: BTreeMap<usize, Vec<vk::CommandBuffer>>,
+    append: Vec<vk::CommandBuffer>,
+    /// (memory, acquired, released)
+    touched: Vec<(vk::DeviceMemory, bool, bool)>,
 }
 
 impl SyncEngine {
@@ -164,6 +177,8 @@ impl SyncEngine {
             timeout,
             warned_no_publish: AtomicBool::new(false),
             warned_ioctl: AtomicBool::new(false),
+            submissions: std::sync::atomic::AtomicU64::new(0),
+            evict: settings.evict,
         })
     }
 
@@ -263,6 +278,14 @@ impl SyncEngine {
         driver: &mut Driver,
     ) -> vk::Result {
         self.pool.reclaim(dev);
+        let count = self.submissions.fetch_add(1, Ordering::Relaxed) + 1;
+        let dynamic = match self.prepare_dynamic(dev, queue, plan, count) {
+            Ok(d) => d,
+            Err(e) => {
+                log_warn!("{}: a dynamic attachment could not be re-validated: {e:?}", dev.state.name);
+                return e;
+            }
+        };
         let mut used = Vec::new();
         let waits: BTreeMap<usize, Vec<Wait>> = plan
             .acquires
@@ -286,12 +309,16 @@ impl SyncEngine {
         };
         // The common case, an acquire whose fences had all signalled and no
         // release: nothing to add, so the submission goes down untouched.
-        if waits.is_empty() && used.is_empty() && plan.releases.is_empty() {
+        if waits.is_empty() && used.is_empty() && plan.releases.is_empty() && dynamic.touched.is_empty() {
             return driver.time(|| call.plain(dev, queue, fence));
         }
-        // Pool semaphores (and a release without SYNC_FD export) need the
-        // queue's retire timeline to know when the work is done.
-        let retire = if used.is_empty() && (self.can_publish || plan.releases.is_empty()) {
+        // Pool semaphores, dynamic attachments (and a release without
+        // SYNC_FD export) need the queue's retire timeline to know when the
+        // work is done.
+        let retire = if used.is_empty()
+            && dynamic.touched.is_empty()
+            && (self.can_publish || plan.releases.is_empty())
+        {
             None
         } else {
             match self.retire_value(dev, queue) {
@@ -311,7 +338,12 @@ impl SyncEngine {
         let mut signals: Vec<Wait> =
             retire.map(|(semaphore, value)| Wait { semaphore, value }).into_iter().collect();
         signals.extend(release.map(|semaphore| Wait { semaphore, value: 0 }));
-        let add = Additions { waits: &waits, signals: &signals };
+        let add = Additions {
+            waits: &waits,
+            signals: &signals,
+            prepend: &dynamic.prepend,
+            append_last: &dynamic.append,
+        };
         let result = driver.time(|| match call {
             Call::V1(infos) => submit::submit_v1(dev, queue, submits, infos, &add, fence),
             Call::V2(infos) => submit::submit_v2(dev, queue, submits, infos, &add, fence),
@@ -327,8 +359,88 @@ impl SyncEngine {
         }
         if let Some((timeline, value)) = retire {
             self.pool.retire_after(timeline, value, &used);
+            if !dynamic.touched.is_empty() {
+                finish_dynamic(dev, &dynamic.touched, (timeline, value, queue));
+            }
         }
         result
+    }
+
+    /// Applies the eviction policy, makes the submission's dynamic
+    /// attachments resident, and lists their copies.
+    fn prepare_dynamic(
+        &self,
+        dev: &Device,
+        queue: vk::Queue,
+        plan: &Plan,
+        count: u64,
+    ) -> Result<DynamicWork, vk::Result> {
+        let has_dynamic = plan.acquires.values().flatten().chain(&plan.releases).any(|h| h.dynamic);
+        if !has_dynamic && self.evict == EvictPolicy::Off {
+            return Ok(DynamicWork::default());
+        }
+        let family = dev.state.queue_info(queue).map(|q| q.family).unwrap_or(0);
+        let mut work = DynamicWork::default();
+        dev.state.with_memory(|t| {
+            if self.evict != EvictPolicy::Off {
+                let in_plan: Vec<vk::DeviceMemory> =
+                    plan.acquires.values().flatten().chain(&plan.releases).map(|h| h.memory).collect();
+                // every:N is the stress mode: it evicts even what this
+                // submission is about to use, which is then re-validated.
+                let every = matches!(self.evict, EvictPolicy::Every(_));
+                let candidates: Vec<Candidate> = t
+                    .dynamics_mut()
+                    .filter(|(_, d)| d.internal.is_some())
+                    .map(|(m, d)| Candidate {
+                        id: vk::Handle::as_raw(m),
+                        size: d.size,
+                        last_used_at: d.last_used_at,
+                        in_use: !every && in_plan.contains(&m),
+                    })
+                    .collect();
+                let incoming: u64 = plan
+                    .acquires
+                    .values()
+                    .flatten()
+                    .chain(&plan.releases)
+                    .filter(|h| h.dynamic)
+                    .filter_map(|h| t.get(h.memory).and_then(|r| r.dynamic.as_ref()))
+                    .filter(|d| d.internal.is_none() || every)
+                    .map(|d| d.size)
+                    .sum();
+                for id in victims(self.evict, count, std::time::Instant::now(), &candidates, incoming) {
+                    let m = <vk::DeviceMemory as vk::Handle>::from_raw(id);
+                    let Some(key) = t.get(m).and_then(|r| r.dma_buf.as_ref()).map(|d| d.key) else {
+                        continue;
+                    };
+                    if let Some(d) = t.dynamic_mut(m) {
+                        residency::evict(dev, d, key, queue, self.timeout);
+                    }
+                }
+            }
+            for (&batch, list) in &plan.acquires {
+                for h in list.iter().filter(|h| h.dynamic) {
+                    let Some(d) = t.dynamic_mut(h.memory) else { continue };
+                    let internal = residency::ensure_resident(dev, d, h.key, &h.fd, family)?;
+                    work.prepend.entry(batch).or_default().push(internal.copy_in);
+                    work.touched.push((h.memory, true, false));
+                    dev.state.count(|s| &s.copies_in);
+                }
+            }
+            for h in plan.releases.iter().filter(|h| h.dynamic) {
+                let Some(d) = t.dynamic_mut(h.memory) else { continue };
+                let internal = residency::ensure_resident(dev, d, h.key, &h.fd, family)?;
+                work.append.push(internal.copy_out);
+                work.touched.push((h.memory, false, true));
+                dev.state.count(|s| &s.copies_out);
+            }
+            if let Some(stats) = &dev.state.stats {
+                let resident: u64 =
+                    t.dynamics_mut().filter(|(_, d)| d.internal.is_some()).map(|(_, d)| d.size).sum();
+                stats.resident_peak_bytes.fetch_max(resident, Ordering::Relaxed);
+            }
+            Ok(work)
+        })
     }
 
     /// Puts the submission's fence into every released buffer.
@@ -424,4 +536,27 @@ impl Call<'_, '_> {
             Call::V2(i) => dev.queue_submit2(queue, i, fence),
         }
     }
+}
+
+/// Records the submission's use of its dynamic attachments.
+fn finish_dynamic(
+    dev: &Device,
+    touched: &[(vk::DeviceMemory, bool, bool)],
+    last_use: (vk::Semaphore, u64, vk::Queue),
+) {
+    let now = std::time::Instant::now();
+    dev.state.with_memory(|t| {
+        for &(m, acquired, released) in touched {
+            if let Some(d) = t.dynamic_mut(m) {
+                d.last_use = Some(last_use);
+                d.last_used_at = now;
+                if acquired {
+                    d.dirty = true;
+                }
+                if released {
+                    d.dirty = false;
+                }
+            }
+        }
+    });
 }

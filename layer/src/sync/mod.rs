@@ -25,6 +25,7 @@
 
 pub mod engine;
 pub mod plan;
+pub mod residency;
 pub mod submit;
 pub mod waiter;
 

@@ -13,6 +13,11 @@ use crate::registry::{BufferKey, Direction, OwnershipTransfer};
 #[derive(Clone, Debug)]
 pub struct Handover {
     pub key: BufferKey,
+    /// The application's memory object (the backing, for a dynamic
+    /// attachment).
+    pub memory: ash::vk::DeviceMemory,
+    /// Whether it is a dynamic attachment (copies in and out).
+    pub dynamic: bool,
     /// The layer's own fd for the dma-buf.
     pub fd: Arc<OwnedFd>,
     /// Acquire: the GPU will write (wait for everyone). Release: the GPU
@@ -49,7 +54,15 @@ pub fn build(dev: &Device, submits: &Submits<'_>, scope: SyncScope) -> Plan {
     let mut plan = Plan::default();
     if scope == SyncScope::All {
         let all: Vec<Handover> = dev.state.with_memory(|t| {
-            t.dma_bufs().map(|d| Handover { key: d.key, fd: d.fd.clone(), writes: true }).collect()
+            t.dma_bufs()
+                .map(|(memory, d)| Handover {
+                    key: d.key,
+                    memory,
+                    dynamic: t.get(memory).is_some_and(|r| r.dynamic.is_some()),
+                    fd: d.fd.clone(),
+                    writes: true,
+                })
+                .collect()
         });
         if !all.is_empty() && !submits.is_empty() {
             for h in &all {
@@ -81,8 +94,11 @@ pub fn build(dev: &Device, submits: &Submits<'_>, scope: SyncScope) -> Plan {
     dev.state.with_memory(|t| {
         for (batch, transfers) in recorded {
             for x in transfers {
-                let Some(d) = t.dma_buf_of(x.resource) else { continue };
-                let h = Handover { key: d.key, fd: d.fd.clone(), writes: x.writes };
+                let (Some(d), Some(memory)) = (t.dma_buf_of(x.resource), t.memory_of(x.resource)) else {
+                    continue;
+                };
+                let dynamic = t.get(memory).is_some_and(|r| r.dynamic.is_some());
+                let h = Handover { key: d.key, memory, dynamic, fd: d.fd.clone(), writes: x.writes };
                 match x.direction {
                     Direction::Acquire => merge(plan.acquires.entry(batch).or_default(), h),
                     Direction::Release => merge(&mut plan.releases, h),

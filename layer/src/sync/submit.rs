@@ -25,6 +25,30 @@ pub struct Additions<'a> {
     pub waits: &'a BTreeMap<usize, Vec<Wait>>,
     /// What the trailing batch signals (value 0: binary).
     pub signals: &'a [Wait],
+    /// Per batch index, the layer's command buffers to run first (copies
+    /// into dynamic attachments after the batch's waits).
+    pub prepend: &'a BTreeMap<usize, Vec<vk::CommandBuffer>>,
+    /// The layer's command buffers to run after the last batch's own
+    /// (copies out of dynamic attachments before the release fence).
+    pub append_last: &'a [vk::CommandBuffer],
+}
+
+impl Additions<'_> {
+    /// The command buffers of batch `i` with the layer's around them, when
+    /// the layer adds any.
+    fn command_buffers(
+        &self,
+        i: usize,
+        last: usize,
+        app: &[vk::CommandBuffer],
+    ) -> Option<Vec<vk::CommandBuffer>> {
+        let pre = self.prepend.get(&i).map(Vec::as_slice).unwrap_or(&[]);
+        let post = if i == last { self.append_last } else { &[] };
+        if pre.is_empty() && post.is_empty() {
+            return None;
+        }
+        Some(pre.iter().chain(app).chain(post).copied().collect())
+    }
 }
 
 const STAGE: vk::PipelineStageFlags = vk::PipelineStageFlags::ALL_COMMANDS;
@@ -81,7 +105,15 @@ pub fn submit_v1(
             })
         })
         .collect();
+    let last = infos.len().saturating_sub(1);
+    let command_buffers: Vec<(usize, Vec<vk::CommandBuffer>)> = (0..infos.len())
+        .filter_map(|i| add.command_buffers(i, last, &submits.batch_command_buffers(i)).map(|c| (i, c)))
+        .collect();
     let mut out: Vec<vk::SubmitInfo<'_>> = infos.to_vec();
+    for (i, cbs) in &command_buffers {
+        out[*i].command_buffer_count = cbs.len() as u32;
+        out[*i].p_command_buffers = cbs.as_ptr();
+    }
     for (b, t) in batches.iter().zip(&timelines) {
         let info = &mut out[b.index];
         info.wait_semaphore_count = b.semaphores.len() as u32;
@@ -128,7 +160,29 @@ pub fn submit_v2(
             (i, all)
         })
         .collect();
+    let last = infos.len().saturating_sub(1);
+    let command_buffers: Vec<(usize, Vec<vk::CommandBufferSubmitInfo<'_>>)> = (0..infos.len())
+        .filter_map(|i| {
+            let cbs = add.command_buffers(i, last, &submits.batch_command_buffers(i))?;
+            // The application's own entries keep their device masks.
+            let app = submits.v2_command_buffer_infos(i);
+            let pre = add.prepend.get(&i).map(Vec::len).unwrap_or(0);
+            let infos = cbs
+                .iter()
+                .enumerate()
+                .map(|(k, cb)| match k.checked_sub(pre).and_then(|a| app.get(a)) {
+                    Some(own) => *own,
+                    None => vk::CommandBufferSubmitInfo::default().command_buffer(*cb),
+                })
+                .collect();
+            Some((i, infos))
+        })
+        .collect();
     let mut out: Vec<vk::SubmitInfo2<'_>> = infos.to_vec();
+    for (i, cbs) in &command_buffers {
+        out[*i].command_buffer_info_count = cbs.len() as u32;
+        out[*i].p_command_buffer_infos = cbs.as_ptr();
+    }
     for (i, all) in &waits {
         out[*i].wait_semaphore_info_count = all.len() as u32;
         out[*i].p_wait_semaphore_infos = all.as_ptr();

@@ -26,6 +26,9 @@
 //! dynabuf-client bad-imports FD N         imports as DMA_BUF: /dev/null, a closed fd, and
 //!                                         dma-buf FD (4 KiB) for 1 MiB; N times; results
 //!                                         and fd counts
+//! dynabuf-client budget N MIB FRAMES      N udmabufs of MIB MiB imported; FRAMES round-robin
+//!                                         acquire/add/release jobs; the most dma-buf
+//!                                         mappings seen in /proc/self/maps; content check
 //! dynabuf-client external [CYCLES]        export/import between two devices, ownership
 //!                                         transfers, bad imports, then CYCLES more
 //!                                         export/import/free cycles; fd counts
@@ -415,6 +418,52 @@ fn closed_fd_import(c: &Client) -> std::result::Result<ExternalBuffer, vk::Resul
     Err(vk::Result::SUCCESS)
 }
 
+/// How many dma-buf mappings this process has (lavapipe maps an imported
+/// dma-buf while its import lives).
+fn dma_buf_mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .map(|m| m.lines().filter(|l| l.contains("dmabuf")).count())
+        .unwrap_or(0)
+}
+
+fn cmd_budget(args: &[String]) -> Result<()> {
+    use std::os::fd::AsFd;
+    let (n, mib, frames) = (arg(args, 0, 4), arg(args, 1, 1), arg(args, 2, 40));
+    let c = Client::new(&ClientOptions::default())?;
+    let kernel = Kernel::new(&c, Shader::Increment)?;
+    let len = mib * (1 << 20) / 4;
+    let mut buffers = Vec::new();
+    let mut jobs = Vec::new();
+    for _ in 0..n {
+        let (fd, _memfd) =
+            dynabuf::sys::udmabuf::create(u64::from(mib) << 20).map_err(|e| Error(e.to_string()))?;
+        let b = dmabuf::import_fd(&c, fd.as_fd(), len)?;
+        jobs.push(dmabuf::foreign_job(&c, &kernel, b.buffer, dmabuf::AcquireKind::Write, 1, len)?);
+        buffers.push(b);
+    }
+    let mut max_mapped = 0;
+    for frame in 0..frames {
+        jobs[frame as usize % jobs.len()].run(&c, c.queues[0])?;
+        max_mapped = max_mapped.max(dma_buf_mappings());
+    }
+    for (k, b) in buffers.iter().enumerate() {
+        let want = (frames as usize / n as usize + usize::from(k < frames as usize % n as usize)) as u32;
+        let v = b.host_access(&c, None)?;
+        if let Some(i) = v.iter().position(|&x| x != want) {
+            return Err(Error(format!("buffer {k}: data[{i}] = {}, expected {want}", v[i])));
+        }
+    }
+    println!("max_mapped={max_mapped} budget_ok=true");
+    for j in jobs {
+        j.destroy(&c);
+    }
+    for b in buffers {
+        b.destroy(&c);
+    }
+    kernel.destroy(&c);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or(&[]);
@@ -428,6 +477,7 @@ fn main() -> ExitCode {
         Some("acquire") => cmd_acquire(rest),
         Some("release") => cmd_release(rest),
         Some("cycles") => cmd_cycles(rest),
+        Some("budget") => cmd_budget(rest),
         Some("bad-imports") => cmd_bad_imports(rest),
         Some("pingpong") => cmd_pingpong(rest),
         Some("pingpong-peer") => cmd_pingpong_peer(rest),

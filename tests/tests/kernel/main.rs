@@ -8,6 +8,7 @@
 mod child;
 #[path = "../common/mod.rs"]
 mod common;
+mod dynamic;
 mod fixture;
 mod harness;
 mod implicit_sync;
@@ -52,6 +53,9 @@ const TESTS: &[Test] = tests![
     implicit_sync::two_processes_ping_pong_a_dma_buf_for_200_frames,
     implicit_sync::exporter_and_importer_devices_in_one_process_sync_implicitly,
     implicit_sync::bad_imports_return_the_drivers_result_and_leak_nothing,
+    dynamic::every_submit_evicts_and_revalidates_and_two_processes_keep_exact_values,
+    dynamic::a_budget_holds_resident_imports_within_it_at_every_point,
+    dynamic::pinned_attachments_are_never_evicted,
 ];
 
 fn main() -> std::process::ExitCode {

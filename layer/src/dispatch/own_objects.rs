@@ -1,0 +1,155 @@
+//! Safe wrappers for the objects the layer creates for itself on an
+//! application's device: transfer buffers over whole memory objects, a
+//! command pool per queue family, command buffers (made dispatchable through
+//! the loader's `vkSetDeviceLoaderData`), and the copies recorded in them.
+//! The safety argument is the module doc of [`super::device`]: every handle
+//! passed is one the layer created on this device, or the application's,
+//! valid per Vulkan usage.
+
+use ash::vk;
+
+use super::Device;
+
+const MISSING: vk::Result = vk::Result::ERROR_INITIALIZATION_FAILED;
+
+impl Device {
+    /// A buffer covering `size` bytes for transfers, bound to `memory` at 0.
+    /// `external` marks it as living in imported dma-buf memory.
+    pub fn transfer_buffer(
+        &self,
+        memory: vk::DeviceMemory,
+        size: u64,
+        external: bool,
+    ) -> Result<vk::Buffer, vk::Result> {
+        let (Some(create), Some(reqs)) = (self.fns.create_buffer, self.fns.get_buffer_memory_requirements)
+        else {
+            return Err(MISSING);
+        };
+        let mut ext = vk::ExternalMemoryBufferCreateInfo::default()
+            .handle_types(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
+        let mut info = vk::BufferCreateInfo::default()
+            .size(size)
+            .usage(vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST);
+        if external {
+            info = info.push_next(&mut ext);
+        }
+        let mut buffer = vk::Buffer::null();
+        // SAFETY: see the module doc; a valid create info.
+        let r = unsafe { create(self.handle, &info, std::ptr::null(), &mut buffer) };
+        if r != vk::Result::SUCCESS {
+            return Err(r);
+        }
+        let mut req = vk::MemoryRequirements::default();
+        // SAFETY: the buffer just created.
+        unsafe { reqs(self.handle, buffer, &mut req) };
+        if req.size > size {
+            self.destroy_buffer(buffer, None);
+            return Err(vk::Result::ERROR_OUT_OF_DEVICE_MEMORY);
+        }
+        let r = self.bind_buffer_memory(buffer, memory, 0);
+        if r != vk::Result::SUCCESS {
+            self.destroy_buffer(buffer, None);
+            return Err(r);
+        }
+        Ok(buffer)
+    }
+
+    /// The memory types a transfer buffer of `size` may live in.
+    pub fn transfer_buffer_types(&self, size: u64, external: bool) -> u32 {
+        let (Some(create), Some(reqs)) = (self.fns.create_buffer, self.fns.get_buffer_memory_requirements)
+        else {
+            return 0;
+        };
+        let mut ext = vk::ExternalMemoryBufferCreateInfo::default()
+            .handle_types(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
+        let mut info = vk::BufferCreateInfo::default()
+            .size(size)
+            .usage(vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST);
+        if external {
+            info = info.push_next(&mut ext);
+        }
+        let mut buffer = vk::Buffer::null();
+        // SAFETY: see the module doc; a valid create info.
+        if unsafe { create(self.handle, &info, std::ptr::null(), &mut buffer) } != vk::Result::SUCCESS {
+            return 0;
+        }
+        let mut req = vk::MemoryRequirements::default();
+        // SAFETY: the buffer just created, destroyed right after.
+        unsafe { reqs(self.handle, buffer, &mut req) };
+        self.destroy_buffer(buffer, None);
+        req.memory_type_bits
+    }
+
+    /// A resettable command pool for the layer's own command buffers.
+    pub fn layer_command_pool(&self, family: u32) -> Result<vk::CommandPool, vk::Result> {
+        let Some(f) = self.fns.create_command_pool else { return Err(MISSING) };
+        let info = vk::CommandPoolCreateInfo::default()
+            .queue_family_index(family)
+            .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
+        let mut pool = vk::CommandPool::null();
+        // SAFETY: see the module doc.
+        match unsafe { f(self.handle, &info, std::ptr::null(), &mut pool) } {
+            vk::Result::SUCCESS => Ok(pool),
+            e => Err(e),
+        }
+    }
+
+    /// A primary command buffer from `pool`, made dispatchable through the
+    /// loader (a layer's own dispatchable objects need it).
+    pub fn layer_command_buffer(&self, pool: vk::CommandPool) -> Result<vk::CommandBuffer, vk::Result> {
+        let set_loader_data = self.set_loader_data.ok_or(vk::Result::ERROR_INITIALIZATION_FAILED)?;
+        let info = vk::CommandBufferAllocateInfo::default().command_pool(pool).command_buffer_count(1);
+        let mut cb = [vk::CommandBuffer::null()];
+        let r = self.allocate_command_buffers(&info, &mut cb);
+        if r != vk::Result::SUCCESS {
+            return Err(r);
+        }
+        // SAFETY: the loader's callback for objects this layer creates on
+        // this device; it writes the dispatch pointer into the new object.
+        let r = unsafe { set_loader_data(self.handle, vk::Handle::as_raw(cb[0]) as *mut std::ffi::c_void) };
+        if r != vk::Result::SUCCESS {
+            self.free_command_buffers(pool, &cb);
+            return Err(r);
+        }
+        Ok(cb[0])
+    }
+
+    /// Records, into `cb`, a whole-buffer copy from `src` to `dst` between
+    /// two barriers that order it after everything earlier in submission
+    /// order and before everything later. Resubmittable while pending.
+    pub fn record_copy(
+        &self,
+        cb: vk::CommandBuffer,
+        src: vk::Buffer,
+        dst: vk::Buffer,
+        size: u64,
+    ) -> vk::Result {
+        let (Some(end), Some(copy)) = (self.fns.end_command_buffer, self.fns.cmd_copy_buffer) else {
+            return MISSING;
+        };
+        let begin =
+            vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::SIMULTANEOUS_USE);
+        let r = self.begin_command_buffer(cb, &begin);
+        if r != vk::Result::SUCCESS {
+            return r;
+        }
+        let all = [vk::MemoryBarrier::default()
+            .src_access_mask(vk::AccessFlags::MEMORY_WRITE)
+            .dst_access_mask(vk::AccessFlags::MEMORY_READ | vk::AccessFlags::MEMORY_WRITE)];
+        let stage = vk::PipelineStageFlags::ALL_COMMANDS;
+        self.cmd_pipeline_barrier(cb, stage, stage, vk::DependencyFlags::empty(), &all, &[], &[]);
+        let region = [vk::BufferCopy::default().size(size)];
+        // SAFETY: see the module doc; a recording command buffer and two
+        // transfer buffers of at least `size` bytes.
+        unsafe { copy(cb, src, dst, 1, region.as_ptr()) };
+        self.cmd_pipeline_barrier(cb, stage, stage, vk::DependencyFlags::empty(), &all, &[], &[]);
+        // SAFETY: the command buffer is recording.
+        unsafe { end(cb) }
+    }
+
+    pub fn reset_fence(&self, fence: vk::Fence) -> vk::Result {
+        let Some(f) = self.fns.reset_fences else { return MISSING };
+        // SAFETY: see the module doc; one fence of this device.
+        unsafe { f(self.handle, 1, &fence) }
+    }
+}
