@@ -29,6 +29,11 @@
 //! dynabuf-client budget N MIB FRAMES      N udmabufs of MIB MiB imported; FRAMES round-robin
 //!                                         acquire/add/release jobs; the most dma-buf
 //!                                         mappings seen in /proc/self/maps; content check
+//! dynabuf-client alternate FD_A FD_B LEN  child: imports two dma-bufs; on "go K" runs
+//!                                         acquire/add-1/release on A (K even) or B,
+//!                                         prints "done first=V"; "exit" ends
+//! dynabuf-client burst FD N               N acquire/add-1/release jobs on one dma-buf
+//!                                         submitted back to back, then one wait
 //! dynabuf-client external [CYCLES]        export/import between two devices, ownership
 //!                                         transfers, bad imports, then CYCLES more
 //!                                         export/import/free cycles; fd counts
@@ -464,6 +469,68 @@ fn cmd_budget(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+fn cmd_alternate(args: &[String]) -> Result<()> {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    let a = inherited_fd(args)?;
+    let b = inherited_fd(&args[1..])?;
+    let len = arg(args, 2, 1024);
+    let c = Client::new(&ClientOptions::default())?;
+    let kernel = Kernel::new(&c, Shader::Increment)?;
+    let bufs = [dmabuf::import_fd(&c, a.as_fd(), len)?, dmabuf::import_fd(&c, b.as_fd(), len)?];
+    drop((a, b));
+    let jobs = [
+        dmabuf::foreign_job(&c, &kernel, bufs[0].buffer, dmabuf::AcquireKind::Write, 1, len)?,
+        dmabuf::foreign_job(&c, &kernel, bufs[1].buffer, dmabuf::AcquireKind::Write, 1, len)?,
+    ];
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    loop {
+        let line = line_from_stdin();
+        let Some(k) = line.strip_prefix("go ").and_then(|k| k.parse::<usize>().ok()) else { break };
+        jobs[k % 2].run(&c, c.queues[0])?;
+        let first = dmabuf::first_value(&c, &bufs[k % 2])?;
+        println!("done first={first}");
+        let _ = std::io::stdout().flush();
+    }
+    for j in jobs {
+        j.destroy(&c);
+    }
+    for b in bufs {
+        b.destroy(&c);
+    }
+    kernel.destroy(&c);
+    Ok(())
+}
+
+fn cmd_burst(args: &[String]) -> Result<()> {
+    use std::os::fd::AsFd;
+    let fd = inherited_fd(args)?;
+    let n = arg(args, 1, 20) as usize;
+    let len = 1024;
+    let c = Client::new(&ClientOptions::default())?;
+    let kernel = Kernel::new(&c, Shader::Increment)?;
+    let b = dmabuf::import_fd(&c, fd.as_fd(), len)?;
+    let jobs: Vec<_> = (0..n)
+        .map(|_| dmabuf::foreign_job(&c, &kernel, b.buffer, dmabuf::AcquireKind::Write, 1, len))
+        .collect::<Result<_>>()?;
+    for j in &jobs {
+        j.submit(&c, c.queues[0])?;
+    }
+    for j in &jobs {
+        j.wait(&c)?;
+    }
+    let v = b.host_access(&c, None)?;
+    let bad = v.iter().position(|&x| x != n as u32);
+    println!("burst={n} first={} ok={}", v[0], bad.is_none());
+    for j in jobs {
+        j.destroy(&c);
+    }
+    b.destroy(&c);
+    kernel.destroy(&c);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or(&[]);
@@ -478,6 +545,8 @@ fn main() -> ExitCode {
         Some("release") => cmd_release(rest),
         Some("cycles") => cmd_cycles(rest),
         Some("budget") => cmd_budget(rest),
+        Some("alternate") => cmd_alternate(rest),
+        Some("burst") => cmd_burst(rest),
         Some("bad-imports") => cmd_bad_imports(rest),
         Some("pingpong") => cmd_pingpong(rest),
         Some("pingpong-peer") => cmd_pingpong_peer(rest),

@@ -26,22 +26,39 @@ pub fn spawn(
     layer: Layer,
     envs: &[(&str, &str)],
 ) -> Result<Child, String> {
-    // An inheritable copy of the fd, at a number the child is told.
-    // SAFETY: F_DUPFD only reads the fd table and returns a new descriptor
-    // (or -1); the kernel-tier harness is single-threaded, so no other
-    // spawn can inherit it by accident.
-    let inheritable = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD, 10) };
-    if inheritable < 0 {
-        return Err("F_DUPFD failed".into());
+    spawn_with(sub, &[fd], rest, layer, envs)
+}
+
+/// As [`spawn`], with several inherited fds (their numbers come first).
+pub fn spawn_with(
+    sub: &str,
+    fds: &[BorrowedFd<'_>],
+    rest: &[&str],
+    layer: Layer,
+    envs: &[(&str, &str)],
+) -> Result<Child, String> {
+    // Inheritable copies of the fds, at numbers the child is told.
+    let mut inheritable = Vec::new();
+    for fd in fds {
+        // SAFETY: F_DUPFD only reads the fd table and returns a new
+        // descriptor (or -1); the kernel-tier harness is single-threaded,
+        // so no other spawn can inherit it by accident.
+        let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD, 10) };
+        if n < 0 {
+            return Err("F_DUPFD failed".into());
+        }
+        inheritable.push(n);
     }
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynabuf-client"));
-    vulkan_env(&mut cmd, layer).arg(sub).arg(inheritable.to_string()).args(rest);
+    vulkan_env(&mut cmd, layer).arg(sub).args(inheritable.iter().map(|n| n.to_string())).args(rest);
     for (k, v) in envs {
         cmd.env(k, v);
     }
     let spawned = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
-    // SAFETY: `inheritable` is ours; the child has its own copy now.
-    unsafe { libc::close(inheritable) };
+    for n in inheritable {
+        // SAFETY: `n` is ours; the child has its own copy now.
+        unsafe { libc::close(n) };
+    }
     let mut child = spawned.map_err(|e| format!("spawn dynabuf-client: {e}"))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let mut stderr = child.stderr.take().ok_or("no stderr")?;

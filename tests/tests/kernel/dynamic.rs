@@ -1,10 +1,15 @@
 //! Dynamic attachments: evicted (internal import dropped) and re-validated
 //! (re-imported) transparently, with content and ordering kept.
 
+use std::time::Duration;
+
+use dynabuf_client::dmabuf::Mapping;
 use dynabuf_client::env::Layer;
 
+use crate::child::{spawn, spawn_with, value};
 use crate::common::client;
 use crate::ensure;
+use crate::fixture::{vgem, Buf};
 use crate::harness::{Outcome, TestResult};
 use crate::require_kernel_tier;
 
@@ -79,5 +84,73 @@ pub fn pinned_attachments_are_never_evicted() -> TestResult {
     ensure!(run.ok && run.value("budget_ok").as_deref() == Some("true"), "{}\n{}", run.stdout, run.stderr);
     ensure!(stat(&run.stderr, "evictions") == vec![0], "pinned attachments were evicted:\n{}", run.stderr);
     ensure!(stat(&run.stderr, "dynamic_attachments") == vec![0], "{}", run.stderr);
+    Ok(Outcome::Pass)
+}
+
+const MIB: u64 = 1 << 20;
+
+fn write_first_mib(buf: &Buf, base: u32) -> Result<(), String> {
+    let mut map = Mapping::new(buf.fd(), MIB as usize).map_err(|e| e.to_string())?;
+    for (i, w) in map.words().iter_mut().enumerate() {
+        *w = base + i as u32;
+    }
+    Ok(())
+}
+
+pub fn content_written_while_invalidated_is_seen_after_revalidation() -> TestResult {
+    require_kernel_tier!();
+    let vgem = vgem()?;
+    let (a, b) = (Buf::new(&vgem, MIB)?, Buf::new(&vgem, MIB)?);
+    write_first_mib(&a, 0)?;
+    write_first_mib(&b, 0)?;
+    // A 1 MiB budget: using B evicts A, and the other way round.
+    let envs = [("DYNABUF_EVICT", "budget:1"), ("DYNABUF_STATS", "1"), ("DYNABUF_LOG", "debug")];
+    let len = (MIB / 4).to_string();
+    let mut child = spawn_with("alternate", &[a.fd(), b.fd()], &[&len], Layer::On, &envs)?;
+    let outcome = (|| {
+        child.expect_line("ready", Duration::from_secs(60))?;
+        child.say("go 0")?;
+        let first = value(&child.expect_line("done", Duration::from_secs(30))?, "first");
+        ensure!(first == Some(1), "A after one add: {first:?}");
+        child.say("go 1")?;
+        child.expect_line("done", Duration::from_secs(30))?;
+        // A is invalidated now; its exporter (this process) rewrites it.
+        write_first_mib(&a, 7000)?;
+        // And then drops every reference it had: the importer's (and the
+        // layer's) fds keep the buffer alive, like an exporter that exited.
+        drop(a);
+        child.say("go 2")?;
+        let first = value(&child.expect_line("done", Duration::from_secs(30))?, "first");
+        ensure!(first == Some(7001), "A after re-validation: {first:?}, expected the exporter's 7000 + 1");
+        child.say("go 4")?;
+        let first = value(&child.expect_line("done", Duration::from_secs(30))?, "first");
+        ensure!(first == Some(7002), "A once more: {first:?}");
+        child.say("exit")?;
+        Ok(())
+    })();
+    let (ok, stderr) = child.finish();
+    outcome.map_err(|e| format!("{e}\n--- client stderr\n{stderr}"))?;
+    ensure!(ok, "the client failed:\n{stderr}");
+    ensure!(
+        stderr.contains("invalidated (internal import dropped)") && stderr.contains("re-validated"),
+        "{stderr}"
+    );
+    Ok(Outcome::Pass)
+}
+
+pub fn eviction_of_a_busy_attachment_waits_and_never_corrupts() -> TestResult {
+    require_kernel_tier!();
+    let vgem = vgem()?;
+    let buf = Buf::new(&vgem, 4096)?;
+    // 30 submissions back to back, each evicting the attachment the
+    // previous one still uses: every eviction must wait for it.
+    let envs = [("DYNABUF_ATTACH", "dynamic"), ("DYNABUF_EVICT", "every:1"), ("DYNABUF_STATS", "1")];
+    let mut child = spawn("burst", buf.fd(), &["30"], Layer::On, &envs)?;
+    let line = child.expect_line("burst", Duration::from_secs(120));
+    let (ok, stderr) = child.finish();
+    let line = line.map_err(|e| format!("{e}\n{stderr}"))?;
+    ensure!(ok, "the client failed:\n{stderr}");
+    ensure!(line.contains("ok=true") && value(&line, "first") == Some(30), "{line}");
+    ensure!(stat(&stderr, "evictions") == vec![30], "{stderr}");
     Ok(Outcome::Pass)
 }

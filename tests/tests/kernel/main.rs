@@ -56,6 +56,8 @@ const TESTS: &[Test] = tests![
     dynamic::every_submit_evicts_and_revalidates_and_two_processes_keep_exact_values,
     dynamic::a_budget_holds_resident_imports_within_it_at_every_point,
     dynamic::pinned_attachments_are_never_evicted,
+    dynamic::content_written_while_invalidated_is_seen_after_revalidation,
+    dynamic::eviction_of_a_busy_attachment_waits_and_never_corrupts,
 ];
 
 fn main() -> std::process::ExitCode {
