@@ -34,6 +34,8 @@
 //!                                         prints "done first=V"; "exit" ends
 //! dynabuf-client burst FD N               N acquire/add-1/release jobs on one dma-buf
 //!                                         submitted back to back, then one wait
+//! dynabuf-client refault FD              a re-validation that fails (no fd left for the
+//!                                         re-import) and a retry that succeeds
 //! dynabuf-client external [CYCLES]        export/import between two devices, ownership
 //!                                         transfers, bad imports, then CYCLES more
 //!                                         export/import/free cycles; fd counts
@@ -531,6 +533,42 @@ fn cmd_burst(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+fn set_fd_limit(soft: u64) -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the local struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        let old = lim.rlim_cur;
+        lim.rlim_cur = soft.min(lim.rlim_max);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        old
+    }
+}
+
+fn cmd_refault(args: &[String]) -> Result<()> {
+    use std::os::fd::AsFd;
+    let fd = inherited_fd(args)?;
+    let c = Client::new(&ClientOptions::default())?;
+    let kernel = Kernel::new(&c, Shader::Increment)?;
+    let b = dmabuf::import_fd(&c, fd.as_fd(), 1024)?;
+    let job = dmabuf::foreign_job(&c, &kernel, b.buffer, dmabuf::AcquireKind::Write, 1, 1024)?;
+    job.run(&c, c.queues[0])?;
+    // No fd left: the next re-validation cannot dup the layer's fd.
+    let old = set_fd_limit(3);
+    let failed = job.submit(&c, c.queues[0]);
+    set_fd_limit(old);
+    println!("faulted={}", failed.as_ref().err().map(|e| e.to_string()).unwrap_or_else(|| "no".into()));
+    if failed.is_ok() {
+        job.wait(&c)?;
+    }
+    job.run(&c, c.queues[0])?;
+    println!("first={}", dmabuf::first_value(&c, &b)?);
+    job.destroy(&c);
+    b.destroy(&c);
+    kernel.destroy(&c);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or(&[]);
@@ -547,6 +585,7 @@ fn main() -> ExitCode {
         Some("budget") => cmd_budget(rest),
         Some("alternate") => cmd_alternate(rest),
         Some("burst") => cmd_burst(rest),
+        Some("refault") => cmd_refault(rest),
         Some("bad-imports") => cmd_bad_imports(rest),
         Some("pingpong") => cmd_pingpong(rest),
         Some("pingpong-peer") => cmd_pingpong_peer(rest),

@@ -154,3 +154,25 @@ pub fn eviction_of_a_busy_attachment_waits_and_never_corrupts() -> TestResult {
     ensure!(stat(&stderr, "evictions") == vec![30], "{stderr}");
     Ok(Outcome::Pass)
 }
+
+pub fn a_failed_revalidation_returns_an_error_and_a_later_submit_retries() -> TestResult {
+    require_kernel_tier!();
+    let vgem = vgem()?;
+    let buf = Buf::new(&vgem, 4096)?;
+    let envs = [("DYNABUF_ATTACH", "dynamic"), ("DYNABUF_EVICT", "every:1"), ("DYNABUF_STATS", "1")];
+    let mut child = spawn("refault", buf.fd(), &[], Layer::On, &envs)?;
+    let faulted = child.expect_line("faulted", Duration::from_secs(60));
+    let first = child.expect_line("first", Duration::from_secs(60));
+    let (ok, stderr) = child.finish();
+    let (faulted, first) =
+        (faulted.map_err(|e| format!("{e}\n{stderr}"))?, first.map_err(|e| format!("{e}\n{stderr}"))?);
+    ensure!(ok, "the client failed:\n{stderr}");
+    ensure!(
+        faulted.contains("ERROR_TOO_MANY_OBJECTS"),
+        "the faulted submission should fail: {faulted}\n{stderr}"
+    );
+    // The failed submission ran nothing; the retry re-validated and ran.
+    ensure!(value(&first, "first") == Some(2), "{first}");
+    ensure!(stderr.contains("could not be re-validated"), "{stderr}");
+    Ok(Outcome::Pass)
+}
