@@ -3,7 +3,8 @@
 # application under the layer on lavapipe: a producer device and a consumer
 # device share a buffer through an exported fd, with implicit sync supplied
 # by the layer. The application prints what it does; the layer prints what
-# it saw and did (imports, exports, acquires, releases, waits).
+# it saw and did (imports, exports, acquires, releases, waits, evictions
+# and re-validations).
 #
 # lavapipe exports real dma-bufs only where /dev/udmabuf exists. Where it
 # doesn't (a kernel without udmabuf, like this project's machines), the demo
@@ -22,6 +23,9 @@ export VK_INSTANCE_LAYERS=VK_LAYER_DYNABUF_dmabuf
 export NODEVICE_SELECT=1
 export DYNABUF_LOG="${DYNABUF_LOG:-debug}"
 export DYNABUF_STATS="${DYNABUF_STATS:-1}"
+# Dynamic attachments, invalidated every other submission, to show
+# eviction and transparent re-validation keeping the content right.
+export DYNABUF_EVICT="${DYNABUF_EVICT:-every:2}"
 if [ -e /dev/udmabuf ] || [ "${DYNABUF_DEMO_VM:-1}" = 0 ]; then
     echo "== running target/release/dynabuf-demo under VK_LAYER_DYNABUF_dmabuf here (driver: $icd)"
     exec ./target/release/dynabuf-demo "$@" 2>&1
