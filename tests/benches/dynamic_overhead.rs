@@ -29,6 +29,9 @@ use dynabuf_client::{Context, Result};
 
 const SAMPLES: usize = 5;
 
+/// (label, child mode, environment).
+type Config = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
 fn child(mode: &str, mib: u64) -> Result<f64> {
     set_process_env();
     let size = mib << 20;
@@ -90,7 +93,7 @@ fn main() -> Result<()> {
     }
     let rounds: usize = std::env::var("DYNABUF_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
     let exe = std::env::current_exe().ctx("current_exe")?;
-    let configs: [(&str, &str, &[(&str, &str)]); 5] = [
+    let configs: [Config; 5] = [
         ("pinned", "pinned", &[("DYNABUF_ATTACH", "pinned")]),
         ("dynamic", "dynamic", &[("DYNABUF_ATTACH", "dynamic")]),
         ("every:1", "dynamic", &[("DYNABUF_ATTACH", "dynamic"), ("DYNABUF_EVICT", "every:1")]),
