@@ -10,6 +10,7 @@ fn_table!(InstanceFns, vk::Instance, vk::PFN_vkGetInstanceProcAddr {
     get_physical_device_properties: PFN_vkGetPhysicalDeviceProperties = c"vkGetPhysicalDeviceProperties";
     get_physical_device_properties2: PFN_vkGetPhysicalDeviceProperties2 = c"vkGetPhysicalDeviceProperties2" | c"vkGetPhysicalDeviceProperties2KHR";
     get_physical_device_memory_properties: PFN_vkGetPhysicalDeviceMemoryProperties = c"vkGetPhysicalDeviceMemoryProperties";
+    get_physical_device_memory_properties2: PFN_vkGetPhysicalDeviceMemoryProperties2 = c"vkGetPhysicalDeviceMemoryProperties2" | c"vkGetPhysicalDeviceMemoryProperties2KHR";
     enumerate_device_extension_properties: PFN_vkEnumerateDeviceExtensionProperties = c"vkEnumerateDeviceExtensionProperties";
     get_external_semaphore_properties: PFN_vkGetPhysicalDeviceExternalSemaphoreProperties = c"vkGetPhysicalDeviceExternalSemaphoreProperties" | c"vkGetPhysicalDeviceExternalSemaphorePropertiesKHR";
 });
@@ -118,6 +119,12 @@ impl Instance {
         props.external_semaphore_features
     }
 
+    /// A handle for asking the device's memory budget (`VK_EXT_memory_budget`
+    /// must be enabled on the device).
+    pub fn memory_budget(&self, physical: vk::PhysicalDevice) -> Option<MemoryBudget> {
+        Some(MemoryBudget { physical, query: self.fns.get_physical_device_memory_properties2? })
+    }
+
     /// Calls the next `vkDestroyInstance`.
     pub fn destroy(&self, allocator: Option<&vk::AllocationCallbacks<'_>>) {
         if let Some(f) = self.fns.destroy_instance {
@@ -125,5 +132,35 @@ impl Instance {
             // trampoline's contract); `allocator` is the one it passed.
             unsafe { f(self.handle, allocator.map_or(std::ptr::null(), |a| a)) }
         }
+    }
+}
+
+/// Asks a physical device for its heaps' budgets and usage.
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryBudget {
+    physical: vk::PhysicalDevice,
+    query: vk::PFN_vkGetPhysicalDeviceMemoryProperties2,
+}
+
+impl MemoryBudget {
+    /// Whether the heap of memory type `type_index` uses more than the
+    /// driver's budget for it.
+    pub fn over_budget(&self, type_index: u32) -> bool {
+        let mut budget = vk::PhysicalDeviceMemoryBudgetPropertiesEXT::default();
+        let mut props = vk::PhysicalDeviceMemoryProperties2 {
+            p_next: (&mut budget as *mut vk::PhysicalDeviceMemoryBudgetPropertiesEXT<'_>).cast(),
+            ..Default::default()
+        };
+        // SAFETY: the physical device outlives its devices, which hold this;
+        // the out-structures chain is valid for the call.
+        unsafe { (self.query)(self.physical, &mut props) };
+        let types = &props.memory_properties.memory_types;
+        let Some(t) =
+            types.get(type_index as usize).filter(|_| type_index < props.memory_properties.memory_type_count)
+        else {
+            return false;
+        };
+        let heap = t.heap_index as usize;
+        budget.heap_budget[heap] != 0 && budget.heap_usage[heap] > budget.heap_budget[heap]
     }
 }

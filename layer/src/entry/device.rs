@@ -138,6 +138,9 @@ fn register(
         }
         dev.state.sync = crate::sync::SyncEngine::new(&dev, &probed.caps, settings);
         dev.state.scope_all = settings.sync_scope == config::SyncScope::All;
+        if enabled.contains(&c"VK_EXT_memory_budget") {
+            dev.state.memory_budget = instance.memory_budget(physical);
+        }
         dev.state.caps = probed.caps;
         dev.state.drm = probed.drm;
     }

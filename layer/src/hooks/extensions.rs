@@ -12,7 +12,8 @@ pub struct Wanted {
 }
 
 /// What the layer enables when the device has it: dma-buf import/export,
-/// fd export, and SYNC_FD semaphores (with the 1.0 extensions they need).
+/// fd export, SYNC_FD semaphores (with the 1.0 extensions they need), and
+/// memory budgets (for `DYNABUF_EVICT=budget`).
 pub const WANTED: &[Wanted] = &[
     Wanted { name: c"VK_KHR_external_memory", functions: &[] },
     Wanted { name: c"VK_KHR_external_semaphore", functions: &[] },

@@ -48,6 +48,8 @@ pub struct DeviceState {
     pub sync: Option<crate::sync::SyncEngine>,
     /// `DYNABUF_SYNC_SCOPE=all`: every submission touches every dma-buf.
     pub scope_all: bool,
+    /// The device's memory budget, when `VK_EXT_memory_budget` is enabled.
+    pub memory_budget: Option<crate::dispatch::instance::MemoryBudget>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -408,7 +408,19 @@ impl SyncEngine {
                     .filter(|d| d.internal.is_none() || every)
                     .map(|d| d.size)
                     .sum();
-                for id in victims(self.evict, count, std::time::Instant::now(), &candidates, incoming) {
+                let mut chosen = victims(self.evict, count, std::time::Instant::now(), &candidates, incoming);
+                // A budget also follows the driver's: under memory pressure
+                // every idle attachment goes.
+                if let (EvictPolicy::Budget(_), Some(budget)) = (self.evict, dev.state.memory_budget) {
+                    let pressured = t
+                        .dynamics_mut()
+                        .any(|(_, d)| d.internal.is_some() && budget.over_budget(d.memory_type));
+                    if pressured {
+                        log_debug!("{}: the driver reports its memory budget exceeded; evicting every idle attachment", dev.state.name);
+                        chosen = candidates.iter().filter(|c| !c.in_use).map(|c| c.id).collect();
+                    }
+                }
+                for id in chosen {
                     let m = <vk::DeviceMemory as vk::Handle>::from_raw(id);
                     let Some(key) = t.get(m).and_then(|r| r.dma_buf.as_ref()).map(|d| d.key) else {
                         continue;
