@@ -77,11 +77,10 @@ impl<T> SlotTable<T> {
         for slot in &self.slots[..used.min(CAPACITY)] {
             if slot.key.load(Ordering::Acquire) == key {
                 let p = slot.value.load(Ordering::Relaxed);
-                // SAFETY: `p` came from `Arc::into_raw` in `insert`, published
-                // before the key (Release/Acquire). It is released only by
-                // `remove` of this same key, which Vulkan's rules forbid to run
-                // concurrently with, or before, any use of this key (module
-                // doc), so the `Arc` it points into is alive for the borrow.
+                // `p` came from `Arc::into_raw` in `insert`, published before
+                // the key (Release/Acquire), and is released only by `remove`
+                // of this key, which Vulkan forbids during any use of it.
+                // SAFETY: so the `Arc` it points into outlives the borrow.
                 return unsafe { p.as_ref() };
             }
         }
@@ -97,10 +96,9 @@ impl<T> SlotTable<T> {
         let slot = self.slots.iter().find(|s| s.key.load(Ordering::Relaxed) == key)?;
         slot.key.store(0, Ordering::Release);
         let p = slot.value.swap(std::ptr::null_mut(), Ordering::AcqRel);
-        // SAFETY: `p` is the pointer `insert` made with `Arc::into_raw` for
-        // this key; the key was cleared above under the writers' lock, so no
-        // other `remove` can take it again, and this turns it back into the
-        // one `Arc` it was.
+        // `p` is what `insert` made with `Arc::into_raw` for this key, whose
+        // slot was cleared above under the writers' lock (no second take).
+        // SAFETY: so this turns it back into the one `Arc` it was.
         (!p.is_null()).then(|| unsafe { Arc::from_raw(p) })
     }
 
