@@ -1,0 +1,109 @@
+//! `dynabuf-client`: a plain Vulkan application the integration tests run
+//! as a child process, with the layer enabled (or not) through the
+//! environment exactly as a user would. Each subcommand prints `key=value`
+//! lines on stdout and exits non-zero when its own check fails.
+//!
+//! ```text
+//! dynabuf-client compute [SEED] [COUNT]   fill.comp once; checksum + CPU check
+//! dynabuf-client probe                    which object serves hooked and unhooked functions
+//! dynabuf-client multi                    three instances and devices live at once
+//! dynabuf-client threads [T] [N]          T threads x N submits of increment.comp
+//! dynabuf-client dmabuf-import           a udmabuf imported, GPU adds, CPU checks (needs /dev/udmabuf)
+//! dynabuf-client dmabuf-export           GPU fills, exported dma-buf mapped and checked both ways
+//! dynabuf-client acquire FD LEN read|write|none DISPATCH
+//!                                         child of a kernel test: imports dma-buf FD
+//!                                         (inherited), prints "ready", waits for "go" on
+//!                                         stdin, submits an acquire + add-1000 (of LEN
+//!                                         values, or none with DISPATCH 0) + release,
+//!                                         waits, prints "done first=V"
+//! dynabuf-client release FD LEN SEED      child: fills the dma-buf, releases it, submits
+//!                                         without waiting, prints "submitted", exits on
+//!                                         "exit"
+//! dynabuf-client cycles FD N              N acquire/release submits and N import/free
+//!                                         cycles of dma-buf FD; fd counts
+//! dynabuf-client pingpong FRAMES         this process and a child (pingpong-peer) pass a
+//!                                         dma-buf over a unix socket and ping-pong it
+//! dynabuf-client bad-imports FD N         imports as DMA_BUF: /dev/null, a closed fd, and
+//!                                         dma-buf FD (4 KiB) for 1 MiB; N times; results
+//!                                         and fd counts
+//! dynabuf-client budget N MIB FRAMES      N udmabufs of MIB MiB imported; FRAMES round-robin
+//!                                         acquire/add/release jobs; the most dma-buf
+//!                                         mappings seen in /proc/self/maps; content check
+//! dynabuf-client alternate FD_A FD_B LEN  child: imports two dma-bufs; on "go K" runs
+//!                                         acquire/add-1/release on A (K even) or B,
+//!                                         prints "done first=V"; "exit" ends
+//! dynabuf-client burst FD N               N acquire/add-1/release jobs on one dma-buf
+//!                                         submitted back to back, then one wait
+//! dynabuf-client refault FD              a re-validation that fails (no fd left for the
+//!                                         re-import) and a retry that succeeds
+//! dynabuf-client external [CYCLES]        export/import between two devices, ownership
+//!                                         transfers, bad imports, then CYCLES more
+//!                                         export/import/free cycles; fd counts
+//! ```
+
+use std::process::ExitCode;
+
+use dynabuf_client::{Error, Result};
+
+mod basic;
+mod residency;
+mod sharing;
+
+use basic::*;
+use residency::*;
+use sharing::*;
+
+pub(crate) fn arg(args: &[String], i: usize, default: u32) -> u32 {
+    args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default)
+}
+
+pub(crate) fn inherited_fd(args: &[String]) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let raw: i32 = args.first().and_then(|a| a.parse().ok()).ok_or_else(|| Error("missing FD".into()))?;
+    if dynabuf_client::external::file_identity(raw).is_none() {
+        return Err(Error(format!("fd {raw} is not open")));
+    }
+    // SAFETY: the parent passed this open fd for us to own.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
+}
+
+pub(crate) fn line_from_stdin() -> String {
+    let mut s = String::new();
+    let _ = std::io::stdin().read_line(&mut s);
+    s.trim().to_string()
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or(&[]);
+    let result = match args.first().map(String::as_str) {
+        Some("compute") => cmd_compute(rest),
+        Some("probe") => cmd_probe(),
+        Some("multi") => cmd_multi(),
+        Some("threads") => cmd_threads(rest),
+        Some("external") => cmd_external(rest),
+        Some("dmabuf-import") => cmd_dmabuf_import(),
+        Some("acquire") => cmd_acquire(rest),
+        Some("release") => cmd_release(rest),
+        Some("cycles") => cmd_cycles(rest),
+        Some("budget") => cmd_budget(rest),
+        Some("alternate") => cmd_alternate(rest),
+        Some("burst") => cmd_burst(rest),
+        Some("refault") => cmd_refault(rest),
+        Some("bad-imports") => cmd_bad_imports(rest),
+        Some("pingpong") => cmd_pingpong(rest),
+        Some("pingpong-peer") => cmd_pingpong_peer(rest),
+        Some("dmabuf-export") => cmd_dmabuf_export(),
+        _ => Err(Error(
+            "usage: dynabuf-client compute|probe|multi|threads|external|dmabuf-import|dmabuf-export [args]"
+                .into(),
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dynabuf-client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
