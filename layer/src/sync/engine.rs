@@ -14,12 +14,11 @@ use ash::vk;
 use super::plan::Plan;
 use super::submit::{self, Additions};
 use super::waiter::ThreadBridge;
-use super::{residency, Bridge, SemaphoreBridge, Wait};
+use super::{attachments, Bridge, SemaphoreBridge, Wait};
 use crate::config::{EvictPolicy, Settings, SyncMode};
 use crate::dispatch::Device;
 use crate::entry::views::Submits;
 use crate::registry::caps::{Capabilities, SyncStrategy};
-use crate::registry::dynamic::{victims, Candidate};
 use crate::sys::dma_buf::{self, Access};
 use crate::sys::sync_file;
 
@@ -112,15 +111,6 @@ pub struct SyncEngine {
     /// Synchronised submissions so far (for `DYNABUF_EVICT=every:N`).
     submissions: std::sync::atomic::AtomicU64,
     evict: EvictPolicy,
-}
-
-/// The dynamic-attachment work of one submission.
-#[derive(Debug, Default)]
-struct DynamicWork {
-    prepend: BTreeMap<usize, Vec<vk::CommandBuffer>>,
-    append: Vec<vk::CommandBuffer>,
-    /// (memory, acquired, released)
-    touched: Vec<(vk::DeviceMemory, bool, bool)>,
 }
 
 impl SyncEngine {
@@ -279,7 +269,7 @@ impl SyncEngine {
     ) -> vk::Result {
         self.pool.reclaim(dev);
         let count = self.submissions.fetch_add(1, Ordering::Relaxed) + 1;
-        let dynamic = match self.prepare_dynamic(dev, queue, plan, count) {
+        let dynamic = match attachments::prepare(dev, queue, plan, count, self.evict, self.timeout) {
             Ok(d) => d,
             Err(e) => {
                 log_warn!("{}: a dynamic attachment could not be re-validated: {e:?}", dev.state.name);
@@ -360,99 +350,10 @@ impl SyncEngine {
         if let Some((timeline, value)) = retire {
             self.pool.retire_after(timeline, value, &used);
             if !dynamic.touched.is_empty() {
-                finish_dynamic(dev, &dynamic.touched, (timeline, value, queue));
+                attachments::finish(dev, &dynamic.touched, (timeline, value, queue));
             }
         }
         result
-    }
-
-    /// Applies the eviction policy, makes the submission's dynamic
-    /// attachments resident, and lists their copies.
-    fn prepare_dynamic(
-        &self,
-        dev: &Device,
-        queue: vk::Queue,
-        plan: &Plan,
-        count: u64,
-    ) -> Result<DynamicWork, vk::Result> {
-        let has_dynamic = plan.acquires.values().flatten().chain(&plan.releases).any(|h| h.dynamic);
-        if !has_dynamic && self.evict == EvictPolicy::Off {
-            return Ok(DynamicWork::default());
-        }
-        let family = dev.state.queue_info(queue).map(|q| q.family).unwrap_or(0);
-        let mut work = DynamicWork::default();
-        dev.state.with_memory(|t| {
-            if self.evict != EvictPolicy::Off {
-                let in_plan: Vec<vk::DeviceMemory> =
-                    plan.acquires.values().flatten().chain(&plan.releases).map(|h| h.memory).collect();
-                // every:N is the stress mode: it evicts even what this
-                // submission is about to use, which is then re-validated.
-                let every = matches!(self.evict, EvictPolicy::Every(_));
-                let candidates: Vec<Candidate> = t
-                    .dynamics_mut()
-                    .filter(|(_, d)| d.internal.is_some())
-                    .map(|(m, d)| Candidate {
-                        id: vk::Handle::as_raw(m),
-                        size: d.size,
-                        last_used_at: d.last_used_at,
-                        in_use: !every && in_plan.contains(&m),
-                    })
-                    .collect();
-                let incoming: u64 = plan
-                    .acquires
-                    .values()
-                    .flatten()
-                    .chain(&plan.releases)
-                    .filter(|h| h.dynamic)
-                    .filter_map(|h| t.get(h.memory).and_then(|r| r.dynamic.as_ref()))
-                    .filter(|d| d.internal.is_none() || every)
-                    .map(|d| d.size)
-                    .sum();
-                let mut chosen = victims(self.evict, count, std::time::Instant::now(), &candidates, incoming);
-                // A budget also follows the driver's: under memory pressure
-                // every idle attachment goes.
-                if let (EvictPolicy::Budget(_), Some(budget)) = (self.evict, dev.state.memory_budget) {
-                    let pressured = t
-                        .dynamics_mut()
-                        .any(|(_, d)| d.internal.is_some() && budget.over_budget(d.memory_type));
-                    if pressured {
-                        log_debug!("{}: the driver reports its memory budget exceeded; evicting every idle attachment", dev.state.name);
-                        chosen = candidates.iter().filter(|c| !c.in_use).map(|c| c.id).collect();
-                    }
-                }
-                for id in chosen {
-                    let m = <vk::DeviceMemory as vk::Handle>::from_raw(id);
-                    let Some(key) = t.get(m).and_then(|r| r.dma_buf.as_ref()).map(|d| d.key) else {
-                        continue;
-                    };
-                    if let Some(d) = t.dynamic_mut(m) {
-                        residency::evict(dev, d, key, queue, self.timeout);
-                    }
-                }
-            }
-            for (&batch, list) in &plan.acquires {
-                for h in list.iter().filter(|h| h.dynamic) {
-                    let Some(d) = t.dynamic_mut(h.memory) else { continue };
-                    let internal = residency::ensure_resident(dev, d, h.key, &h.fd, family)?;
-                    work.prepend.entry(batch).or_default().push(internal.copy_in);
-                    work.touched.push((h.memory, true, false));
-                    dev.state.count(|s| &s.copies_in);
-                }
-            }
-            for h in plan.releases.iter().filter(|h| h.dynamic) {
-                let Some(d) = t.dynamic_mut(h.memory) else { continue };
-                let internal = residency::ensure_resident(dev, d, h.key, &h.fd, family)?;
-                work.append.push(internal.copy_out);
-                work.touched.push((h.memory, false, true));
-                dev.state.count(|s| &s.copies_out);
-            }
-            if let Some(stats) = &dev.state.stats {
-                let resident: u64 =
-                    t.dynamics_mut().filter(|(_, d)| d.internal.is_some()).map(|(_, d)| d.size).sum();
-                stats.resident_peak_bytes.fetch_max(resident, Ordering::Relaxed);
-            }
-            Ok(work)
-        })
     }
 
     /// Puts the submission's fence into every released buffer.
@@ -548,27 +449,4 @@ impl Call<'_, '_> {
             Call::V2(i) => dev.queue_submit2(queue, i, fence),
         }
     }
-}
-
-/// Records the submission's use of its dynamic attachments.
-fn finish_dynamic(
-    dev: &Device,
-    touched: &[(vk::DeviceMemory, bool, bool)],
-    last_use: (vk::Semaphore, u64, vk::Queue),
-) {
-    let now = std::time::Instant::now();
-    dev.state.with_memory(|t| {
-        for &(m, acquired, released) in touched {
-            if let Some(d) = t.dynamic_mut(m) {
-                d.last_use = Some(last_use);
-                d.last_used_at = now;
-                if acquired {
-                    d.dirty = true;
-                }
-                if released {
-                    d.dirty = false;
-                }
-            }
-        }
-    });
 }

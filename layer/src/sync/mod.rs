@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod attachments;
 pub mod engine;
 pub mod plan;
 pub mod residency;
