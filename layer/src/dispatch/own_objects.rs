@@ -13,14 +13,12 @@ use super::Device;
 const MISSING: vk::Result = vk::Result::ERROR_INITIALIZATION_FAILED;
 
 impl Device {
-    /// A buffer covering `size` bytes for transfers, bound to `memory` at 0.
-    /// `external` marks it as living in imported dma-buf memory.
-    pub fn transfer_buffer(
+    /// An unbound transfer buffer of `size` bytes and its requirements.
+    fn new_transfer_buffer(
         &self,
-        memory: vk::DeviceMemory,
         size: u64,
         external: bool,
-    ) -> Result<vk::Buffer, vk::Result> {
+    ) -> Result<(vk::Buffer, vk::MemoryRequirements), vk::Result> {
         let (Some(create), Some(reqs)) = (self.fns.create_buffer, self.fns.get_buffer_memory_requirements)
         else {
             return Err(MISSING);
@@ -42,6 +40,18 @@ impl Device {
         let mut req = vk::MemoryRequirements::default();
         // SAFETY: the buffer just created.
         unsafe { reqs(self.handle, buffer, &mut req) };
+        Ok((buffer, req))
+    }
+
+    /// A buffer covering `size` bytes for transfers, bound to `memory` at 0.
+    /// `external` marks it as living in imported dma-buf memory.
+    pub fn transfer_buffer(
+        &self,
+        memory: vk::DeviceMemory,
+        size: u64,
+        external: bool,
+    ) -> Result<vk::Buffer, vk::Result> {
+        let (buffer, req) = self.new_transfer_buffer(size, external)?;
         if req.size > size {
             self.destroy_buffer(buffer, None);
             return Err(vk::Result::ERROR_OUT_OF_DEVICE_MEMORY);
@@ -52,32 +62,6 @@ impl Device {
             return Err(r);
         }
         Ok(buffer)
-    }
-
-    /// The memory types a transfer buffer of `size` may live in.
-    pub fn transfer_buffer_types(&self, size: u64, external: bool) -> u32 {
-        let (Some(create), Some(reqs)) = (self.fns.create_buffer, self.fns.get_buffer_memory_requirements)
-        else {
-            return 0;
-        };
-        let mut ext = vk::ExternalMemoryBufferCreateInfo::default()
-            .handle_types(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
-        let mut info = vk::BufferCreateInfo::default()
-            .size(size)
-            .usage(vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST);
-        if external {
-            info = info.push_next(&mut ext);
-        }
-        let mut buffer = vk::Buffer::null();
-        // SAFETY: see the module doc; a valid create info.
-        if unsafe { create(self.handle, &info, std::ptr::null(), &mut buffer) } != vk::Result::SUCCESS {
-            return 0;
-        }
-        let mut req = vk::MemoryRequirements::default();
-        // SAFETY: the buffer just created, destroyed right after.
-        unsafe { reqs(self.handle, buffer, &mut req) };
-        self.destroy_buffer(buffer, None);
-        req.memory_type_bits
     }
 
     /// A resettable command pool for the layer's own command buffers.
