@@ -19,7 +19,7 @@ use crate::{Context, Error, Result};
 
 pub const LEN: u32 = 1024;
 
-fn send_fd(sock: &UnixStream, fd: RawFd) -> Result<()> {
+pub fn send_fd(sock: &UnixStream, fd: RawFd) -> Result<()> {
     let fds = [fd];
     let iov = [std::io::IoSlice::new(b"F")];
     sendmsg::<()>(sock.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
@@ -27,7 +27,7 @@ fn send_fd(sock: &UnixStream, fd: RawFd) -> Result<()> {
     Ok(())
 }
 
-fn recv_fd(sock: &UnixStream) -> Result<OwnedFd> {
+pub fn recv_fd(sock: &UnixStream) -> Result<OwnedFd> {
     let mut byte = [0u8; 1];
     let mut iov = [std::io::IoSliceMut::new(&mut byte)];
     let mut space = nix::cmsg_space!([RawFd; 1]);

@@ -23,10 +23,10 @@ fn stat(stderr: &str, key: &str) -> Vec<u64> {
 pub fn every_submit_evicts_and_revalidates_and_two_processes_keep_exact_values() -> TestResult {
     require_kernel_tier!();
     // Two processes, both under the layer with every attachment dynamic and
-    // invalidated at every submission: 500 frames each way (1,000 submits),
-    // every frame's values checked by both sides.
+    // invalidated at every submission: 1,000 frames each way, every frame's
+    // values checked by both sides.
     let envs = [("DYNABUF_ATTACH", "dynamic"), ("DYNABUF_EVICT", "every:1"), ("DYNABUF_STATS", "1")];
-    let run = client(&["pingpong", "500"], Layer::On, &envs);
+    let run = client(&["pingpong", "1000"], Layer::On, &envs);
     ensure!(
         run.ok && run.value("pingpong_ok").as_deref() == Some("true"),
         "ping-pong failed:\n{}\n{}",
@@ -36,14 +36,14 @@ pub fn every_submit_evicts_and_revalidates_and_two_processes_keep_exact_values()
     // The importer's attachment is the dynamic one (the exporter's memory
     // is its own allocation, not an import).
     ensure!(stat(&run.stderr, "dynamic_attachments").contains(&1), "no dynamic attachment:\n{}", run.stderr);
-    ensure!(stat(&run.stderr, "evictions").contains(&500), "expected 500 evictions:\n{}", run.stderr);
+    ensure!(stat(&run.stderr, "evictions").contains(&1000), "expected 1000 evictions:\n{}", run.stderr);
     ensure!(
-        stat(&run.stderr, "revalidations").contains(&500),
-        "expected 500 re-validations:\n{}",
+        stat(&run.stderr, "revalidations").contains(&1000),
+        "expected 1000 re-validations:\n{}",
         run.stderr
     );
     ensure!(
-        stat(&run.stderr, "copies_in").contains(&500) && stat(&run.stderr, "copies_out").contains(&500),
+        stat(&run.stderr, "copies_in").contains(&1000) && stat(&run.stderr, "copies_out").contains(&1000),
         "{}",
         run.stderr
     );
@@ -174,5 +174,41 @@ pub fn a_failed_revalidation_returns_an_error_and_a_later_submit_retries() -> Te
     // The failed submission ran nothing; the retry re-validated and ran.
     ensure!(value(&first, "first") == Some(2), "{first}");
     ensure!(stderr.contains("could not be re-validated"), "{stderr}");
+    Ok(Outcome::Pass)
+}
+
+pub fn an_attachment_outlives_its_exporting_process() -> TestResult {
+    require_kernel_tier!();
+    use std::os::fd::AsFd;
+    // An exporter process makes a dma-buf, sends it here and exits.
+    let (mine, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string())?;
+    let mut exporter = spawn("give-dmabuf", theirs.as_fd(), &["1"], Layer::Off, &[])?;
+    let received = dynabuf_client::pingpong::recv_fd(&mine).map_err(|e| e.to_string());
+    let (exited_ok, stderr) = exporter.finish();
+    let a = received.map_err(|e| format!("{e}\n{stderr}"))?;
+    ensure!(exited_ok, "the exporter failed:\n{stderr}");
+    drop(theirs);
+    // The importer uses it as a dynamic attachment evicted by a budget.
+    let vgem = vgem()?;
+    let b = Buf::new(&vgem, MIB)?;
+    write_first_mib(&b, 0)?;
+    let envs = [("DYNABUF_EVICT", "budget:1"), ("DYNABUF_STATS", "1")];
+    let len = (MIB / 4).to_string();
+    let mut child = spawn_with("alternate", &[a.as_fd(), b.fd()], &[&len], Layer::On, &envs)?;
+    drop(a);
+    let outcome = (|| {
+        child.expect_line("ready", Duration::from_secs(60))?;
+        for (go, want) in [(0, 101), (1, 1), (2, 102), (3, 2), (4, 103)] {
+            child.say(&format!("go {go}"))?;
+            let first = value(&child.expect_line("done", Duration::from_secs(30))?, "first");
+            ensure!(first == Some(want), "go {go}: first {first:?}, expected {want}");
+        }
+        child.say("exit")?;
+        Ok(())
+    })();
+    let (ok, stderr) = child.finish();
+    outcome.map_err(|e| format!("{e}\n--- client stderr\n{stderr}"))?;
+    ensure!(ok, "the client failed:\n{stderr}");
+    ensure!(stat(&stderr, "revalidations").first().is_some_and(|&r| r >= 2), "{stderr}");
     Ok(Outcome::Pass)
 }

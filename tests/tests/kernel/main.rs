@@ -59,6 +59,7 @@ const TESTS: &[Test] = tests![
     dynamic::content_written_while_invalidated_is_seen_after_revalidation,
     dynamic::eviction_of_a_busy_attachment_waits_and_never_corrupts,
     dynamic::a_failed_revalidation_returns_an_error_and_a_later_submit_retries,
+    dynamic::an_attachment_outlives_its_exporting_process,
 ];
 
 fn main() -> std::process::ExitCode {

@@ -36,6 +36,7 @@
 //!                                         submitted back to back, then one wait
 //! dynabuf-client refault FD              a re-validation that fails (no fd left for the
 //!                                         re-import) and a retry that succeeds
+//! dynabuf-client give-dmabuf SOCKFD MIB   makes a dma-buf, sends it over the socket, exits
 //! dynabuf-client external [CYCLES]        export/import between two devices, ownership
 //!                                         transfers, bad imports, then CYCLES more
 //!                                         export/import/free cycles; fd counts
@@ -90,6 +91,7 @@ fn main() -> ExitCode {
         Some("alternate") => cmd_alternate(rest),
         Some("burst") => cmd_burst(rest),
         Some("refault") => cmd_refault(rest),
+        Some("give-dmabuf") => cmd_give_dmabuf(rest),
         Some("bad-imports") => cmd_bad_imports(rest),
         Some("pingpong") => cmd_pingpong(rest),
         Some("pingpong-peer") => cmd_pingpong_peer(rest),

@@ -151,3 +151,17 @@ pub fn cmd_refault(args: &[String]) -> Result<()> {
     kernel.destroy(&c);
     Ok(())
 }
+
+/// `give-dmabuf SOCKFD MIB`: makes a udmabuf holding `100 + i`, sends it
+/// over the inherited socket, and exits: an exporter that goes away.
+pub fn cmd_give_dmabuf(args: &[String]) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let sock = std::os::unix::net::UnixStream::from(inherited_fd(args)?);
+    let bytes = u64::from(arg(args, 1, 1)) << 20;
+    let (dmabuf, memfd) = dynabuf::sys::udmabuf::create(bytes).map_err(|e| Error(e.to_string()))?;
+    let pattern: Vec<u8> = (0..(bytes / 4) as u32).flat_map(|i| (100 + i).to_le_bytes()).collect();
+    std::fs::File::from(memfd).write_all_at(&pattern, 0).map_err(|e| Error(format!("write: {e}")))?;
+    dynabuf_client::pingpong::send_fd(&sock, dmabuf.as_raw_fd())?;
+    Ok(())
+}
