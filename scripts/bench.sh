@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
+export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --workspace --quiet
 cargo bench -p dynabuf-tests --bench overhead --quiet "$@"
 bench_exe() {

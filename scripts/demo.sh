@@ -15,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
+export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --workspace --quiet
 icd=$(ls /usr/share/vulkan/icd.d/lvp_icd*.json | head -n1)
 export VK_DRIVER_FILES="$icd"

@@ -46,9 +46,18 @@ if [ ${#missing[@]} -gt 0 ] || [ -n "${need_update:-}" ]; then
         "${mesa_from[@]}" "${missing[@]}" >/dev/null
 fi
 
-if ! command -v cargo >/dev/null 2>&1; then
-    echo "setup: cargo not found; installing Debian's Rust toolchain"
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo >/dev/null
+# Rust >= 1.80 (Debian 12's own 1.63 is too old): rustup's when missing.
+export PATH="$HOME/.cargo/bin:$PATH"
+rust_ok() {
+    command -v rustc >/dev/null 2>&1 || return 1
+    local v
+    v=$(rustc --version | awk '{print $2}')
+    [ "$(printf '%s\n1.80.0\n' "$v" | sort -V | head -n1)" = 1.80.0 ]
+}
+if ! rust_ok; then
+    echo "setup: Rust >= 1.80 not found; installing it with rustup into ~/.cargo"
+    command -v curl >/dev/null 2>&1 || $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl ca-certificates >/dev/null
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy >/dev/null
 fi
 
 icd=$(ls /usr/share/vulkan/icd.d/lvp_icd*.json 2>/dev/null | head -n1 || true)

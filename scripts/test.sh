@@ -14,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
+export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --workspace --all-targets --quiet
 cargo test --workspace "$@"
 
