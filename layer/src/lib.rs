@@ -33,6 +33,7 @@ pub mod log;
 pub mod config;
 pub mod dispatch;
 pub mod entry;
+pub mod fault;
 pub mod hooks;
 pub mod pnext;
 pub mod registry;

@@ -56,6 +56,11 @@ fn_table!(DeviceFns, vk::Device, vk::PFN_vkGetDeviceProcAddr {
     reset_fences: PFN_vkResetFences = c"vkResetFences";
     map_memory: PFN_vkMapMemory = c"vkMapMemory";
     unmap_memory: PFN_vkUnmapMemory = c"vkUnmapMemory";
+    map_memory2: PFN_vkMapMemory2KHR = c"vkMapMemory2KHR" | c"vkMapMemory2";
+    unmap_memory2: PFN_vkUnmapMemory2KHR = c"vkUnmapMemory2KHR" | c"vkUnmapMemory2";
+    flush_mapped_memory_ranges: PFN_vkFlushMappedMemoryRanges = c"vkFlushMappedMemoryRanges";
+    invalidate_mapped_memory_ranges: PFN_vkInvalidateMappedMemoryRanges = c"vkInvalidateMappedMemoryRanges";
+    cmd_execute_commands: PFN_vkCmdExecuteCommands = c"vkCmdExecuteCommands";
 });
 
 /// One `VkDevice` created through this layer.
@@ -205,6 +210,42 @@ impl Device {
         if let Some(f) = self.fns.unmap_memory {
             // SAFETY: see the module doc.
             unsafe { f(self.handle, memory) }
+        }
+    }
+
+    pub fn map_memory2(
+        &self,
+        info: &vk::MemoryMapInfoKHR<'_>,
+        data: &mut *mut std::ffi::c_void,
+    ) -> vk::Result {
+        let Some(f) = self.fns.map_memory2 else { return MISSING };
+        // SAFETY: see the module doc.
+        unsafe { f(self.handle, info, data) }
+    }
+
+    pub fn unmap_memory2(&self, info: &vk::MemoryUnmapInfoKHR<'_>) -> vk::Result {
+        let Some(f) = self.fns.unmap_memory2 else { return MISSING };
+        // SAFETY: see the module doc.
+        unsafe { f(self.handle, info) }
+    }
+
+    pub fn flush_mapped_memory_ranges(&self, ranges: &[vk::MappedMemoryRange<'_>]) -> vk::Result {
+        let Some(f) = self.fns.flush_mapped_memory_ranges else { return MISSING };
+        // SAFETY: see the module doc; the count is the slice's length.
+        unsafe { f(self.handle, ranges.len() as u32, ranges.as_ptr()) }
+    }
+
+    pub fn invalidate_mapped_memory_ranges(&self, ranges: &[vk::MappedMemoryRange<'_>]) -> vk::Result {
+        let Some(f) = self.fns.invalidate_mapped_memory_ranges else { return MISSING };
+        // SAFETY: see the module doc; the count is the slice's length.
+        unsafe { f(self.handle, ranges.len() as u32, ranges.as_ptr()) }
+    }
+
+    #[inline]
+    pub fn cmd_execute_commands(&self, cb: vk::CommandBuffer, secondaries: &[vk::CommandBuffer]) {
+        if let Some(f) = self.fns.cmd_execute_commands {
+            // SAFETY: see the module doc; the count is the slice's length.
+            unsafe { f(cb, secondaries.len() as u32, secondaries.as_ptr()) }
         }
     }
 

@@ -13,6 +13,9 @@ fn_table!(InstanceFns, vk::Instance, vk::PFN_vkGetInstanceProcAddr {
     get_physical_device_memory_properties2: PFN_vkGetPhysicalDeviceMemoryProperties2 = c"vkGetPhysicalDeviceMemoryProperties2" | c"vkGetPhysicalDeviceMemoryProperties2KHR";
     enumerate_device_extension_properties: PFN_vkEnumerateDeviceExtensionProperties = c"vkEnumerateDeviceExtensionProperties";
     get_external_semaphore_properties: PFN_vkGetPhysicalDeviceExternalSemaphoreProperties = c"vkGetPhysicalDeviceExternalSemaphoreProperties" | c"vkGetPhysicalDeviceExternalSemaphorePropertiesKHR";
+    get_external_buffer_properties: PFN_vkGetPhysicalDeviceExternalBufferProperties = c"vkGetPhysicalDeviceExternalBufferProperties" | c"vkGetPhysicalDeviceExternalBufferPropertiesKHR";
+    get_physical_device_features2: PFN_vkGetPhysicalDeviceFeatures2 = c"vkGetPhysicalDeviceFeatures2" | c"vkGetPhysicalDeviceFeatures2KHR";
+    get_queue_family_properties: PFN_vkGetPhysicalDeviceQueueFamilyProperties = c"vkGetPhysicalDeviceQueueFamilyProperties";
 });
 
 /// One `VkInstance` created through this layer.
@@ -21,6 +24,10 @@ pub struct Instance {
     pub handle: vk::Instance,
     pub next_gipa: vk::PFN_vkGetInstanceProcAddr,
     pub fns: InstanceFns,
+    /// The application's `VkApplicationInfo::apiVersion` (1.0 when absent).
+    pub api_version: u32,
+    /// The instance extensions the application enabled.
+    pub extensions: Vec<std::ffi::CString>,
 }
 
 impl Instance {
@@ -29,10 +36,93 @@ impl Instance {
     /// # Safety
     /// `next_gipa` must be the next layer's `vkGetInstanceProcAddr` and
     /// `handle` the instance it just created.
-    pub unsafe fn new(handle: vk::Instance, next_gipa: vk::PFN_vkGetInstanceProcAddr) -> Self {
+    pub unsafe fn new(
+        handle: vk::Instance,
+        next_gipa: vk::PFN_vkGetInstanceProcAddr,
+        api_version: u32,
+        extensions: Vec<std::ffi::CString>,
+    ) -> Self {
         // SAFETY: forwarded from this function's contract.
         let fns = unsafe { InstanceFns::load(next_gipa, handle) };
-        Instance { handle, next_gipa, fns }
+        Instance { handle, next_gipa, fns, api_version, extensions }
+    }
+
+    /// Whether the application enabled instance extension `name`.
+    pub fn has_extension(&self, name: &std::ffi::CStr) -> bool {
+        self.extensions.iter().any(|e| e.as_c_str() == name)
+    }
+
+    /// Whether instance-level functionality of Vulkan `version` (or the
+    /// instance extension that brought it, `name`) is available.
+    pub fn has(&self, version: u32, name: &std::ffi::CStr) -> bool {
+        self.api_version >= version || self.has_extension(name)
+    }
+
+    /// The physical device's own `apiVersion`.
+    pub fn device_api_version(&self, physical: vk::PhysicalDevice) -> u32 {
+        let Some(f) = self.fns.get_physical_device_properties else {
+            return vk::API_VERSION_1_0;
+        };
+        let mut props = vk::PhysicalDeviceProperties::default();
+        // SAFETY: a physical device of this instance and a valid out-struct.
+        unsafe { f(physical, &mut props) };
+        props.api_version
+    }
+
+    /// The Vulkan version device-level functionality may use: the lower of
+    /// the instance's and the physical device's.
+    pub fn effective_version(&self, physical: vk::PhysicalDevice) -> u32 {
+        self.api_version.min(self.device_api_version(physical))
+    }
+
+    /// Whether the device supports the `timelineSemaphore` feature (asked
+    /// only where `vkGetPhysicalDeviceFeatures2` may be called).
+    pub fn supports_timeline_semaphores(&self, physical: vk::PhysicalDevice) -> bool {
+        if !self.has(vk::API_VERSION_1_1, c"VK_KHR_get_physical_device_properties2") {
+            return false;
+        }
+        let Some(f) = self.fns.get_physical_device_features2 else { return false };
+        let mut timeline = vk::PhysicalDeviceTimelineSemaphoreFeatures::default();
+        let mut features = vk::PhysicalDeviceFeatures2 {
+            p_next: (&mut timeline as *mut vk::PhysicalDeviceTimelineSemaphoreFeatures<'_>).cast(),
+            ..Default::default()
+        };
+        // SAFETY: a physical device of this instance and a valid chain of
+        // out-structures that live across the call.
+        unsafe { f(physical, &mut features) };
+        timeline.timeline_semaphore == vk::TRUE
+    }
+
+    /// The queue flags of each queue family.
+    pub fn queue_family_flags(&self, physical: vk::PhysicalDevice) -> Vec<vk::QueueFlags> {
+        let Some(f) = self.fns.get_queue_family_properties else { return Vec::new() };
+        let mut count = 0u32;
+        // SAFETY: the two-call idiom with a valid count pointer and, second,
+        // an array of `count` elements.
+        unsafe {
+            f(physical, &mut count, std::ptr::null_mut());
+            let mut props = vec![vk::QueueFamilyProperties::default(); count as usize];
+            f(physical, &mut count, props.as_mut_ptr());
+            props.truncate(count as usize);
+            props.iter().map(|p| p.queue_flags).collect()
+        }
+    }
+
+    /// Whether memory of `handle_type` can back a transfer buffer that is
+    /// exported or imported (`vkGetPhysicalDeviceExternalBufferProperties`).
+    pub fn external_buffer_features(
+        &self,
+        physical: vk::PhysicalDevice,
+        handle_type: vk::ExternalMemoryHandleTypeFlags,
+    ) -> vk::ExternalMemoryFeatureFlags {
+        let Some(f) = self.fns.get_external_buffer_properties else { return Default::default() };
+        let info = vk::PhysicalDeviceExternalBufferInfo::default()
+            .usage(vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST)
+            .handle_type(handle_type);
+        let mut props = vk::ExternalBufferProperties::default();
+        // SAFETY: a physical device of this instance and valid structs.
+        unsafe { f(physical, &info, &mut props) };
+        props.external_memory_properties.external_memory_features
     }
 
     /// The next layer's pointer for `name` (null when it has none).
@@ -161,6 +251,9 @@ impl MemoryBudget {
             return false;
         };
         let heap = t.heap_index as usize;
-        budget.heap_budget[heap] != 0 && budget.heap_usage[heap] > budget.heap_budget[heap]
+        match (budget.heap_budget.get(heap), budget.heap_usage.get(heap)) {
+            (Some(&limit), Some(&usage)) => limit != 0 && usage > limit,
+            _ => false,
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! state from whatever handle it was given, without wrapping handles.
 
 pub mod device;
+pub mod feature_chain;
 pub mod fn_table;
 pub mod instance;
 pub mod link;

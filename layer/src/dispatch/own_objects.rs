@@ -78,20 +78,32 @@ impl Device {
         }
     }
 
+    /// Makes a dispatchable object the layer got from below (a queue, a
+    /// command buffer) callable through the chain: the loader's
+    /// `vkSetDeviceLoaderData` writes its dispatch pointer.
+    pub fn make_dispatchable(&self, object: u64) -> Result<(), vk::Result> {
+        let set_loader_data = self.set_loader_data.ok_or(vk::Result::ERROR_INITIALIZATION_FAILED)?;
+        if object == 0 {
+            return Err(vk::Result::ERROR_INITIALIZATION_FAILED);
+        }
+        // SAFETY: the loader's callback for dispatchable objects of this
+        // device that the layer got from below; `object` is one.
+        match unsafe { set_loader_data(self.handle, object as *mut std::ffi::c_void) } {
+            vk::Result::SUCCESS => Ok(()),
+            e => Err(e),
+        }
+    }
+
     /// A primary command buffer from `pool`, made dispatchable through the
     /// loader (a layer's own dispatchable objects need it).
     pub fn layer_command_buffer(&self, pool: vk::CommandPool) -> Result<vk::CommandBuffer, vk::Result> {
-        let set_loader_data = self.set_loader_data.ok_or(vk::Result::ERROR_INITIALIZATION_FAILED)?;
         let info = vk::CommandBufferAllocateInfo::default().command_pool(pool).command_buffer_count(1);
         let mut cb = [vk::CommandBuffer::null()];
         let r = self.allocate_command_buffers(&info, &mut cb);
         if r != vk::Result::SUCCESS {
             return Err(r);
         }
-        // SAFETY: the loader's callback for objects this layer creates on
-        // this device; it writes the dispatch pointer into the new object.
-        let r = unsafe { set_loader_data(self.handle, vk::Handle::as_raw(cb[0]) as *mut std::ffi::c_void) };
-        if r != vk::Result::SUCCESS {
+        if let Err(r) = self.make_dispatchable(vk::Handle::as_raw(cb[0])) {
             self.free_command_buffers(pool, &cb);
             return Err(r);
         }
@@ -126,6 +138,27 @@ impl Device {
         // SAFETY: see the module doc; a recording command buffer and two
         // transfer buffers of at least `size` bytes.
         unsafe { copy(cb, src, dst, 1, region.as_ptr()) };
+        self.cmd_pipeline_barrier(cb, stage, stage, vk::DependencyFlags::empty(), &all, &[], &[]);
+        // SAFETY: the command buffer is recording.
+        unsafe { end(cb) }
+    }
+
+    /// Records, into `cb`, one full memory barrier (all stages, all
+    /// accesses): a layer batch's semaphore waits block it, and it orders
+    /// everything later in submission order after them. Resubmittable
+    /// while pending.
+    pub fn record_gate(&self, cb: vk::CommandBuffer) -> vk::Result {
+        let Some(end) = self.fns.end_command_buffer else { return MISSING };
+        let begin =
+            vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::SIMULTANEOUS_USE);
+        let r = self.begin_command_buffer(cb, &begin);
+        if r != vk::Result::SUCCESS {
+            return r;
+        }
+        let all = [vk::MemoryBarrier::default()
+            .src_access_mask(vk::AccessFlags::MEMORY_WRITE)
+            .dst_access_mask(vk::AccessFlags::MEMORY_READ | vk::AccessFlags::MEMORY_WRITE)];
+        let stage = vk::PipelineStageFlags::ALL_COMMANDS;
         self.cmd_pipeline_barrier(cb, stage, stage, vk::DependencyFlags::empty(), &all, &[], &[]);
         // SAFETY: the command buffer is recording.
         unsafe { end(cb) }

@@ -206,3 +206,15 @@ unsafe fn cmd_pipeline_barrier2_tracked(cb: vk::CommandBuffer, p_info: *const vk
         command::pipeline_barrier2(dev, cb, info, buffers, images)
     })
 }
+
+pub(super) unsafe extern "system" fn cmd_execute_commands(
+    cb: vk::CommandBuffer,
+    count: u32,
+    p_command_buffers: *const vk::CommandBuffer,
+) {
+    guard("vkCmdExecuteCommands", (), || {
+        let dev = device_or_return!("vkCmdExecuteCommands", cb);
+        // SAFETY: `count` handles, per Vulkan valid usage.
+        command::execute_commands(dev, cb, unsafe { slice(p_command_buffers, count) })
+    })
+}

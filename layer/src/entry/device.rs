@@ -12,10 +12,10 @@ use ash::vk;
 
 use super::{guard, slice};
 use crate::config;
-use crate::dispatch::{self, link, Device, Instance};
+use crate::dispatch::{self, feature_chain, link, Device, Instance};
 use crate::hooks::extensions::{self, Wanted};
 use crate::hooks::probe;
-use crate::hooks::state::DeviceState;
+use crate::hooks::state::{DeviceState, QueueFamilies};
 
 /// The application's extension names.
 ///
@@ -68,22 +68,44 @@ pub(super) unsafe extern "system" fn create_device(
         let settings = config::get();
         // SAFETY: `info` is valid.
         let requested = unsafe { requested_extensions(info) };
+        // SAFETY: the queue create infos the application passed.
+        let queue_infos = unsafe { slice(info.p_queue_create_infos, info.queue_create_info_count) };
         let offered = instance.device_extensions(physical);
         let offered: Vec<&CStr> = offered.iter().map(|e| e.as_c_str()).collect();
+        let instance_extensions: Vec<&CStr> = instance.extensions.iter().map(|e| e.as_c_str()).collect();
+        let ctx = extensions::Context {
+            available: &offered,
+            requested: &requested,
+            instance_version: instance.api_version,
+            instance_extensions: &instance_extensions,
+            device_version: instance.effective_version(physical),
+        };
         let mut added: Vec<&'static Wanted> =
-            if settings.disabled { Vec::new() } else { extensions::to_add(&offered, &requested) };
+            if settings.disabled { Vec::new() } else { extensions::to_add(&ctx) };
+        // SAFETY: `info` is valid and outlives the chain.
+        let timeline = if settings.disabled {
+            None
+        } else {
+            unsafe { timeline_chain(instance, physical, info, &ctx, &mut added) }
+        };
         let mut names: Vec<*const c_char> = requested.iter().map(|n| n.as_ptr()).collect();
         names.extend(added.iter().map(|w| w.name.as_ptr()));
         let mut with_ours = *info;
         with_ours.enabled_extension_count = names.len() as u32;
         with_ours.pp_enabled_extension_names = names.as_ptr();
+        if let Some(t) = &timeline {
+            with_ours.p_next = t.head();
+        }
 
         // SAFETY: the application's arguments, with the extension list
-        // extended by names that live across the call.
+        // extended by names, and the chain by structures, that live across
+        // the call.
         let mut result = unsafe { next_create(physical, &with_ours, p_allocator, p_device) };
-        if result != vk::Result::SUCCESS && !added.is_empty() {
-            log_warn!("vkCreateDevice with the layer's extensions failed ({result:?}); retrying as the application asked");
+        let mut timeline_on = timeline.is_some();
+        if result != vk::Result::SUCCESS && (!added.is_empty() || timeline_on) {
+            log_warn!("vkCreateDevice with the layer's extensions and features failed ({result:?}); retrying as the application asked");
             added.clear();
+            timeline_on = false;
             // SAFETY: `info` is alive; rewinding lets the chain be walked again.
             unsafe { link.rewind() };
             // SAFETY: the application's arguments, unchanged.
@@ -96,58 +118,117 @@ pub(super) unsafe extern "system" fn create_device(
         let handle = unsafe { *p_device };
         let mut enabled = requested.clone();
         enabled.extend(added.iter().map(|w| w.name));
-        // SAFETY: the queue create infos the application passed.
-        let queue_family = unsafe { slice(info.p_queue_create_infos, info.queue_create_info_count) }
-            .first()
-            .map(|q| q.queue_family_index);
-        register(instance, physical, handle, &link, &enabled, &added, queue_family, p_allocator)
+        let created = Created {
+            handle,
+            enabled: &enabled,
+            added: &added,
+            timeline: timeline_on,
+            queue_infos,
+            p_allocator,
+        };
+        register(instance, physical, &link, created)
     })
 }
 
+/// Asks for the `timelineSemaphore` feature the sync engine needs, where
+/// the device supports it and asking is valid (adding
+/// `VK_KHR_timeline_semaphore` to `added` below Vulkan 1.2). `None`: the
+/// device gets no timelines from the layer (implicit sync then stays off,
+/// logged by the engine).
+///
+/// # Safety
+/// `info` must be valid and outlive the returned chain.
+unsafe fn timeline_chain(
+    instance: &Instance,
+    physical: vk::PhysicalDevice,
+    info: &vk::DeviceCreateInfo<'_>,
+    ctx: &extensions::Context<'_>,
+    added: &mut Vec<&'static Wanted>,
+) -> Option<feature_chain::TimelineChain> {
+    if !instance.supports_timeline_semaphores(physical) {
+        return None;
+    }
+    let has_extension = ctx.requested.contains(&extensions::TIMELINE.name);
+    let add_extension = ctx.device_version < vk::API_VERSION_1_2 && !has_extension;
+    if add_extension {
+        let enabled: Vec<&CStr> = ctx.requested.iter().copied().chain(added.iter().map(|w| w.name)).collect();
+        if !ctx.may_add(&extensions::TIMELINE, &enabled) {
+            return None;
+        }
+    }
+    // SAFETY: forwarded from this function's contract.
+    let chain = unsafe { feature_chain::with_timeline_semaphores(info.p_next) };
+    if chain.is_some() && add_extension {
+        added.push(&extensions::TIMELINE);
+    }
+    chain
+}
+
+/// What `vkCreateDevice` created, for [`register`].
+struct Created<'a> {
+    handle: vk::Device,
+    enabled: &'a [&'a CStr],
+    added: &'a [&'static Wanted],
+    /// Whether `timelineSemaphore` is on (asked by the layer or the application).
+    timeline: bool,
+    queue_infos: &'a [vk::DeviceQueueCreateInfo<'a>],
+    p_allocator: *const vk::AllocationCallbacks<'a>,
+}
+
 /// Builds, probes and publishes the state of a freshly created device.
-#[allow(clippy::too_many_arguments)]
 fn register(
     instance: &Instance,
     physical: vk::PhysicalDevice,
-    handle: vk::Device,
     link: &link::DeviceLink,
-    enabled: &[&CStr],
-    added: &[&'static Wanted],
-    queue_family: Option<u32>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
+    c: Created<'_>,
 ) -> vk::Result {
     static ORDINAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     let ordinal = ORDINAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let settings = config::get();
+    let (handle, p_allocator) = (c.handle, c.p_allocator);
     let mut state =
         DeviceState::new(format!("dev{ordinal} {}", instance.device_name(physical)), settings.stats);
-    state.hidden = extensions::hidden_functions(added);
+    state.hidden = extensions::hidden_functions(c.added);
+    state.timeline = c.timeline;
+    state.queues = QueueFamilies::new(instance.queue_family_flags(physical), c.queue_infos);
     // SAFETY: `next_gdpa` is the next layer's and `handle` its new device.
     let mut dev =
         unsafe { Device::new(handle, physical, link.next_gdpa, link.set_device_loader_data, state) };
     if !settings.disabled {
-        let probed = probe::probe(instance, &dev, enabled, queue_family);
-        log_info!("{}: {}", dev.state.name, probed.caps.summary());
-        if !added.is_empty() {
-            let names: Vec<_> = added.iter().map(|w| w.name.to_string_lossy()).collect();
+        // The probe needs a queue created without flags (a protected queue
+        // is only reachable through vkGetDeviceQueue2).
+        let probe_family = c
+            .queue_infos
+            .iter()
+            .find(|q| q.flags.is_empty() && q.queue_count > 0)
+            .map(|q| q.queue_family_index);
+        let probed = probe::probe(instance, &dev, c.enabled, probe_family);
+        let strategy = crate::sync::strategy::choose(&probed.caps, settings, c.timeline);
+        log_info!("{}: {}; sync strategy: {strategy}", dev.state.name, probed.caps.summary());
+        if !c.added.is_empty() {
+            let names: Vec<_> = c.added.iter().map(|w| w.name.to_string_lossy()).collect();
             log_debug!(
                 "{}: enabled for the layer (hidden from the application): {}",
                 dev.state.name,
                 names.join(", ")
             );
         }
-        dev.state.sync = crate::sync::SyncEngine::new(&dev, &probed.caps, settings);
+        dev.state.sync = crate::sync::SyncEngine::new(&dev, strategy, settings);
         dev.state.scope_all = settings.sync_scope == config::SyncScope::All;
-        if enabled.contains(&c"VK_EXT_memory_budget") {
+        if c.enabled.contains(&c"VK_EXT_memory_budget") {
             dev.state.memory_budget = instance.memory_budget(physical);
         }
         dev.state.caps = probed.caps;
         dev.state.drm = probed.drm;
+        dev.state.dynamic = crate::hooks::attach::dynamic_support(&dev, settings);
     }
     // SAFETY: `handle` is a valid dispatchable handle.
     let key = unsafe { dispatch::key_of(handle) };
     if let Err(dev) = dispatch::devices().insert(key, Arc::new(dev)) {
         log_error!("vkCreateDevice: too many live devices ({})", dispatch::table::CAPACITY);
+        if let Some(engine) = &dev.state.sync {
+            engine.shutdown(&dev);
+        }
         // SAFETY: the application's allocator (or null), valid per usage.
         dev.destroy_device(unsafe { p_allocator.as_ref() });
         return vk::Result::ERROR_OUT_OF_HOST_MEMORY;

@@ -42,8 +42,10 @@ pub(super) unsafe extern "system" fn create_instance(
         }
         // SAFETY: on success the next layer wrote a valid instance.
         let handle = unsafe { *p_instance };
+        // SAFETY: the application's create info, valid per usage.
+        let (api_version, extensions) = unsafe { application_facts(info) };
         // SAFETY: `next_gipa` is the next layer's and `handle` its new instance.
-        let state = Arc::new(unsafe { Instance::new(handle, link.next_gipa) });
+        let state = Arc::new(unsafe { Instance::new(handle, link.next_gipa, api_version, extensions) });
         // SAFETY: `handle` is a valid dispatchable handle.
         let key = unsafe { dispatch::key_of(handle) };
         if let Err(state) = dispatch::instances().insert(key, state) {
@@ -60,6 +62,28 @@ pub(super) unsafe extern "system" fn create_instance(
         );
         vk::Result::SUCCESS
     })
+}
+
+/// The application's API version (1.0 when it gave none) and the instance
+/// extensions it enabled.
+///
+/// # Safety
+/// `info` must be a valid `VkInstanceCreateInfo` (Vulkan valid usage).
+unsafe fn application_facts(info: &vk::InstanceCreateInfo<'_>) -> (u32, Vec<std::ffi::CString>) {
+    // SAFETY: null or a valid application info.
+    let api_version = unsafe { info.p_application_info.as_ref() }
+        .map(|a| a.api_version)
+        .filter(|&v| v != 0)
+        .unwrap_or(vk::API_VERSION_1_0);
+    // SAFETY: the array holds `enabled_extension_count` valid C strings.
+    let names = unsafe { super::slice(info.pp_enabled_extension_names, info.enabled_extension_count) };
+    let extensions = names
+        .iter()
+        .filter(|p| !p.is_null())
+        // SAFETY: each non-null entry is a NUL-terminated string.
+        .map(|&p| unsafe { std::ffi::CStr::from_ptr(p) }.to_owned())
+        .collect();
+    (api_version, extensions)
 }
 
 pub(super) unsafe extern "system" fn destroy_instance(

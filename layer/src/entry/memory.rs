@@ -1,8 +1,12 @@
-//! Trampolines: memory allocation, freeing and fd export.
+//! Trampolines: memory allocation, freeing, fd export, and host access
+//! (mapping and flushing, which for a dynamic attachment act on its
+//! internal import, the dma-buf itself).
 
 use ash::vk;
 
-use super::{device_or_return, guard};
+use super::{device_or_return, guard, slice};
+use crate::dispatch::Device;
+use crate::hooks::attach;
 use crate::hooks::memory::{self, AllocationChain};
 use crate::pnext;
 
@@ -80,13 +84,99 @@ pub(super) unsafe extern "system" fn map_memory(
         let Some(data) = (unsafe { pp_data.as_mut() }) else {
             return vk::Result::ERROR_INITIALIZATION_FAILED;
         };
-        crate::hooks::attach::map(dev, memory, offset, size, flags, data)
+        match attach::map_target(dev, memory) {
+            Ok(target) => dev.map_memory(target, offset, size, flags, data),
+            Err(e) => e,
+        }
+    })
+}
+
+pub(super) unsafe extern "system" fn map_memory2(
+    device: vk::Device,
+    p_info: *const vk::MemoryMapInfoKHR<'_>,
+    pp_data: *mut *mut std::ffi::c_void,
+) -> vk::Result {
+    guard("vkMapMemory2KHR", vk::Result::ERROR_MEMORY_MAP_FAILED, || {
+        let dev = device_or_return!("vkMapMemory2KHR", device, vk::Result::ERROR_INITIALIZATION_FAILED);
+        // SAFETY: valid pointers (Vulkan valid usage).
+        let (Some(info), Some(data)) = (unsafe { (p_info.as_ref(), pp_data.as_mut()) }) else {
+            return vk::Result::ERROR_INITIALIZATION_FAILED;
+        };
+        match attach::map_target(dev, info.memory) {
+            Ok(target) => dev.map_memory2(&vk::MemoryMapInfoKHR { memory: target, ..*info }, data),
+            Err(e) => e,
+        }
     })
 }
 
 pub(super) unsafe extern "system" fn unmap_memory(device: vk::Device, memory: vk::DeviceMemory) {
     guard("vkUnmapMemory", (), || {
         let dev = device_or_return!("vkUnmapMemory", device);
-        crate::hooks::attach::unmap(dev, memory)
+        dev.unmap_memory(attach::unmap_target(dev, memory))
+    })
+}
+
+pub(super) unsafe extern "system" fn unmap_memory2(
+    device: vk::Device,
+    p_info: *const vk::MemoryUnmapInfoKHR<'_>,
+) -> vk::Result {
+    guard("vkUnmapMemory2KHR", vk::Result::ERROR_UNKNOWN, || {
+        let dev = device_or_return!("vkUnmapMemory2KHR", device, vk::Result::ERROR_INITIALIZATION_FAILED);
+        // SAFETY: a valid pointer (Vulkan valid usage).
+        let Some(info) = (unsafe { p_info.as_ref() }) else {
+            return vk::Result::ERROR_INITIALIZATION_FAILED;
+        };
+        let target = attach::unmap_target(dev, info.memory);
+        dev.unmap_memory2(&vk::MemoryUnmapInfoKHR { memory: target, ..*info })
+    })
+}
+
+/// The ranges with each dynamic attachment's memory replaced by its mapped
+/// internal import (`None`: nothing to replace).
+fn mapped_ranges<'a>(
+    dev: &Device,
+    ranges: &[vk::MappedMemoryRange<'a>],
+) -> Option<Vec<vk::MappedMemoryRange<'a>>> {
+    if !dev.state.has_external_memory() {
+        return None;
+    }
+    let out: Vec<_> = ranges
+        .iter()
+        .map(|r| vk::MappedMemoryRange { memory: attach::mapped_memory(dev, r.memory), ..*r })
+        .collect();
+    (out.iter().zip(ranges).any(|(a, b)| a.memory != b.memory)).then_some(out)
+}
+
+pub(super) unsafe extern "system" fn flush_mapped_memory_ranges(
+    device: vk::Device,
+    count: u32,
+    p_ranges: *const vk::MappedMemoryRange<'_>,
+) -> vk::Result {
+    guard("vkFlushMappedMemoryRanges", vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
+        let dev =
+            device_or_return!("vkFlushMappedMemoryRanges", device, vk::Result::ERROR_OUT_OF_HOST_MEMORY);
+        // SAFETY: `count` valid ranges (Vulkan valid usage).
+        let ranges = unsafe { slice(p_ranges, count) };
+        match mapped_ranges(dev, ranges) {
+            Some(r) => dev.flush_mapped_memory_ranges(&r),
+            None => dev.flush_mapped_memory_ranges(ranges),
+        }
+    })
+}
+
+pub(super) unsafe extern "system" fn invalidate_mapped_memory_ranges(
+    device: vk::Device,
+    count: u32,
+    p_ranges: *const vk::MappedMemoryRange<'_>,
+) -> vk::Result {
+    guard("vkInvalidateMappedMemoryRanges", vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
+        let dev =
+            device_or_return!("vkInvalidateMappedMemoryRanges", device, vk::Result::ERROR_OUT_OF_HOST_MEMORY);
+        // SAFETY: `count` valid ranges (Vulkan valid usage).
+        let ranges = unsafe { slice(p_ranges, count) };
+        match mapped_ranges(dev, ranges) {
+            Some(r) => dev.invalidate_mapped_memory_ranges(&r),
+            None => dev.invalidate_mapped_memory_ranges(ranges),
+        }
     })
 }

@@ -9,13 +9,36 @@
 //! What can't be handled this way stays pinned (the application's memory is
 //! the driver's import), with a debug line saying why.
 
-use std::time::Instant;
-
 use ash::vk::{self, Handle};
 
 use super::memory::AllocationChain;
+use crate::config::Settings;
 use crate::dispatch::Device;
-use crate::registry::dynamic::{Dynamic, Internal};
+use crate::registry::dynamic::{Dynamic, Internal, Residency};
+
+/// Whether dma-buf imports may become dynamic attachments on `dev` (after
+/// the sync engine is set up), or why not. Dynamic attachments are copied
+/// at the hand-over points the sync engine acts on, on the submitting
+/// queue: without the engine, or with a queue that cannot copy, nothing
+/// would fill or save the backing, and every GPU read and write of the
+/// dma-buf would be lost.
+pub fn dynamic_support(dev: &Device, settings: &Settings) -> Result<(), &'static str> {
+    if !settings.dynamic_attachments() {
+        return Err("DYNABUF_ATTACH/DYNABUF_EVICT ask for pinned attachments");
+    }
+    if dev.state.sync.is_none() {
+        return Err(
+            "implicit sync is off on this device, and dynamic attachments are copied at its hand-over points",
+        );
+    }
+    if dev.state.queues.first_that_cannot_copy().is_some() {
+        return Err("the device has a queue family that cannot copy (video or sparse-only)");
+    }
+    if dev.set_loader_data.is_none() {
+        return Err("the loader gave no vkSetDeviceLoaderData for the layer's command buffers");
+    }
+    Ok(())
+}
 
 /// Why an import can't be dynamic, if it can't.
 pub fn pinned_because(
@@ -77,14 +100,18 @@ pub fn import(
     let plain =
         vk::MemoryAllocateInfo::default().allocation_size(size).memory_type_index(info.memory_type_index);
     let mut backing = vk::DeviceMemory::null();
-    let mut r = dev.allocate_memory(&exportable, None, &mut backing);
-    if r != vk::Result::SUCCESS {
+    let mut r = crate::fault::injected(crate::fault::Point::Backing)
+        .unwrap_or_else(|| dev.allocate_memory(&exportable, None, &mut backing));
+    let exportable = r == vk::Result::SUCCESS;
+    if !exportable {
         r = dev.allocate_memory(&plain, None, &mut backing);
     }
     if r != vk::Result::SUCCESS {
         return pinned(format!("no backing allocation ({r:?})"), memory);
     }
-    let buffers = dev.transfer_buffer(backing, size, false).and_then(|b| {
+    // A buffer bound to exportable memory must name the handle type
+    // (VUID-vkBindBufferMemory-memory-02726).
+    let buffers = dev.transfer_buffer(backing, size, exportable).and_then(|b| {
         dev.transfer_buffer(internal, size, true).map(|i| (b, i)).inspect_err(|_| dev.destroy_buffer(b, None))
     });
     let (backing_buffer, internal_buffer) = match buffers {
@@ -102,77 +129,46 @@ pub fn import(
         backing.as_raw(),
         internal.as_raw()
     );
-    let dynamic = Dynamic {
-        size,
-        memory_type: info.memory_type_index,
-        backing_buffer,
-        internal: Some(Internal {
-            memory: internal,
-            buffer: internal_buffer,
-            pool: vk::CommandPool::null(),
-            copy_in: vk::CommandBuffer::null(),
-            copy_out: vk::CommandBuffer::null(),
-            family: u32::MAX,
-        }),
-        last_use: None,
-        last_used_at: Instant::now(),
-        dirty: false,
-        mapped: false,
-    };
+    let dynamic =
+        Dynamic::new(size, info.memory_type_index, backing_buffer, Internal::new(internal, internal_buffer));
     (vk::Result::SUCCESS, Some(dynamic))
 }
 
 /// Frees the layer's objects of a dynamic attachment whose backing the
 /// application is freeing (it has waited for its work, as Vulkan requires).
 pub fn release(dev: &Device, d: &Dynamic) {
-    if let Some(internal) = d.internal {
-        crate::sync::residency::drop_internal(dev, internal);
+    if let Residency::Resident(internal) = &d.residency {
+        crate::sync::revalidate::drop_internal(dev, internal.clone());
     }
     dev.destroy_buffer(d.backing_buffer, None);
 }
 
-/// `vkMapMemory`: a dynamic attachment maps its internal import, so the CPU
-/// reads and writes the dma-buf itself (what a peer sees), and it is kept
-/// resident while mapped. Other memory maps as usual.
-pub fn map(
-    dev: &Device,
-    memory: vk::DeviceMemory,
-    offset: u64,
-    size: u64,
-    flags: vk::MemoryMapFlags,
-    data: &mut *mut std::ffi::c_void,
-) -> vk::Result {
+/// The memory the application's mapping of `memory` is of: a dynamic
+/// attachment's mapped internal import, else `memory` itself.
+pub fn mapped_memory(dev: &Device, memory: vk::DeviceMemory) -> vk::DeviceMemory {
     if !dev.state.has_external_memory() {
-        return dev.map_memory(memory, offset, size, flags, data);
+        return memory;
     }
-    let target = dev.state.with_memory(|t| {
-        let key = t.get(memory).and_then(|r| r.dma_buf.as_ref()).map(|d| (d.key, d.fd.clone()));
-        let d = t.dynamic_mut(memory)?;
-        let (key, fd) = key?;
-        let internal = crate::sync::residency::ensure_imported(dev, d, key, &fd);
-        Some(internal.map(|i| {
-            d.mapped = true;
-            i.memory
-        }))
-    });
-    match target {
-        None => dev.map_memory(memory, offset, size, flags, data),
-        Some(Ok(internal)) => dev.map_memory(internal, offset, size, flags, data),
-        Some(Err(e)) => e,
-    }
+    dev.state.with_memory(|t| t.dynamic_mut(memory).and_then(|d| d.mapped)).unwrap_or(memory)
 }
 
-/// `vkUnmapMemory`.
-pub fn unmap(dev: &Device, memory: vk::DeviceMemory) {
-    if dev.state.has_external_memory() {
-        let internal = dev.state.with_memory(|t| {
-            let d = t.dynamic_mut(memory)?;
-            d.mapped = false;
-            d.internal.map(|i| i.memory)
-        });
-        if let Some(internal) = internal {
-            return dev.unmap_memory(internal);
-        }
+/// `vkMapMemory`/`vkMapMemory2KHR`: a dynamic attachment maps its internal
+/// import, so the CPU reads and writes the dma-buf itself (what a peer
+/// sees), and it is kept resident while mapped. Other memory maps as usual.
+/// Returns the memory to map, or the error to return.
+pub fn map_target(dev: &Device, memory: vk::DeviceMemory) -> Result<vk::DeviceMemory, vk::Result> {
+    if !dev.state.has_external_memory() {
+        return Ok(memory);
     }
-    dev.unmap_memory(memory)
+    let timeout = std::time::Duration::from_millis(crate::config::get().fence_timeout_ms);
+    Ok(crate::sync::revalidate::for_mapping(dev, memory, timeout)?.unwrap_or(memory))
+}
+
+/// `vkUnmapMemory`/`vkUnmapMemory2KHR`: the memory to unmap (the mapped
+/// internal import of a dynamic attachment, which may be evicted again).
+pub fn unmap_target(dev: &Device, memory: vk::DeviceMemory) -> vk::DeviceMemory {
+    if !dev.state.has_external_memory() {
+        return memory;
+    }
+    dev.state.with_memory(|t| t.dynamic_mut(memory).and_then(Dynamic::unmap)).unwrap_or(memory)
 }

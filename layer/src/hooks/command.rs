@@ -76,6 +76,21 @@ fn record(dev: &Device, cb: vk::CommandBuffer, found: Vec<OwnershipTransfer>) {
     dev.state.with_commands(|log| log.record(cb, found));
 }
 
+/// `vkCmdExecuteCommands`: the primary carries the ownership transfers its
+/// secondaries recorded (they must be fully recorded by now, and
+/// re-recording one invalidates the primary).
+#[inline]
+pub fn execute_commands(dev: &Device, cb: vk::CommandBuffer, secondaries: &[vk::CommandBuffer]) {
+    if dev.state.has_recorded_transfers() {
+        dev.state.with_commands(|log| {
+            let inherited: Vec<OwnershipTransfer> =
+                secondaries.iter().flat_map(|s| log.transfers_of(*s).iter().copied()).collect();
+            log.record(cb, inherited);
+        });
+    }
+    dev.cmd_execute_commands(cb, secondaries);
+}
+
 fn legacy_access(a: vk::AccessFlags) -> vk::AccessFlags2 {
     vk::AccessFlags2::from_raw(u64::from(a.as_raw()))
 }

@@ -56,7 +56,11 @@ pub fn allocate(
         .filter(|i| i.handle_type == vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT)
         .and_then(|i| buffers::identify(i.fd));
     let dynamic_import = dma_buf.is_some() && crate::config::get().dynamic_attachments();
-    let (result, dynamic) = match dynamic_import.then(|| attach::pinned_because(info, &chain, allocator)) {
+    let why_pinned = match dev.state.dynamic {
+        Ok(()) => attach::pinned_because(info, &chain, allocator),
+        Err(why) => Some(why),
+    };
+    let (result, dynamic) = match dynamic_import.then_some(why_pinned) {
         Some(None) => match chain.import_fd {
             Some(import) => attach::import(dev, info, import, memory),
             None => (dev.allocate_memory(info, allocator, memory), None),

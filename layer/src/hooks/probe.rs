@@ -144,6 +144,16 @@ fn probe_sync_fd(instance: &Instance, dev: &Device, family: u32, caps: &mut Capa
     }
     let mut queue = vk::Queue::null();
     dev.get_device_queue(family, 0, &mut queue);
+    // A queue got from the next layer is not yet dispatchable through the
+    // chain: layers below (Khronos validation) find their state through
+    // the loader's dispatch pointer in it, which the loader's own
+    // vkGetDeviceQueue would have set.
+    if let Err(r) = dev.make_dispatchable(vk::Handle::as_raw(queue)) {
+        caps.sync_fd_export =
+            Finding::Untested(format!("vkSetDeviceLoaderData for the probe's queue: {r:?}"));
+        caps.sync_fd_import = caps.sync_fd_export.clone();
+        return;
+    }
     let mut objects = ProbeObjects { dev, semaphores: Vec::new(), fence: vk::Fence::null() };
     let (export, import) = objects.run(queue);
     caps.sync_fd_export = export;

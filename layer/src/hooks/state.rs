@@ -15,6 +15,38 @@ use crate::registry::{CommandLog, MemoryTable};
 use crate::stats::DeviceStats;
 use crate::sys::drm::Node;
 
+/// The device's queue families: what each can do, and which the
+/// application created queues in.
+#[derive(Clone, Debug, Default)]
+pub struct QueueFamilies {
+    flags: Vec<vk::QueueFlags>,
+    created: Vec<u32>,
+}
+
+impl QueueFamilies {
+    pub fn new(flags: Vec<vk::QueueFlags>, infos: &[vk::DeviceQueueCreateInfo<'_>]) -> Self {
+        QueueFamilies { flags, created: infos.iter().map(|q| q.queue_family_index).collect() }
+    }
+
+    /// Whether queues of `family` can record copies (graphics, compute and
+    /// transfer queues can; video and sparse-only queues cannot).
+    pub fn can_copy(&self, family: u32) -> bool {
+        let copy = vk::QueueFlags::GRAPHICS | vk::QueueFlags::COMPUTE | vk::QueueFlags::TRANSFER;
+        self.flags.get(family as usize).is_some_and(|f| f.intersects(copy))
+    }
+
+    /// Whether queues of `family` run command buffers with pipeline
+    /// barriers (everything but sparse-binding-only families).
+    pub fn runs_barriers(&self, family: u32) -> bool {
+        self.flags.get(family as usize).is_some_and(|f| !(*f & !vk::QueueFlags::SPARSE_BINDING).is_empty())
+    }
+
+    /// The first created family that cannot copy, if any.
+    pub fn first_that_cannot_copy(&self) -> Option<u32> {
+        self.created.iter().copied().find(|&f| !self.can_copy(f))
+    }
+}
+
 /// A queue's family and index, from `vkGetDeviceQueue{,2}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueInfo {
@@ -22,7 +54,7 @@ pub struct QueueInfo {
     pub index: u32,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DeviceState {
     /// `dev<N> <physical device name>`, for log lines (N counts devices
     /// created in this process).
@@ -34,7 +66,7 @@ pub struct DeviceState {
     commands: Mutex<CommandLog>,
     /// `commands.recorded()`, readable without the lock.
     recorded_transfers: AtomicUsize,
-    queues: Mutex<HashMap<vk::Queue, QueueInfo>>,
+    queue_infos: Mutex<HashMap<vk::Queue, QueueInfo>>,
     /// Counters, when `DYNABUF_STATS=1`.
     pub stats: Option<DeviceStats>,
     /// What the probe found.
@@ -50,6 +82,13 @@ pub struct DeviceState {
     pub scope_all: bool,
     /// The device's memory budget, when `VK_EXT_memory_budget` is enabled.
     pub memory_budget: Option<crate::dispatch::instance::MemoryBudget>,
+    /// Whether the `timelineSemaphore` feature is on.
+    pub timeline: bool,
+    /// The device's queue families.
+    pub queues: QueueFamilies,
+    /// Whether dma-buf imports may become dynamic attachments here, or why
+    /// not.
+    pub dynamic: Result<(), &'static str>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -61,7 +100,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl DeviceState {
     pub fn new(name: String, stats: bool) -> Self {
-        DeviceState { name, stats: stats.then(DeviceStats::default), ..Default::default() }
+        DeviceState {
+            name,
+            memory: Mutex::default(),
+            tracked_memory: AtomicUsize::new(0),
+            commands: Mutex::default(),
+            recorded_transfers: AtomicUsize::new(0),
+            queue_infos: Mutex::default(),
+            stats: stats.then(DeviceStats::default),
+            caps: Capabilities::default(),
+            drm: None,
+            hidden: Vec::new(),
+            sync: None,
+            scope_all: false,
+            memory_budget: None,
+            timeline: false,
+            queues: QueueFamilies::default(),
+            dynamic: Err("the layer is disabled"),
+        }
     }
 
     /// Whether `name` belongs to an extension only the layer enabled.
@@ -107,11 +163,11 @@ impl DeviceState {
     }
 
     pub fn queue_retrieved(&self, queue: vk::Queue, info: QueueInfo) {
-        lock(&self.queues).insert(queue, info);
+        lock(&self.queue_infos).insert(queue, info);
     }
 
     pub fn queue_info(&self, queue: vk::Queue) -> Option<QueueInfo> {
-        lock(&self.queues).get(&queue).copied()
+        lock(&self.queue_infos).get(&queue).copied()
     }
 
     /// Adds one to a counter when statistics are on.

@@ -1,5 +1,6 @@
 //! What a device can do for implicit sync, as the probe at `vkCreateDevice`
-//! found it by real round trips, and the sync strategy that follows.
+//! found it by real round trips (the strategy that follows is
+//! `sync::strategy::choose`).
 
 /// The result of one probe step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,18 +33,6 @@ pub enum DrmFinding {
     Node { path: String, driver: String, syncobj: bool, timeline: bool },
 }
 
-/// How the layer will make submissions wait for, and publish, dma-buf fences.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SyncStrategy {
-    /// Foreign fences enter as temporarily imported SYNC_FD semaphores.
-    Semaphore,
-    /// A waiter thread polls the sync_file and releases the submission
-    /// (the device cannot import SYNC_FD semaphores).
-    Thread,
-    /// No implicit sync: the dma-buf sync-file ioctls do not work here.
-    Unavailable,
-}
-
 /// Everything the probe found for one device.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Capabilities {
@@ -70,19 +59,6 @@ impl Default for Capabilities {
 }
 
 impl Capabilities {
-    /// The strategy the findings allow. Sync-file ioctls that could not be
-    /// tried (no dma-buf yet) are assumed to work: the first import will
-    /// tell, and a failing ioctl is logged and skipped then.
-    pub fn strategy(&self) -> SyncStrategy {
-        if matches!(self.sync_file_ioctls, Finding::No(_)) {
-            SyncStrategy::Unavailable
-        } else if self.sync_fd_import.yes() {
-            SyncStrategy::Semaphore
-        } else {
-            SyncStrategy::Thread
-        }
-    }
-
     /// The one log line.
     pub fn summary(&self) -> String {
         let drm = match &self.drm {
@@ -94,13 +70,12 @@ impl Capabilities {
             ),
         };
         format!(
-            "dma-buf export {}, import {}; dma-buf sync-file ioctls {}; SYNC_FD semaphore export {}, import {}; DRM node {drm}; sync strategy: {:?}",
+            "dma-buf export {}, import {}; dma-buf sync-file ioctls {}; SYNC_FD semaphore export {}, import {}; DRM node {drm}",
             self.dma_buf_export.word(),
             self.dma_buf_import.word(),
             self.sync_file_ioctls.word(),
             self.sync_fd_export.word(),
             self.sync_fd_import.word(),
-            self.strategy()
         )
     }
 }
@@ -114,17 +89,6 @@ mod tests {
     }
 
     #[test]
-    fn strategy_follows_findings() {
-        assert_eq!(caps(Finding::Yes, Finding::Yes).strategy(), SyncStrategy::Semaphore);
-        assert_eq!(caps(Finding::Yes, Finding::No("x".into())).strategy(), SyncStrategy::Thread);
-        assert_eq!(
-            caps(Finding::Untested("no dma-buf".into()), Finding::Yes).strategy(),
-            SyncStrategy::Semaphore
-        );
-        assert_eq!(caps(Finding::No("ENOTTY".into()), Finding::Yes).strategy(), SyncStrategy::Unavailable);
-    }
-
-    #[test]
     fn summary_names_every_finding() {
         let s = caps(Finding::Yes, Finding::No("extension absent".into())).summary();
         for part in [
@@ -132,7 +96,6 @@ mod tests {
             "sync-file ioctls yes",
             "import no (extension absent)",
             "DRM node none",
-            "Thread",
         ] {
             assert!(s.contains(part), "{part} not in {s}");
         }

@@ -51,18 +51,50 @@ impl EvictPolicy {
     }
 }
 
-/// The live internal import of a resident attachment.
+/// The layer's two copies of an attachment, recorded for one queue family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Copies {
+    pub family: u32,
+    pub pool: vk::CommandPool,
+    /// dma-buf → backing, and backing → dma-buf.
+    pub copy_in: vk::CommandBuffer,
+    pub copy_out: vk::CommandBuffer,
+}
+
+/// The live internal import of a resident attachment.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Internal {
     pub memory: vk::DeviceMemory,
     pub buffer: vk::Buffer,
-    /// The attachment's own command pool (null until first recorded).
-    pub pool: vk::CommandPool,
-    /// Copy dma-buf → backing, and backing → dma-buf, for `family`.
-    pub copy_in: vk::CommandBuffer,
-    pub copy_out: vk::CommandBuffer,
-    pub family: u32,
+    /// Copies per queue family the attachment was used on; destroyed only
+    /// with the import, after every use has retired.
+    pub copies: Vec<Copies>,
 }
+
+impl Internal {
+    pub fn new(memory: vk::DeviceMemory, buffer: vk::Buffer) -> Self {
+        Internal { memory, buffer, copies: Vec::new() }
+    }
+
+    pub fn copies_for(&self, family: u32) -> Option<Copies> {
+        self.copies.iter().find(|c| c.family == family).copied()
+    }
+}
+
+/// Where an attachment's internal import is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Residency {
+    Resident(Internal),
+    /// Evicted: only the fd is left.
+    Invalidated,
+    /// A thread took the import out to evict it, re-validate it or record
+    /// copies, without holding the lock; others wait for it to come back.
+    Moving,
+}
+
+/// One submission's (or one thread's) use of a queue: (queue, retire
+/// timeline, value).
+pub type LastUse = (vk::Queue, vk::Semaphore, u64);
 
 /// A dynamic attachment's state.
 #[derive(Clone, Debug)]
@@ -71,16 +103,161 @@ pub struct Dynamic {
     pub memory_type: u32,
     /// A transfer buffer over the backing (the application's) memory.
     pub backing_buffer: vk::Buffer,
-    /// `None`: invalidated (evicted).
-    pub internal: Option<Internal>,
-    /// The last submission that used it: (retire timeline, value, queue).
-    pub last_use: Option<(vk::Semaphore, u64, vk::Queue)>,
+    pub residency: Residency,
+    /// Submissions that were handed the internal import and have not
+    /// recorded their use yet: the import may not go.
+    pub in_flight: u32,
+    /// The latest use on each queue (ordered per queue, not across queues).
+    pub last_uses: Vec<LastUse>,
     pub last_used_at: Instant,
-    /// The GPU may have written the backing since the last copy-out.
-    pub dirty: bool,
-    /// The application has it mapped: the mapping is of the internal import
-    /// (the dma-buf itself), so it is not evicted until unmapped.
-    pub mapped: bool,
+    /// The internal import the application has mapped (the dma-buf
+    /// itself): not evicted until unmapped.
+    pub mapped: Option<vk::DeviceMemory>,
+}
+
+/// What [`Dynamic::begin_use`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Use {
+    /// Resident with copies for the family: counted in flight.
+    Ready(Copies),
+    /// The caller must re-validate (when `None`) and/or record copies, then
+    /// call [`Dynamic::end_work`]; the attachment is `Moving` meanwhile.
+    Work(Option<Internal>),
+    /// Another thread is moving it: try again shortly.
+    Busy,
+    /// Resident and now mapped: the internal import to map.
+    Mapped(vk::DeviceMemory),
+}
+
+impl Dynamic {
+    pub fn new(size: u64, memory_type: u32, backing_buffer: vk::Buffer, internal: Internal) -> Self {
+        Dynamic {
+            size,
+            memory_type,
+            backing_buffer,
+            residency: Residency::Resident(internal),
+            in_flight: 0,
+            last_uses: Vec::new(),
+            last_used_at: Instant::now(),
+            mapped: None,
+        }
+    }
+
+    pub fn is_resident(&self) -> bool {
+        matches!(self.residency, Residency::Resident(_))
+    }
+
+    pub fn internal(&self) -> Option<&Internal> {
+        match &self.residency {
+            Residency::Resident(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// Whether it can be evicted now.
+    pub fn evictable(&self) -> bool {
+        self.is_resident() && self.in_flight == 0 && self.mapped.is_none()
+    }
+
+    /// Takes the import out for eviction: `Some((import, uses to wait
+    /// for))`, the attachment `Moving` until [`Self::end_evict`].
+    pub fn begin_evict(&mut self) -> Option<(Internal, Vec<LastUse>)> {
+        if !self.evictable() {
+            return None;
+        }
+        let Residency::Resident(i) = std::mem::replace(&mut self.residency, Residency::Moving) else {
+            return None;
+        };
+        Some((i, self.last_uses.clone()))
+    }
+
+    /// `Ok`: evicted. `Err(import)`: still busy, put back.
+    pub fn end_evict(&mut self, outcome: Result<(), Internal>) {
+        match outcome {
+            Ok(()) => {
+                self.residency = Residency::Invalidated;
+                self.last_uses.clear();
+            }
+            Err(i) => self.residency = Residency::Resident(i),
+        }
+    }
+
+    /// Starts a use on queue family `family`.
+    pub fn begin_use(&mut self, family: u32) -> Use {
+        match &self.residency {
+            Residency::Moving => Use::Busy,
+            Residency::Resident(i) => match i.copies_for(family) {
+                Some(c) => {
+                    self.in_flight += 1;
+                    Use::Ready(c)
+                }
+                None => match std::mem::replace(&mut self.residency, Residency::Moving) {
+                    Residency::Resident(i) => Use::Work(Some(i)),
+                    _ => Use::Busy,
+                },
+            },
+            Residency::Invalidated => {
+                self.residency = Residency::Moving;
+                Use::Work(None)
+            }
+        }
+    }
+
+    /// Ends the work [`Self::begin_use`] asked for: `Some(import)` is
+    /// resident (and, when `counted`, in flight), `None` failed
+    /// (invalidated, consistent, retried at the next use).
+    pub fn end_work(&mut self, result: Option<Internal>, counted: bool) {
+        match result {
+            Some(i) => {
+                self.residency = Residency::Resident(i);
+                if counted {
+                    self.in_flight += 1;
+                }
+            }
+            None => self.residency = Residency::Invalidated,
+        }
+    }
+
+    /// Starts a mapping: resident ones are marked mapped at once; an
+    /// invalidated one must be re-validated first ([`Self::end_map_work`]).
+    pub fn begin_map(&mut self) -> Use {
+        match &self.residency {
+            Residency::Moving => Use::Busy,
+            Residency::Resident(i) => {
+                let m = i.memory;
+                self.mapped = Some(m);
+                Use::Mapped(m)
+            }
+            Residency::Invalidated => {
+                self.residency = Residency::Moving;
+                Use::Work(None)
+            }
+        }
+    }
+
+    /// Ends the re-validation [`Self::begin_map`] asked for.
+    pub fn end_map_work(&mut self, result: Option<Internal>) {
+        self.mapped = result.as_ref().map(|i| i.memory);
+        self.end_work(result, false);
+    }
+
+    /// `vkUnmapMemory`: the mapped import, which may go again.
+    pub fn unmap(&mut self) -> Option<vk::DeviceMemory> {
+        self.mapped.take()
+    }
+
+    /// A submission handed the import has been submitted (`Some`, with its
+    /// retire point) or failed (`None`).
+    pub fn finish_use(&mut self, used: Option<LastUse>, now: Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(u) = used {
+            match self.last_uses.iter_mut().find(|l| l.0 == u.0) {
+                Some(l) => *l = u,
+                None => self.last_uses.push(u),
+            }
+            self.last_used_at = now;
+        }
+    }
 }
 
 /// What the policy needs to know of one resident attachment.
@@ -131,6 +308,69 @@ pub fn victims(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ash::vk::Handle;
+
+    fn internal(n: u64) -> Internal {
+        Internal::new(vk::DeviceMemory::from_raw(n), vk::Buffer::from_raw(n))
+    }
+
+    fn copies(family: u32) -> Copies {
+        Copies {
+            family,
+            pool: vk::CommandPool::from_raw(7),
+            copy_in: vk::CommandBuffer::from_raw(8),
+            copy_out: vk::CommandBuffer::from_raw(9),
+        }
+    }
+
+    #[test]
+    fn an_attachment_in_flight_or_mapped_is_not_evicted() {
+        let mut d = Dynamic::new(64, 0, vk::Buffer::null(), internal(1));
+        assert_eq!(d.begin_use(0), Use::Work(Some(internal(1))));
+        let mut i = internal(1);
+        i.copies.push(copies(0));
+        d.end_work(Some(i), true);
+        assert_eq!(d.in_flight, 1);
+        assert!(d.begin_evict().is_none(), "in flight");
+        let q = vk::Queue::from_raw(5);
+        d.finish_use(Some((q, vk::Semaphore::from_raw(6), 3)), Instant::now());
+        d.mapped = Some(vk::DeviceMemory::from_raw(1));
+        assert!(d.begin_evict().is_none(), "mapped");
+        assert_eq!(d.unmap(), Some(vk::DeviceMemory::from_raw(1)));
+        let (taken, uses) = d.begin_evict().unwrap();
+        assert_eq!(uses, vec![(q, vk::Semaphore::from_raw(6), 3)]);
+        assert_eq!(d.begin_use(0), Use::Busy, "moving");
+        d.end_evict(Ok(()));
+        drop(taken);
+        assert_eq!(d.residency, Residency::Invalidated);
+        assert!(d.last_uses.is_empty());
+        assert_eq!(d.begin_use(0), Use::Work(None));
+        d.end_work(None, true);
+        assert_eq!((d.residency.clone(), d.in_flight), (Residency::Invalidated, 0));
+    }
+
+    #[test]
+    fn last_uses_are_kept_per_queue() {
+        let mut i = internal(1);
+        i.copies.push(copies(0));
+        let mut d = Dynamic::new(64, 0, vk::Buffer::null(), i);
+        let (a, b) = (vk::Queue::from_raw(1), vk::Queue::from_raw(2));
+        let t = vk::Semaphore::from_raw(9);
+        for (q, v) in [(a, 1), (b, 1), (a, 2)] {
+            assert!(matches!(d.begin_use(0), Use::Ready(_)));
+            d.finish_use(Some((q, t, v)), Instant::now());
+        }
+        assert_eq!(d.last_uses, vec![(a, t, 2), (b, t, 1)]);
+        assert_eq!(d.in_flight, 0);
+        // A use on another family needs copies recorded first.
+        assert_eq!(d.begin_use(1), Use::Work(Some(d_internal_with(0))));
+    }
+
+    fn d_internal_with(family: u32) -> Internal {
+        let mut i = internal(1);
+        i.copies.push(copies(family));
+        i
+    }
 
     fn cand(id: u64, size: u64, age_ms: u64, in_use: bool, now: Instant) -> Candidate {
         Candidate { id, size, last_used_at: now - Duration::from_millis(age_ms), in_use }

@@ -36,12 +36,15 @@ pub fn is_outside(family: u32) -> bool {
 }
 
 /// Classifies a barrier's queue-family pair. Barriers without a transfer, or
-/// between two outside families, are `None`.
+/// between two outside families, are `None`. A `VK_SHARING_MODE_CONCURRENT`
+/// resource transfers with `VK_QUEUE_FAMILY_IGNORED` on the local side
+/// ((FOREIGN/EXTERNAL, IGNORED) acquires, (IGNORED, FOREIGN/EXTERNAL)
+/// releases), an exclusive one with its local family.
 #[inline]
 pub fn classify(src_family: u32, dst_family: u32) -> Option<Direction> {
     match (is_outside(src_family), is_outside(dst_family)) {
-        (true, false) if dst_family != vk::QUEUE_FAMILY_IGNORED => Some(Direction::Acquire),
-        (false, true) if src_family != vk::QUEUE_FAMILY_IGNORED => Some(Direction::Release),
+        (true, false) => Some(Direction::Acquire),
+        (false, true) => Some(Direction::Release),
         _ => None,
     }
 }
@@ -179,8 +182,9 @@ mod tests {
         assert_eq!(classify(LOCAL, 1), None);
         assert_eq!(classify(IGNORED, IGNORED), None);
         assert_eq!(classify(FOREIGN, EXTERNAL), None);
-        assert_eq!(classify(FOREIGN, IGNORED), None);
-        assert_eq!(classify(IGNORED, FOREIGN), None);
+        // Concurrent sharing: the local side is IGNORED.
+        assert_eq!(classify(FOREIGN, IGNORED), Some(Direction::Acquire));
+        assert_eq!(classify(IGNORED, EXTERNAL), Some(Direction::Release));
     }
 
     #[test]

@@ -1,138 +1,105 @@
-//! The dynamic-attachment part of a submission: the eviction policy, making
-//! the submission's attachments resident (re-validating them), the copies
-//! in and out it must carry, and recording its use afterwards.
+//! The dynamic-attachment part of a submission: the eviction policy,
+//! making the submission's attachments resident (re-validating them), the
+//! copies in and out it must carry, and recording its use afterwards.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ash::vk;
 
 use super::plan::Plan;
-use super::residency;
+use super::{evict, revalidate};
 use crate::config::EvictPolicy;
 use crate::dispatch::Device;
-use crate::registry::dynamic::{victims, Candidate};
+use crate::registry::dynamic::LastUse;
 
 /// The dynamic-attachment work of one submission.
 #[derive(Debug, Default)]
 pub(super) struct DynamicWork {
-    pub prepend: BTreeMap<usize, Vec<vk::CommandBuffer>>,
-    pub append: Vec<vk::CommandBuffer>,
-    /// (memory, acquired, released)
-    pub touched: Vec<(vk::DeviceMemory, bool, bool)>,
+    /// Per batch index, the copies into the backing to run before it.
+    pub copy_in: BTreeMap<usize, Vec<vk::CommandBuffer>>,
+    /// The copies out of the backing to run after the last batch.
+    pub copy_out: Vec<vk::CommandBuffer>,
+    /// The attachments counted in flight for this submission.
+    pub touched: Vec<vk::DeviceMemory>,
 }
 
 /// Applies the eviction policy, makes the submission's dynamic
-/// attachments resident, and lists their copies.
+/// attachments resident, and lists their copies. On failure nothing stays
+/// counted in flight.
 pub(super) fn prepare(
     dev: &Device,
     queue: vk::Queue,
     plan: &Plan,
     count: u64,
-    evict: EvictPolicy,
+    policy: EvictPolicy,
     timeout: Duration,
 ) -> Result<DynamicWork, vk::Result> {
-    let has_dynamic = plan.acquires.values().flatten().chain(&plan.releases).any(|h| h.dynamic);
-    if !has_dynamic && evict == EvictPolicy::Off {
+    let has_dynamic = plan.handovers().any(|h| h.dynamic);
+    if !has_dynamic && policy == EvictPolicy::Off {
         return Ok(DynamicWork::default());
     }
-    let family = dev.state.queue_info(queue).map(|q| q.family).unwrap_or(0);
+    evict::run(dev, &evict::choose(dev, plan, policy, count), timeout);
+    if !has_dynamic {
+        return Ok(DynamicWork::default());
+    }
+    let Some(family) = dev.state.queue_info(queue).map(|q| q.family) else {
+        log_error!(
+            "{}: a submission on queue {:#x}, which the layer never saw retrieved, uses a dynamic attachment",
+            dev.state.name,
+            vk::Handle::as_raw(queue)
+        );
+        return Err(vk::Result::ERROR_OUT_OF_DEVICE_MEMORY);
+    };
     let mut work = DynamicWork::default();
-    dev.state.with_memory(|t| {
-        if evict != EvictPolicy::Off {
-            let in_plan: Vec<vk::DeviceMemory> =
-                plan.acquires.values().flatten().chain(&plan.releases).map(|h| h.memory).collect();
-            // every:N is the stress mode: it evicts even what this
-            // submission is about to use, which is then re-validated.
-            let every = matches!(evict, EvictPolicy::Every(_));
-            let candidates: Vec<Candidate> = t
-                .dynamics_mut()
-                .filter(|(_, d)| d.internal.is_some())
-                .map(|(m, d)| Candidate {
-                    id: vk::Handle::as_raw(m),
-                    size: d.size,
-                    last_used_at: d.last_used_at,
-                    in_use: !every && in_plan.contains(&m),
-                })
-                .collect();
-            let incoming: u64 = plan
-                .acquires
-                .values()
-                .flatten()
-                .chain(&plan.releases)
-                .filter(|h| h.dynamic)
-                .filter_map(|h| t.get(h.memory).and_then(|r| r.dynamic.as_ref()))
-                .filter(|d| d.internal.is_none() || every)
-                .map(|d| d.size)
-                .sum();
-            let mut chosen = victims(evict, count, std::time::Instant::now(), &candidates, incoming);
-            // A budget also follows the driver's: under memory pressure
-            // every idle attachment goes.
-            if let (EvictPolicy::Budget(_), Some(budget)) = (evict, dev.state.memory_budget) {
-                let pressured =
-                    t.dynamics_mut().any(|(_, d)| d.internal.is_some() && budget.over_budget(d.memory_type));
-                if pressured {
-                    log_debug!(
-                        "{}: the driver reports its memory budget exceeded; evicting every idle attachment",
-                        dev.state.name
-                    );
-                    chosen = candidates.iter().filter(|c| !c.in_use).map(|c| c.id).collect();
-                }
+    let mut copies = BTreeMap::new();
+    for h in plan.handovers().filter(|h| h.dynamic) {
+        if copies.contains_key(&h.memory) {
+            continue;
+        }
+        match revalidate::for_submission(dev, h.memory, family, timeout) {
+            Ok(Some(c)) => {
+                copies.insert(h.memory, c);
+                work.touched.push(h.memory);
             }
-            for id in chosen {
-                let m = <vk::DeviceMemory as vk::Handle>::from_raw(id);
-                let Some(key) = t.get(m).and_then(|r| r.dma_buf.as_ref()).map(|d| d.key) else {
-                    continue;
-                };
-                if let Some(d) = t.dynamic_mut(m) {
-                    residency::evict(dev, d, key, queue, timeout);
-                }
+            Ok(None) => {}
+            Err(e) => {
+                finish(dev, &work.touched, None);
+                return Err(e);
             }
         }
-        for (&batch, list) in &plan.acquires {
-            for h in list.iter().filter(|h| h.dynamic) {
-                let Some(d) = t.dynamic_mut(h.memory) else { continue };
-                let internal = residency::ensure_resident(dev, d, h.key, &h.fd, family)?;
-                work.prepend.entry(batch).or_default().push(internal.copy_in);
-                work.touched.push((h.memory, true, false));
-                dev.state.count(|s| &s.copies_in);
-            }
+    }
+    for (&batch, list) in &plan.acquires {
+        for c in list.iter().filter_map(|h| copies.get(&h.memory)) {
+            work.copy_in.entry(batch).or_default().push(c.copy_in);
+            dev.state.count(|s| &s.copies_in);
         }
-        for h in plan.releases.iter().filter(|h| h.dynamic) {
-            let Some(d) = t.dynamic_mut(h.memory) else { continue };
-            let internal = residency::ensure_resident(dev, d, h.key, &h.fd, family)?;
-            work.append.push(internal.copy_out);
-            work.touched.push((h.memory, false, true));
-            dev.state.count(|s| &s.copies_out);
-        }
-        if let Some(stats) = &dev.state.stats {
-            let resident: u64 =
-                t.dynamics_mut().filter(|(_, d)| d.internal.is_some()).map(|(_, d)| d.size).sum();
-            stats.resident_peak_bytes.fetch_max(resident, Ordering::Relaxed);
-        }
-        Ok(work)
-    })
+    }
+    for c in plan.releases.iter().filter_map(|h| copies.get(&h.memory)) {
+        work.copy_out.push(c.copy_out);
+        dev.state.count(|s| &s.copies_out);
+    }
+    if let Some(stats) = &dev.state.stats {
+        let resident: u64 = dev
+            .state
+            .with_memory(|t| t.dynamics_mut().filter(|(_, d)| d.is_resident()).map(|(_, d)| d.size).sum());
+        stats.resident_peak_bytes.fetch_max(resident, Ordering::Relaxed);
+    }
+    Ok(work)
 }
 
-/// Records the submission's use of its dynamic attachments.
-pub(super) fn finish(
-    dev: &Device,
-    touched: &[(vk::DeviceMemory, bool, bool)],
-    last_use: (vk::Semaphore, u64, vk::Queue),
-) {
-    let now = std::time::Instant::now();
+/// Ends the submission's use of its dynamic attachments: `Some` with its
+/// retire point once submitted, `None` when it failed.
+pub(super) fn finish(dev: &Device, touched: &[vk::DeviceMemory], used: Option<LastUse>) {
+    if touched.is_empty() {
+        return;
+    }
+    let now = Instant::now();
     dev.state.with_memory(|t| {
-        for &(m, acquired, released) in touched {
+        for &m in touched {
             if let Some(d) = t.dynamic_mut(m) {
-                d.last_use = Some(last_use);
-                d.last_used_at = now;
-                if acquired {
-                    d.dirty = true;
-                }
-                if released {
-                    d.dirty = false;
-                }
+                d.finish_use(used, now);
             }
         }
     });

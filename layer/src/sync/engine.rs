@@ -4,23 +4,21 @@
 //! waiting for a queue to idle), and publishing release fences.
 
 use std::collections::{BTreeMap, HashMap};
-use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use ash::vk;
 
+use super::acquire::{self, Inline};
 use super::plan::Plan;
-use super::submit::{self, Additions};
+use super::release::{self, Publish, Reuse};
+use super::strategy::{self, Strategy};
+use super::submit::{self, Additions, Before};
 use super::waiter::ThreadBridge;
 use super::{attachments, Bridge, SemaphoreBridge, Wait};
-use crate::config::{EvictPolicy, Settings, SyncMode};
+use crate::config::{EvictPolicy, Settings};
 use crate::dispatch::Device;
-use crate::entry::views::Submits;
-use crate::registry::caps::{Capabilities, SyncStrategy};
-use crate::sys::dma_buf::{self, Access};
-use crate::sys::sync_file;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -34,11 +32,14 @@ pub struct SemaphorePool {
     /// (retire timeline, value, semaphore): free again once the timeline
     /// reaches the value.
     busy: Mutex<Vec<(vk::Semaphore, u64, vk::Semaphore)>>,
+    /// As `busy`, destroyed instead of freed.
+    doomed: Mutex<Vec<(vk::Semaphore, u64, vk::Semaphore)>>,
 }
 
 impl SemaphorePool {
     pub fn take(&self, dev: &Device) -> Result<vk::Semaphore, vk::Result> {
-        if let Some(s) = lock(&self.free).pop() {
+        let reused = lock(&self.free).pop();
+        if let Some(s) = reused {
             return Ok(s);
         }
         let mut export = vk::ExportSemaphoreCreateInfo::default()
@@ -61,30 +62,56 @@ impl SemaphorePool {
         lock(&self.busy).extend(used.iter().map(|&s| (timeline, value, s)));
     }
 
-    /// Moves semaphores whose queue operation has completed back to `free`.
+    /// A semaphore left signalled (its export failed): destroyed once the
+    /// queue operation that signalled it has completed, never reused.
+    fn discard_after(&self, timeline: vk::Semaphore, value: u64, s: vk::Semaphore) {
+        lock(&self.doomed).push((timeline, value, s));
+    }
+
+    /// Moves semaphores whose queue operation has completed back to `free`
+    /// (or destroys the doomed ones). The timeline values are read before
+    /// the lists are locked, and no lock is held across a call down.
     fn reclaim(&self, dev: &Device) {
-        let mut busy = lock(&self.busy);
-        if busy.is_empty() {
+        let timelines: Vec<vk::Semaphore> = {
+            let busy = lock(&self.busy);
+            let doomed = lock(&self.doomed);
+            let mut t: Vec<_> = busy.iter().chain(doomed.iter()).map(|&(t, _, _)| t).collect();
+            t.dedup();
+            t
+        };
+        if timelines.is_empty() {
             return;
         }
         let mut reached: HashMap<vk::Semaphore, u64> = HashMap::new();
-        let mut free = lock(&self.free);
-        busy.retain(|&(timeline, value, s)| {
-            let done = *reached.entry(timeline).or_insert_with(|| dev.timeline_value(timeline).unwrap_or(0));
-            if done >= value {
-                free.push(s);
-                false
-            } else {
-                true
-            }
-        });
+        for t in timelines {
+            reached.entry(t).or_insert_with(|| dev.timeline_value(t).unwrap_or(0));
+        }
+        let done = |t: &vk::Semaphore, v: u64| reached.get(t).is_some_and(|&r| r >= v);
+        let freed: Vec<vk::Semaphore> = {
+            let mut busy = lock(&self.busy);
+            let (ready, pending): (Vec<_>, Vec<_>) = busy.drain(..).partition(|(t, v, _)| done(t, *v));
+            *busy = pending;
+            ready.into_iter().map(|(_, _, s)| s).collect()
+        };
+        lock(&self.free).extend(freed);
+        let gone: Vec<vk::Semaphore> = {
+            let mut doomed = lock(&self.doomed);
+            let (ready, pending): (Vec<_>, Vec<_>) = doomed.drain(..).partition(|(t, v, _)| done(t, *v));
+            *doomed = pending;
+            ready.into_iter().map(|(_, _, s)| s).collect()
+        };
+        for s in gone {
+            dev.destroy_semaphore(s);
+        }
     }
 
     fn destroy_all(&self, dev: &Device) {
-        for s in lock(&self.free).drain(..) {
+        let free: Vec<_> = lock(&self.free).drain(..).collect();
+        for s in free {
             dev.destroy_semaphore(s);
         }
-        for (_, _, s) in lock(&self.busy).drain(..) {
+        let busy: Vec<_> = lock(&self.busy).drain(..).chain(lock(&self.doomed).drain(..)).collect();
+        for (_, _, s) in busy {
             dev.destroy_semaphore(s);
         }
     }
@@ -103,85 +130,108 @@ pub struct SyncEngine {
     bridge: Box<dyn Bridge>,
     pool: SemaphorePool,
     retire: Mutex<HashMap<vk::Queue, Retire>>,
+    /// Per queue family, the gate command buffer (one full barrier) that
+    /// makes a layer batch's waits order what follows it.
+    gates: Mutex<HashMap<u32, (vk::CommandPool, vk::CommandBuffer)>>,
     /// Whether release fences can be exported (SYNC_FD export works).
     can_publish: bool,
     timeout: Duration,
     warned_no_publish: AtomicBool,
     warned_ioctl: AtomicBool,
     /// Synchronised submissions so far (for `DYNABUF_EVICT=every:N`).
-    submissions: std::sync::atomic::AtomicU64,
+    submissions: AtomicU64,
     evict: EvictPolicy,
 }
 
+/// A `vkQueueSubmit` result the specification allows, for a failure of the
+/// layer's own work (logged where it happened).
+fn legal_submit_error(e: vk::Result) -> vk::Result {
+    match e {
+        vk::Result::ERROR_OUT_OF_HOST_MEMORY | vk::Result::ERROR_DEVICE_LOST => e,
+        _ => vk::Result::ERROR_OUT_OF_DEVICE_MEMORY,
+    }
+}
+
 impl SyncEngine {
-    /// The engine for a device, or `None` (logged) when implicit sync is off
-    /// or impossible here.
-    pub fn new(dev: &Device, caps: &Capabilities, settings: &Settings) -> Option<SyncEngine> {
+    /// The engine for a device under `strategy` (from
+    /// [`strategy::choose`]), or `None` (logged) when implicit sync is off.
+    pub fn new(dev: &Device, strategy: Strategy, settings: &Settings) -> Option<SyncEngine> {
         let name = &dev.state.name;
-        if settings.sync == SyncMode::Off {
-            log_info!("{name}: implicit sync off (DYNABUF_SYNC=off)");
+        let Strategy::On { bridge, publish } = strategy else {
+            log_info!("{name}: implicit sync {strategy}");
             return None;
-        }
-        if caps.strategy() == SyncStrategy::Unavailable {
-            log_warn!("{name}: the dma-buf sync-file ioctls do not work here; implicit sync off");
-            return None;
-        }
+        };
         let timeout = Duration::from_millis(settings.fence_timeout_ms);
-        let has_timeline = dev.fns.signal_semaphore.is_some()
-            && dev.fns.get_semaphore_counter_value.is_some()
-            && dev.create_timeline(0).map(|t| dev.destroy_semaphore(t)).is_ok();
-        if !has_timeline {
-            log_warn!("{name}: no timeline semaphores; implicit sync off");
-            return None;
-        }
-        let bridge: Box<dyn Bridge> = match settings.sync {
-            SyncMode::Semaphore if caps.sync_fd_import.yes() => Box::new(SemaphoreBridge),
-            SyncMode::Semaphore => {
-                log_warn!(
-                    "{name}: DYNABUF_SYNC=semaphore, but the device cannot import SYNC_FD; using the thread"
-                );
-                Box::new(ThreadBridge::new(dev, timeout, name).ok()?)
-            }
-            _ => match ThreadBridge::new(dev, timeout, name) {
+        let bridge: Box<dyn Bridge> = match bridge {
+            strategy::Bridge::Semaphore => Box::new(SemaphoreBridge),
+            strategy::Bridge::Thread => match ThreadBridge::new(dev, timeout, name) {
                 Ok(t) => Box::new(t),
-                Err(_) if caps.sync_fd_import.yes() => Box::new(SemaphoreBridge),
-                Err(_) => return None,
+                Err(e) => {
+                    log_error!("{name}: no fence waiter thread ({e:?}); implicit sync off");
+                    return None;
+                }
             },
         };
-        let can_publish = caps.sync_fd_export.yes();
-        log_info!(
-            "{name}: implicit sync by {}; release fences {}; fence timeout {} ms",
-            bridge.name(),
-            if can_publish {
-                "published as SYNC_FD"
-            } else {
-                "not exportable (the layer waits for the GPU instead)"
-            },
-            settings.fence_timeout_ms
-        );
+        log_info!("{name}: implicit sync: {strategy}; fence timeout {} ms", settings.fence_timeout_ms);
         Some(SyncEngine {
             bridge,
             pool: SemaphorePool::default(),
             retire: Mutex::new(HashMap::new()),
-            can_publish,
+            gates: Mutex::new(HashMap::new()),
+            can_publish: publish,
             timeout,
             warned_no_publish: AtomicBool::new(false),
             warned_ioctl: AtomicBool::new(false),
-            submissions: std::sync::atomic::AtomicU64::new(0),
+            submissions: AtomicU64::new(0),
             evict: settings.evict,
         })
     }
 
     fn retire_value(&self, dev: &Device, queue: vk::Queue) -> Result<(vk::Semaphore, u64), vk::Result> {
+        {
+            let mut map = lock(&self.retire);
+            if let Some(r) = map.get_mut(&queue) {
+                r.next += 1;
+                return Ok((r.timeline, r.next));
+            }
+        }
+        let created = dev.create_timeline(0)?;
         let mut map = lock(&self.retire);
-        let r = match map.entry(queue) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(Retire { timeline: dev.create_timeline(0)?, next: 0 })
+        let r = map.entry(queue).or_insert(Retire { timeline: created, next: 0 });
+        let raced = r.timeline != created;
+        r.next += 1;
+        let out = (r.timeline, r.next);
+        drop(map);
+        if raced {
+            dev.destroy_semaphore(created);
+        }
+        Ok(out)
+    }
+
+    /// The gate command buffer for `family`, recorded once.
+    fn gate(&self, dev: &Device, family: u32) -> Option<vk::CommandBuffer> {
+        if let Some(&(_, cb)) = lock(&self.gates).get(&family) {
+            return Some(cb);
+        }
+        let pool = dev.layer_command_pool(family).ok()?;
+        let cb = match dev.layer_command_buffer(pool).and_then(|cb| match dev.record_gate(cb) {
+            vk::Result::SUCCESS => Ok(cb),
+            e => Err(e),
+        }) {
+            Ok(cb) => cb,
+            Err(e) => {
+                log_warn!("{}: no gate command buffer for family {family} ({e:?})", dev.state.name);
+                dev.destroy_command_pool(pool, None);
+                return None;
             }
         };
-        r.next += 1;
-        Ok((r.timeline, r.next))
+        let mut gates = lock(&self.gates);
+        let &mut (_, kept) = gates.entry(family).or_insert((pool, cb));
+        drop(gates);
+        if kept != cb {
+            dev.destroy_command_pool(pool, None);
+        }
+        Some(kept)
     }
 
     fn ioctl_failed(&self, dev: &Device, what: &str, e: &dyn std::fmt::Display) {
@@ -190,64 +240,22 @@ impl SyncEngine {
         }
     }
 
-    /// The waits for one batch's acquires. Already-signalled fences cost
-    /// no wait at all.
-    fn acquire(
-        &self,
-        dev: &Device,
-        acquires: &[super::plan::Handover],
-        used: &mut Vec<vk::Semaphore>,
-    ) -> Vec<Wait> {
-        let mut waits = Vec::new();
-        for a in acquires {
-            let access = if a.writes { Access::Write } else { Access::Read };
-            if dma_buf::is_idle(a.fd.as_fd(), access).unwrap_or(false) {
-                dev.state.count(|s| &s.acquires_ready);
-                continue;
-            }
-            let file = match dma_buf::export_sync_file(a.fd.as_fd(), access) {
-                Ok(f) => f,
-                Err(e) => {
-                    self.ioctl_failed(dev, &format!("acquire of {}", a.key), &e);
-                    continue;
-                }
-            };
-            if sync_file::wait(file.as_fd(), Duration::ZERO).unwrap_or(false) {
-                dev.state.count(|s| &s.acquires_ready);
-                continue;
-            }
-            dev.state.count(|s| &s.acquires_waited);
-            log_debug!("{}: acquire of {} waits for a pending fence ({:?})", dev.state.name, a.key, access);
-            match self.bridge.wait_for(dev, &self.pool, file, &a.key.to_string()) {
-                Ok(w) => {
-                    if !self.bridge.is_timeline() {
-                        used.push(w.semaphore);
-                    }
-                    waits.push(w);
-                }
-                Err(e) => log_warn!("{}: cannot make the GPU wait for {}: {e:?}", dev.state.name, a.key),
-            }
-        }
-        waits
-    }
-
     /// Submits with implicit sync for `plan` (timed when statistics are on:
     /// the layer's own share is `sync_total_ns - sync_driver_ns`).
     pub fn submit(
         &self,
         dev: &Device,
         queue: vk::Queue,
-        submits: &Submits<'_>,
         call: Call<'_, '_>,
         fence: vk::Fence,
         plan: &Plan,
     ) -> vk::Result {
         let Some(stats) = &dev.state.stats else {
-            return self.run_submission(dev, queue, submits, call, fence, plan, &mut Driver::Untimed);
+            return self.run_submission(dev, queue, call, fence, plan, &mut Driver::Untimed);
         };
         let start = std::time::Instant::now();
         let mut driver = Driver::Timed(Duration::ZERO);
-        let r = self.run_submission(dev, queue, submits, call, fence, plan, &mut driver);
+        let r = self.run_submission(dev, queue, call, fence, plan, &mut driver);
         let total = start.elapsed().as_nanos() as u64;
         stats.sync_total_ns.fetch_add(total, Ordering::Relaxed);
         if let Driver::Timed(d) = driver {
@@ -256,12 +264,30 @@ impl SyncEngine {
         r
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// How this submission's pending acquires are waited for, and the gate
+    /// its layer batches use.
+    fn inline_and_gate(
+        &self,
+        dev: &Device,
+        queue: vk::Queue,
+        plan: &Plan,
+    ) -> (Inline, Option<vk::CommandBuffer>) {
+        let family = dev.state.queue_info(queue).map(|q| q.family);
+        let gate = family.filter(|&f| dev.state.queues.runs_barriers(f)).and_then(|f| self.gate(dev, f));
+        let inline = if gate.is_none() {
+            Inline::NoGate
+        } else if self.bridge.is_timeline() && self.can_publish && !plan.releases.is_empty() {
+            Inline::ReleaseFollows
+        } else {
+            Inline::No
+        };
+        (inline, gate)
+    }
+
     fn run_submission(
         &self,
         dev: &Device,
         queue: vk::Queue,
-        submits: &Submits<'_>,
         call: Call<'_, '_>,
         fence: vk::Fence,
         plan: &Plan,
@@ -273,16 +299,29 @@ impl SyncEngine {
             Ok(d) => d,
             Err(e) => {
                 log_warn!("{}: a dynamic attachment could not be re-validated: {e:?}", dev.state.name);
-                return e;
+                return legal_submit_error(e);
             }
         };
+        let (inline, gate) = self.inline_and_gate(dev, queue, plan);
+        let ioctl_failed = |what: &str, e: &dyn std::fmt::Display| self.ioctl_failed(dev, what, e);
         let mut used = Vec::new();
-        let waits: BTreeMap<usize, Vec<Wait>> = plan
-            .acquires
-            .iter()
-            .map(|(&batch, list)| (batch, self.acquire(dev, list, &mut used)))
-            .filter(|(_, w)| !w.is_empty())
-            .collect();
+        let mut before: BTreeMap<usize, Before> = BTreeMap::new();
+        for (&batch, list) in &plan.acquires {
+            let got =
+                acquire::batch(dev, &*self.bridge, &self.pool, list, inline, self.timeout, &ioctl_failed);
+            used.extend(got.pool_semaphores);
+            if !got.waits.is_empty() {
+                before.entry(batch).or_default().waits = got.waits;
+            }
+        }
+        for (&batch, copies) in &dynamic.copy_in {
+            before.entry(batch).or_default().command_buffers.extend(copies);
+        }
+        for b in before.values_mut() {
+            if b.command_buffers.is_empty() {
+                b.command_buffers.extend(gate);
+            }
+        }
         let release = if !plan.releases.is_empty() && self.can_publish {
             match self.pool.take(dev) {
                 Ok(s) => {
@@ -299,117 +338,87 @@ impl SyncEngine {
         };
         // The common case, an acquire whose fences had all signalled and no
         // release: nothing to add, so the submission goes down untouched.
-        if waits.is_empty() && used.is_empty() && plan.releases.is_empty() && dynamic.touched.is_empty() {
+        if before.is_empty() && used.is_empty() && plan.releases.is_empty() && dynamic.touched.is_empty() {
             return driver.time(|| call.plain(dev, queue, fence));
         }
-        // Pool semaphores, dynamic attachments (and a release without
-        // SYNC_FD export) need the queue's retire timeline to know when the
-        // work is done.
-        let retire = if used.is_empty()
-            && dynamic.touched.is_empty()
-            && (self.can_publish || plan.releases.is_empty())
-        {
-            None
-        } else {
-            match self.retire_value(dev, queue) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    log_warn!(
-                        "{}: no retire timeline ({e:?}); submitting without implicit sync",
-                        dev.state.name
-                    );
-                    for s in used {
-                        self.pool.discard(dev, s);
-                    }
-                    return call.plain(dev, queue, fence);
-                }
-            }
-        };
-        let mut signals: Vec<Wait> =
-            retire.map(|(semaphore, value)| Wait { semaphore, value }).into_iter().collect();
-        signals.extend(release.map(|semaphore| Wait { semaphore, value: 0 }));
-        let add = Additions {
-            waits: &waits,
-            signals: &signals,
-            prepend: &dynamic.prepend,
-            append_last: &dynamic.append,
-        };
-        let result = driver.time(|| match call {
-            Call::V1(infos) => submit::submit_v1(dev, queue, submits, infos, &add, fence),
-            Call::V2(infos) => submit::submit_v2(dev, queue, submits, infos, &add, fence),
-        });
-        if result != vk::Result::SUCCESS {
+        let fail = |e: vk::Result, used: Vec<vk::Semaphore>| {
             for s in used {
                 self.pool.discard(dev, s);
             }
-            return result;
+            attachments::finish(dev, &dynamic.touched, None);
+            e
+        };
+        // Every submission the layer adds to gets a retire point: its pool
+        // semaphores, dynamic attachments and a release without SYNC_FD
+        // export need to know when the work is done.
+        let (timeline, value) = match self.retire_value(dev, queue) {
+            Ok(r) => r,
+            Err(e) => {
+                log_warn!("{}: no retire timeline ({e:?}); the submission fails", dev.state.name);
+                return fail(legal_submit_error(e), used);
+            }
+        };
+        let mut signals = vec![Wait { semaphore: timeline, value }];
+        signals.extend(release.map(|semaphore| Wait { semaphore, value: 0 }));
+        let add = Additions { before: &before, after: &dynamic.copy_out, signals: &signals };
+        let result = driver.time(|| match call {
+            Call::V1(infos) => submit::submit_v1(dev, queue, infos, &add, fence),
+            Call::V2(infos) => submit::submit_v2(dev, queue, infos, &add, fence),
+        });
+        if result != vk::Result::SUCCESS {
+            return fail(result, used);
         }
+        let mut reusable = used;
         if !plan.releases.is_empty() {
-            self.publish(dev, plan, release, retire, driver);
-        }
-        if let Some((timeline, value)) = retire {
-            self.pool.retire_after(timeline, value, &used);
-            if !dynamic.touched.is_empty() {
-                attachments::finish(dev, &dynamic.touched, (timeline, value, queue));
+            let how = match release {
+                Some(s) => Publish::Semaphore(s),
+                None => {
+                    self.warn_no_publish(dev);
+                    Publish::WaitForGpu(timeline, value)
+                }
+            };
+            let reuse =
+                driver.time(|| release::publish(dev, &plan.releases, how, self.timeout, &ioctl_failed));
+            if let (Reuse::Discard, Some(s)) = (reuse, release) {
+                reusable.retain(|&u| u != s);
+                self.pool.discard_after(timeline, value, s);
+                // Peers must still not see unfinished work.
+                release::publish(
+                    dev,
+                    &plan.releases,
+                    Publish::WaitForGpu(timeline, value),
+                    self.timeout,
+                    &ioctl_failed,
+                );
             }
         }
+        self.pool.retire_after(timeline, value, &reusable);
+        attachments::finish(dev, &dynamic.touched, Some((queue, timeline, value)));
         result
     }
 
-    /// Puts the submission's fence into every released buffer.
-    fn publish(
-        &self,
-        dev: &Device,
-        plan: &Plan,
-        release: Option<vk::Semaphore>,
-        retire: Option<(vk::Semaphore, u64)>,
-        driver: &mut Driver,
-    ) {
-        let Some(semaphore) = release else {
-            if !self.warned_no_publish.swap(true, Ordering::Relaxed) {
-                log_warn!(
-                    "{}: this device cannot export SYNC_FD fences, so releases publish none; \
-                     the layer waits (bounded) for the GPU before returning instead",
-                    dev.state.name
-                );
-            }
-            let Some((timeline, value)) = retire else { return };
-            let r = dev.wait_timeline(timeline, value, self.timeout.as_nanos() as u64);
-            if r != vk::Result::SUCCESS {
-                log_warn!(
-                    "{}: the released work did not finish within the fence timeout ({r:?})",
-                    dev.state.name
-                );
-            }
-            return;
-        };
-        let file = match driver.time(|| dev.export_sync_fd(semaphore)) {
-            Ok(f) => f,
-            Err(e) => {
-                log_warn!("{}: vkGetSemaphoreFdKHR for a release failed: {e:?}", dev.state.name);
-                return;
-            }
-        };
-        for r in &plan.releases {
-            dev.state.count(|s| &s.releases_published);
-            // `None`: the driver says the work is already done.
-            let Some(file) = &file else { continue };
-            let access = if r.writes { Access::Write } else { Access::Read };
-            if let Err(e) = dma_buf::import_sync_file(r.fd.as_fd(), file.as_fd(), access) {
-                self.ioctl_failed(dev, &format!("release of {}", r.key), &e);
-            } else {
-                log_debug!("{}: release of {} published a {access:?} fence", dev.state.name, r.key);
-            }
+    fn warn_no_publish(&self, dev: &Device) {
+        if !self.warned_no_publish.swap(true, Ordering::Relaxed) {
+            log_warn!(
+                "{}: this device cannot export SYNC_FD fences, so releases publish none; \
+                 the layer waits (bounded) for the GPU before returning instead",
+                dev.state.name
+            );
         }
     }
 
-    /// Stops the bridge and frees the layer's semaphores (at
-    /// `vkDestroyDevice`, when the application has waited for the device).
+    /// Stops the bridge and frees the layer's objects (at `vkDestroyDevice`,
+    /// when the application has waited for the device).
     pub fn shutdown(&self, dev: &Device) {
         self.bridge.shutdown(dev);
         self.pool.destroy_all(dev);
-        for (_, r) in lock(&self.retire).drain() {
-            dev.destroy_semaphore(r.timeline);
+        let retire: Vec<_> = lock(&self.retire).drain().map(|(_, r)| r.timeline).collect();
+        for t in retire {
+            dev.destroy_semaphore(t);
+        }
+        let gates: Vec<_> = lock(&self.gates).drain().map(|(_, (pool, _))| pool).collect();
+        for pool in gates {
+            dev.destroy_command_pool(pool, None);
         }
     }
 }

@@ -23,10 +23,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acquire;
 pub mod attachments;
 pub mod engine;
+pub mod evict;
 pub mod plan;
-pub mod residency;
+pub mod release;
+pub mod revalidate;
+pub mod strategy;
 pub mod submit;
 pub mod waiter;
 

@@ -38,6 +38,11 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.acquires.is_empty() && self.releases.is_empty()
     }
+
+    /// Every acquire and release, in that order.
+    pub fn handovers(&self) -> impl Iterator<Item = &Handover> {
+        self.acquires.values().flatten().chain(&self.releases)
+    }
 }
 
 fn merge(list: &mut Vec<Handover>, h: Handover) {

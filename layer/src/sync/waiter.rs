@@ -1,12 +1,24 @@
-//! The thread bridge: a per-device thread polls pending sync_files, each
-//! for at most the fence timeout, and signals a timeline semaphore the
-//! waiting batch waits on. The submitting thread never blocks; a fence that
-//! never signals costs the GPU at most the timeout, and a warning names the
-//! buffer.
+//! The thread bridge: a per-device thread polls every pending sync_file at
+//! once (one `poll()` over all of them and a wake pipe), each with its own
+//! deadline, and signals the timeline semaphore its batch waits on. The
+//! submitting thread never blocks; a fence that never signals costs the
+//! GPU work behind it at most the timeout (and a warning naming the
+//! buffer), and delays nothing else.
+//!
+//! Each pending wait has a timeline semaphore of its own (taken from a
+//! free list, next value = last + 1), because timeline values signal in
+//! order: one shared timeline would make a later fence wait for an
+//! earlier, stuck one.
+//!
+//! If the thread panics, it signals every pending wait and stops; later
+//! acquires then go on without a GPU wait (an error line says so), so
+//! nothing hangs.
 
-use std::os::fd::{AsFd, OwnedFd};
-use std::sync::mpsc::{channel, Sender};
-use std::sync::{Mutex, PoisonError};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,101 +29,210 @@ use crate::dispatch::device::TimelineSignaller;
 use crate::dispatch::Device;
 use crate::sys::sync_file;
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 struct Job {
     file: OwnedFd,
+    timeline: vk::Semaphore,
     value: u64,
     deadline: Instant,
     what: String,
 }
 
+/// Timeline semaphores ready for another wait: (semaphore, value it has
+/// reached).
+type FreeList = Arc<Mutex<Vec<(vk::Semaphore, u64)>>>;
+
 #[derive(Debug)]
-struct Channel {
+struct Thread {
     sender: Option<Sender<Job>>,
-    next: u64,
-    thread: Option<JoinHandle<()>>,
+    handle: Option<JoinHandle<()>>,
 }
 
 /// See the module doc.
 #[derive(Debug)]
 pub struct ThreadBridge {
-    timeline: vk::Semaphore,
     timeout: Duration,
-    channel: Mutex<Channel>,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("value", &self.value).field("what", &self.what).finish()
-    }
+    thread: Mutex<Thread>,
+    wake: OwnedFd,
+    free: FreeList,
+    /// Every timeline the bridge created (destroyed at shutdown).
+    all: Mutex<Vec<vk::Semaphore>>,
+    /// Set when the thread died: waits are no longer bridged.
+    dead: Arc<AtomicBool>,
 }
 
 impl ThreadBridge {
-    /// Creates the timeline semaphore and starts the thread.
+    /// Starts the thread.
     pub fn new(dev: &Device, timeout: Duration, name: &str) -> Result<Self, vk::Result> {
         let signaller = dev.signaller().ok_or(vk::Result::ERROR_FEATURE_NOT_PRESENT)?;
-        let timeline = dev.create_timeline(0)?;
+        let (wake_read, wake) = sync_file::wake_pipe().map_err(|e| e.to_vk())?;
         let (sender, receiver) = channel::<Job>();
-        let device_name = name.to_string();
+        let free: FreeList = Arc::default();
+        let dead = Arc::new(AtomicBool::new(false));
+        let thread_state = Waiter {
+            jobs: receiver,
+            wake: wake_read,
+            signaller,
+            free: free.clone(),
+            device: name.to_string(),
+            pending: Vec::new(),
+        };
+        let thread_dead = dead.clone();
         let spawned = std::thread::Builder::new()
             .name("dynabuf-waiter".into())
-            .spawn(move || run(receiver, signaller, timeline, device_name));
-        let thread = match spawned {
+            .spawn(move || thread_state.run_guarded(&thread_dead));
+        let handle = match spawned {
             Ok(t) => t,
             Err(e) => {
                 log_error!("{name}: cannot start the fence waiter thread: {e}");
-                dev.destroy_semaphore(timeline);
                 return Err(vk::Result::ERROR_INITIALIZATION_FAILED);
             }
         };
         Ok(ThreadBridge {
-            timeline,
             timeout,
-            channel: Mutex::new(Channel { sender: Some(sender), next: 0, thread: Some(thread) }),
+            thread: Mutex::new(Thread { sender: Some(sender), handle: Some(handle) }),
+            wake,
+            free,
+            all: Mutex::default(),
+            dead,
         })
+    }
+
+    /// A timeline for one more wait, and the value to wait for.
+    fn timeline(&self, dev: &Device) -> Result<(vk::Semaphore, u64), vk::Result> {
+        let reused = lock(&self.free).pop();
+        if let Some((s, reached)) = reused {
+            return Ok((s, reached + 1));
+        }
+        let s = dev.create_timeline(0)?;
+        lock(&self.all).push(s);
+        Ok((s, 1))
     }
 }
 
-fn run(
-    jobs: std::sync::mpsc::Receiver<Job>,
+/// The thread's side.
+struct Waiter {
+    jobs: Receiver<Job>,
+    wake: OwnedFd,
     signaller: TimelineSignaller,
-    timeline: vk::Semaphore,
+    free: FreeList,
     device: String,
-) {
-    for job in jobs {
-        let left = job.deadline.saturating_duration_since(Instant::now());
-        match sync_file::wait(job.file.as_fd(), left) {
-            Ok(true) => {}
-            Ok(false) => log_warn!(
-                "{device}: the fence on {} did not signal within DYNABUF_FENCE_TIMEOUT_MS; \
-                 letting the GPU go on without it",
-                job.what
-            ),
-            Err(e) => {
-                log_warn!("{device}: waiting for the fence on {}: {e}; letting the GPU go on", job.what)
+    pending: Vec<Job>,
+}
+
+impl Waiter {
+    fn run_guarded(mut self, dead: &AtomicBool) {
+        if catch_unwind(AssertUnwindSafe(|| self.run())).is_ok() {
+            return;
+        }
+        dead.store(true, Ordering::Relaxed);
+        log_error!(
+            "{}: the fence waiter thread failed; releasing every pending wait, and from now on \
+             acquires are not waited for on this device",
+            self.device
+        );
+        let left: Vec<Job> = self.pending.drain(..).chain(self.jobs.try_iter()).collect();
+        for job in left {
+            let _ = self.signaller.signal(job.timeline, job.value);
+        }
+    }
+
+    fn run(&mut self) {
+        let mut open = true;
+        loop {
+            loop {
+                match self.jobs.try_recv() {
+                    Ok(j) => self.pending.push(j),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+            if self.pending.is_empty() {
+                if !open {
+                    return;
+                }
+                match self.jobs.recv() {
+                    Ok(j) => self.pending.push(j),
+                    Err(_) => return,
+                }
+                continue;
+            }
+            let now = Instant::now();
+            let soonest = self.pending.iter().map(|j| j.deadline).min().unwrap_or(now);
+            let done = {
+                let fences: Vec<BorrowedFd<'_>> = self.pending.iter().map(|j| j.file.as_fd()).collect();
+                let timeout = soonest.saturating_duration_since(now);
+                match sync_file::wait_any(&fences, self.wake.as_fd(), timeout) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        log_warn!("{}: waiting for fences: {e}; letting the GPU go on", self.device);
+                        vec![true; fences.len()]
+                    }
+                }
+            };
+            sync_file::drain(self.wake.as_fd());
+            let now = Instant::now();
+            let ended: Vec<(usize, bool)> = self
+                .pending
+                .iter()
+                .zip(&done)
+                .enumerate()
+                .filter(|(_, (job, &signalled))| signalled || job.deadline <= now)
+                .map(|(i, (_, &signalled))| (i, signalled))
+                .collect();
+            // Descending, so each swap_remove moves a job that stays.
+            for (i, signalled) in ended.into_iter().rev() {
+                let job = self.pending.swap_remove(i);
+                self.complete(job, signalled);
             }
         }
-        let r = signaller.signal(timeline, job.value);
-        if r != vk::Result::SUCCESS {
-            log_error!("{device}: vkSignalSemaphore({}) failed: {r:?}", job.value);
+    }
+
+    fn complete(&self, job: Job, signalled: bool) {
+        if !signalled {
+            log_warn!(
+                "{}: the fence on {} did not signal within DYNABUF_FENCE_TIMEOUT_MS; \
+                 letting the GPU go on without it",
+                self.device,
+                job.what
+            );
         }
+        let r = self.signaller.signal(job.timeline, job.value);
+        if r != vk::Result::SUCCESS {
+            log_error!("{}: vkSignalSemaphore({}) failed: {r:?}", self.device, job.value);
+            return;
+        }
+        lock(&self.free).push((job.timeline, job.value));
     }
 }
 
 impl Bridge for ThreadBridge {
     fn wait_for(
         &self,
-        _dev: &Device,
+        dev: &Device,
         _pool: &SemaphorePool,
         file: OwnedFd,
         what: &str,
     ) -> Result<Wait, vk::Result> {
-        let mut ch = self.channel.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(sender) = ch.sender.clone() else { return Err(vk::Result::ERROR_DEVICE_LOST) };
-        ch.next += 1;
-        let value = ch.next;
-        let job = Job { file, value, deadline: Instant::now() + self.timeout, what: what.to_string() };
-        sender.send(job).map_err(|_| vk::Result::ERROR_DEVICE_LOST)?;
-        Ok(Wait { semaphore: self.timeline, value })
+        if self.dead.load(Ordering::Relaxed) {
+            return Err(vk::Result::ERROR_DEVICE_LOST);
+        }
+        let sender = lock(&self.thread).sender.clone().ok_or(vk::Result::ERROR_DEVICE_LOST)?;
+        let (timeline, value) = self.timeline(dev)?;
+        let job =
+            Job { file, timeline, value, deadline: Instant::now() + self.timeout, what: what.to_string() };
+        if sender.send(job).is_err() {
+            lock(&self.free).push((timeline, value - 1));
+            return Err(vk::Result::ERROR_DEVICE_LOST);
+        }
+        sync_file::wake(self.wake.as_fd());
+        Ok(Wait { semaphore: timeline, value })
     }
 
     fn is_timeline(&self) -> bool {
@@ -123,15 +244,19 @@ impl Bridge for ThreadBridge {
     }
 
     fn shutdown(&self, dev: &Device) {
-        let thread = {
-            let mut ch = self.channel.lock().unwrap_or_else(PoisonError::into_inner);
-            ch.sender = None;
-            ch.thread.take()
+        let handle = {
+            let mut t = lock(&self.thread);
+            t.sender = None;
+            t.handle.take()
         };
+        sync_file::wake(self.wake.as_fd());
         // Every queued job ends within the fence timeout.
-        if let Some(t) = thread {
+        if let Some(t) = handle {
             let _ = t.join();
         }
-        dev.destroy_semaphore(self.timeline);
+        let all: Vec<_> = lock(&self.all).drain(..).collect();
+        for s in all {
+            dev.destroy_semaphore(s);
+        }
     }
 }

@@ -88,3 +88,40 @@ pub fn status(fence: BorrowedFd<'_>) -> SysResult<(Status, u32)> {
     };
     Ok((status, info.num_fences))
 }
+
+/// Waits until at least one of `fences` signals, `wake` becomes readable,
+/// or `timeout` passes. Returns, per fence, whether it is done (signalled,
+/// or in error: nothing more will come of it).
+pub fn wait_any(fences: &[BorrowedFd<'_>], wake: BorrowedFd<'_>, timeout: Duration) -> SysResult<Vec<bool>> {
+    let ms =
+        PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+    let mut fds: Vec<PollFd<'_>> = fences.iter().map(|f| PollFd::new(*f, PollFlags::POLLIN)).collect();
+    fds.push(PollFd::new(wake, PollFlags::POLLIN));
+    match poll(&mut fds, ms) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+        Err(e) => return Err(SysError::new("poll(sync_files)", e)),
+    }
+    Ok(fds[..fences.len()].iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect())
+}
+
+/// A non-blocking pipe for waking a thread that polls: (read end, write end).
+pub fn wake_pipe() -> SysResult<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+        return Err(SysError::new("pipe2", nix::errno::Errno::last()));
+    }
+    // SAFETY: pipe2 succeeded: two fresh descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Wakes the reader of a [`wake_pipe`] (a full pipe is awake already).
+pub fn wake(write_end: BorrowedFd<'_>) {
+    let _ = nix::unistd::write(write_end, &[1u8]);
+}
+
+/// Empties a [`wake_pipe`]'s read end.
+pub fn drain(read_end: BorrowedFd<'_>) {
+    let mut buf = [0u8; 64];
+    while matches!(nix::unistd::read(read_end, &mut buf), Ok(n) if n > 0) {}
+}
