@@ -347,6 +347,51 @@ pub fn get() -> &'static Settings {
 mod tests {
     use super::*;
 
+    /// (env, key, default) of every setting the manifest declares.
+    fn manifest_settings(text: &str) -> Vec<(String, String, String)> {
+        let value = |line: &str| line.split_once(':').map(|(_, v)| v.trim().trim_end_matches(',').trim_matches('"').to_string());
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        let mut out = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            let Some(next) = lines.get(i + 1) else { continue };
+            if l.starts_with("\"key\":") && next.starts_with("\"env\":") {
+                let default = lines[i..].iter().find(|d| d.starts_with("\"default\":")).and_then(|d| value(d));
+                out.push((value(next).unwrap_or_default(), value(l).unwrap_or_default(), default.unwrap_or_default()));
+            }
+        }
+        out
+    }
+
+    /// Vulkan Configurator shows what the manifest declares: every setting
+    /// the layer reads, with the same names and defaults.
+    #[test]
+    fn the_manifests_declare_every_setting() {
+        for manifest in [
+            include_str!("../../manifest/VkLayer_dynabuf.json.in"),
+            include_str!("../../manifest/VkLayer_dynabuf_implicit.json.in"),
+        ] {
+            declares_every_setting(manifest_settings(manifest));
+        }
+    }
+
+    fn declares_every_setting(declared: Vec<(String, String, String)>) {
+        let normal = |d: &str| match d {
+            "false" => "0".to_string(),
+            "" => "stderr".to_string(),
+            d => d.to_string(),
+        };
+        let table: Vec<(String, String, String)> =
+            SPECS.iter().map(|s| (s.env.to_string(), s.key.to_string(), s.default_taken.to_string())).collect();
+        let declared: Vec<(String, String, String)> =
+            declared.into_iter().map(|(e, k, d)| (e, k, normal(&d))).collect();
+        for t in &table {
+            assert!(declared.contains(t), "{t:?} is not declared in the manifest (declared: {declared:?})");
+        }
+        for d in &declared {
+            assert!(table.contains(d), "the manifest declares {d:?}, which the layer does not read");
+        }
+    }
+
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> =
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -34,6 +34,7 @@ pub mod config;
 pub mod dispatch;
 pub mod entry;
 pub mod fault;
+pub mod lock_order;
 pub mod hooks;
 pub mod pnext;
 pub mod registry;

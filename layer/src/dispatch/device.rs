@@ -154,6 +154,7 @@ impl Device {
 
     pub fn destroy_device(&self, allocator: Option<&vk::AllocationCallbacks<'_>>) {
         if let Some(f) = self.fns.destroy_device {
+            crate::lock_order::assert_unlocked("destroy_device");
             // SAFETY: see the module doc.
             unsafe { f(self.handle, opt(allocator)) }
         }
@@ -161,6 +162,7 @@ impl Device {
 
     pub fn get_device_queue(&self, family: u32, index: u32, queue: &mut vk::Queue) {
         if let Some(f) = self.fns.get_device_queue {
+            crate::lock_order::assert_unlocked("get_device_queue");
             // SAFETY: see the module doc.
             unsafe { f(self.handle, family, index, queue) }
         }
@@ -168,6 +170,7 @@ impl Device {
 
     pub fn get_device_queue2(&self, info: &vk::DeviceQueueInfo2<'_>, queue: &mut vk::Queue) {
         if let Some(f) = self.fns.get_device_queue2 {
+            crate::lock_order::assert_unlocked("get_device_queue2");
             // SAFETY: see the module doc.
             unsafe { f(self.handle, info, queue) }
         }
@@ -182,12 +185,14 @@ impl Device {
         let Some(f) = self.fns.allocate_memory else {
             return MISSING;
         };
+        crate::lock_order::assert_unlocked("allocate_memory");
         // SAFETY: see the module doc.
         unsafe { f(self.handle, info, opt(allocator), memory) }
     }
 
     pub fn free_memory(&self, memory: vk::DeviceMemory, allocator: Option<&vk::AllocationCallbacks<'_>>) {
         if let Some(f) = self.fns.free_memory {
+            crate::lock_order::assert_unlocked("free_memory");
             // SAFETY: see the module doc.
             unsafe { f(self.handle, memory, opt(allocator)) }
         }
@@ -202,12 +207,14 @@ impl Device {
         data: &mut *mut std::ffi::c_void,
     ) -> vk::Result {
         let Some(f) = self.fns.map_memory else { return MISSING };
+        crate::lock_order::assert_unlocked("map_memory");
         // SAFETY: see the module doc.
         unsafe { f(self.handle, memory, offset, size, flags, data) }
     }
 
     pub fn unmap_memory(&self, memory: vk::DeviceMemory) {
         if let Some(f) = self.fns.unmap_memory {
+            crate::lock_order::assert_unlocked("unmap_memory");
             // SAFETY: see the module doc.
             unsafe { f(self.handle, memory) }
         }
@@ -219,24 +226,28 @@ impl Device {
         data: &mut *mut std::ffi::c_void,
     ) -> vk::Result {
         let Some(f) = self.fns.map_memory2 else { return MISSING };
+        crate::lock_order::assert_unlocked("map_memory2");
         // SAFETY: see the module doc.
         unsafe { f(self.handle, info, data) }
     }
 
     pub fn unmap_memory2(&self, info: &vk::MemoryUnmapInfoKHR<'_>) -> vk::Result {
         let Some(f) = self.fns.unmap_memory2 else { return MISSING };
+        crate::lock_order::assert_unlocked("unmap_memory2");
         // SAFETY: see the module doc.
         unsafe { f(self.handle, info) }
     }
 
     pub fn flush_mapped_memory_ranges(&self, ranges: &[vk::MappedMemoryRange<'_>]) -> vk::Result {
         let Some(f) = self.fns.flush_mapped_memory_ranges else { return MISSING };
+        crate::lock_order::assert_unlocked("flush_mapped_memory_ranges");
         // SAFETY: see the module doc; the count is the slice's length.
         unsafe { f(self.handle, ranges.len() as u32, ranges.as_ptr()) }
     }
 
     pub fn invalidate_mapped_memory_ranges(&self, ranges: &[vk::MappedMemoryRange<'_>]) -> vk::Result {
         let Some(f) = self.fns.invalidate_mapped_memory_ranges else { return MISSING };
+        crate::lock_order::assert_unlocked("invalidate_mapped_memory_ranges");
         // SAFETY: see the module doc; the count is the slice's length.
         unsafe { f(self.handle, ranges.len() as u32, ranges.as_ptr()) }
     }
@@ -244,6 +255,7 @@ impl Device {
     #[inline]
     pub fn cmd_execute_commands(&self, cb: vk::CommandBuffer, secondaries: &[vk::CommandBuffer]) {
         if let Some(f) = self.fns.cmd_execute_commands {
+            crate::lock_order::assert_unlocked("cmd_execute_commands");
             // SAFETY: see the module doc; the count is the slice's length.
             unsafe { f(cb, secondaries.len() as u32, secondaries.as_ptr()) }
         }
@@ -253,6 +265,7 @@ impl Device {
         let Some(f) = self.fns.get_memory_fd else {
             return MISSING;
         };
+        crate::lock_order::assert_unlocked("get_memory_fd");
         // SAFETY: see the module doc.
         unsafe { f(self.handle, info, fd) }
     }
@@ -266,6 +279,7 @@ impl Device {
         let Some(f) = self.fns.bind_buffer_memory else {
             return MISSING;
         };
+        crate::lock_order::assert_unlocked("bind_buffer_memory");
         // SAFETY: see the module doc.
         unsafe { f(self.handle, buffer, memory, offset) }
     }
@@ -274,6 +288,7 @@ impl Device {
         let Some(f) = self.fns.bind_image_memory else {
             return MISSING;
         };
+        crate::lock_order::assert_unlocked("bind_image_memory");
         // SAFETY: see the module doc.
         unsafe { f(self.handle, image, memory, offset) }
     }
@@ -282,6 +297,7 @@ impl Device {
         let Some(f) = self.fns.bind_buffer_memory2 else {
             return MISSING;
         };
+        crate::lock_order::assert_unlocked("bind_buffer_memory2");
         // SAFETY: see the module doc; the count is the slice's length.
         unsafe { f(self.handle, infos.len() as u32, infos.as_ptr()) }
     }
@@ -290,12 +306,14 @@ impl Device {
         let Some(f) = self.fns.bind_image_memory2 else {
             return MISSING;
         };
+        crate::lock_order::assert_unlocked("bind_image_memory2");
         // SAFETY: see the module doc; the count is the slice's length.
         unsafe { f(self.handle, infos.len() as u32, infos.as_ptr()) }
     }
 
     pub fn destroy_buffer(&self, buffer: vk::Buffer, allocator: Option<&vk::AllocationCallbacks<'_>>) {
         if let Some(f) = self.fns.destroy_buffer {
+            crate::lock_order::assert_unlocked("destroy_buffer");
             // SAFETY: see the module doc.
             unsafe { f(self.handle, buffer, opt(allocator)) }
         }
@@ -303,6 +321,7 @@ impl Device {
 
     pub fn destroy_image(&self, image: vk::Image, allocator: Option<&vk::AllocationCallbacks<'_>>) {
         if let Some(f) = self.fns.destroy_image {
+            crate::lock_order::assert_unlocked("destroy_image");
             // SAFETY: see the module doc.
             unsafe { f(self.handle, image, opt(allocator)) }
         }
@@ -320,6 +339,7 @@ impl Device {
         if out.len() < info.command_buffer_count as usize {
             return vk::Result::ERROR_UNKNOWN;
         }
+        crate::lock_order::assert_unlocked("allocate_command_buffers");
         // SAFETY: see the module doc; `out` holds `command_buffer_count`
         // handles (checked above).
         unsafe { f(self.handle, info, out.as_mut_ptr()) }
@@ -327,6 +347,7 @@ impl Device {
 
     pub fn free_command_buffers(&self, pool: vk::CommandPool, buffers: &[vk::CommandBuffer]) {
         if let Some(f) = self.fns.free_command_buffers {
+            crate::lock_order::assert_unlocked("free_command_buffers");
             // SAFETY: see the module doc; the count is the slice's length.
             unsafe { f(self.handle, pool, buffers.len() as u32, buffers.as_ptr()) }
         }
@@ -340,6 +361,7 @@ impl Device {
         let Some(f) = self.fns.begin_command_buffer else {
             return MISSING;
         };
+        crate::lock_order::assert_unlocked("begin_command_buffer");
         // SAFETY: see the module doc.
         unsafe { f(cb, info) }
     }
@@ -352,6 +374,7 @@ impl Device {
         let Some(f) = self.fns.reset_command_buffer else {
             return MISSING;
         };
+        crate::lock_order::assert_unlocked("reset_command_buffer");
         // SAFETY: see the module doc.
         unsafe { f(cb, flags) }
     }
@@ -360,6 +383,7 @@ impl Device {
         let Some(f) = self.fns.reset_command_pool else {
             return MISSING;
         };
+        crate::lock_order::assert_unlocked("reset_command_pool");
         // SAFETY: see the module doc.
         unsafe { f(self.handle, pool, flags) }
     }
@@ -370,6 +394,7 @@ impl Device {
         allocator: Option<&vk::AllocationCallbacks<'_>>,
     ) {
         if let Some(f) = self.fns.destroy_command_pool {
+            crate::lock_order::assert_unlocked("destroy_command_pool");
             // SAFETY: see the module doc.
             unsafe { f(self.handle, pool, opt(allocator)) }
         }
@@ -388,6 +413,7 @@ impl Device {
         images: &[vk::ImageMemoryBarrier<'_>],
     ) {
         if let Some(f) = self.fns.cmd_pipeline_barrier {
+            crate::lock_order::assert_unlocked("cmd_pipeline_barrier");
             // SAFETY: see the module doc; each count is its slice's length.
             unsafe {
                 f(
@@ -409,6 +435,7 @@ impl Device {
     #[inline]
     pub fn cmd_pipeline_barrier2(&self, cb: vk::CommandBuffer, info: &vk::DependencyInfo<'_>) {
         if let Some(f) = self.fns.cmd_pipeline_barrier2 {
+            crate::lock_order::assert_unlocked("cmd_pipeline_barrier2");
             // SAFETY: see the module doc.
             unsafe { f(cb, info) }
         }
@@ -421,6 +448,7 @@ impl Device {
         props: &mut vk::MemoryFdPropertiesKHR<'_>,
     ) -> vk::Result {
         let Some(f) = self.fns.get_memory_fd_properties else { return MISSING };
+        crate::lock_order::assert_unlocked("get_memory_fd_properties");
         // SAFETY: see the module doc; `fd` is only inspected, not consumed.
         unsafe { f(self.handle, handle_type, fd, props) }
     }
@@ -500,12 +528,14 @@ impl Device {
         out: &mut vk::Semaphore,
     ) -> vk::Result {
         let Some(f) = self.fns.create_semaphore else { return MISSING };
+        crate::lock_order::assert_unlocked("create_semaphore");
         // SAFETY: see the module doc.
         unsafe { f(self.handle, info, std::ptr::null(), out) }
     }
 
     pub fn destroy_semaphore(&self, semaphore: vk::Semaphore) {
         if let Some(f) = self.fns.destroy_semaphore {
+            crate::lock_order::assert_unlocked("destroy_semaphore");
             // SAFETY: see the module doc; the layer's own semaphore, unused.
             unsafe { f(self.handle, semaphore, std::ptr::null()) }
         }
@@ -513,6 +543,7 @@ impl Device {
 
     pub fn get_semaphore_fd(&self, info: &vk::SemaphoreGetFdInfoKHR<'_>, fd: &mut i32) -> vk::Result {
         let Some(f) = self.fns.get_semaphore_fd else { return MISSING };
+        crate::lock_order::assert_unlocked("get_semaphore_fd");
         // SAFETY: see the module doc.
         unsafe { f(self.handle, info, fd) }
     }
@@ -520,6 +551,7 @@ impl Device {
     /// Imports a semaphore payload; on success the driver owns `info.fd`.
     pub fn import_semaphore_fd(&self, info: &vk::ImportSemaphoreFdInfoKHR<'_>) -> vk::Result {
         let Some(f) = self.fns.import_semaphore_fd else { return MISSING };
+        crate::lock_order::assert_unlocked("import_semaphore_fd");
         // SAFETY: see the module doc.
         unsafe { f(self.handle, info) }
     }
@@ -541,6 +573,7 @@ impl Device {
     pub fn timeline_value(&self, semaphore: vk::Semaphore) -> Result<u64, vk::Result> {
         let Some(f) = self.fns.get_semaphore_counter_value else { return Err(MISSING) };
         let mut v = 0;
+        crate::lock_order::assert_unlocked("timeline_value");
         // SAFETY: see the module doc; the layer's own timeline semaphore.
         match unsafe { f(self.handle, semaphore, &mut v) } {
             vk::Result::SUCCESS => Ok(v),
@@ -557,6 +590,7 @@ impl Device {
     pub fn signal_timeline(&self, semaphore: vk::Semaphore, value: u64) -> vk::Result {
         let Some(f) = self.fns.signal_semaphore else { return MISSING };
         let info = vk::SemaphoreSignalInfo::default().semaphore(semaphore).value(value);
+        crate::lock_order::assert_unlocked("signal_timeline");
         // SAFETY: see the module doc; the layer's own timeline semaphore.
         unsafe { f(self.handle, &info) }
     }
@@ -567,6 +601,7 @@ impl Device {
         let semaphores = [semaphore];
         let values = [value];
         let info = vk::SemaphoreWaitInfo::default().semaphores(&semaphores).values(&values);
+        crate::lock_order::assert_unlocked("wait_timeline");
         // SAFETY: see the module doc; the layer's own timeline semaphore.
         unsafe { f(self.handle, &info, timeout_ns) }
     }
@@ -574,12 +609,14 @@ impl Device {
     pub fn create_fence(&self, out: &mut vk::Fence) -> vk::Result {
         let Some(f) = self.fns.create_fence else { return MISSING };
         let info = vk::FenceCreateInfo::default();
+        crate::lock_order::assert_unlocked("create_fence");
         // SAFETY: see the module doc.
         unsafe { f(self.handle, &info, std::ptr::null(), out) }
     }
 
     pub fn destroy_fence(&self, fence: vk::Fence) {
         if let Some(f) = self.fns.destroy_fence {
+            crate::lock_order::assert_unlocked("destroy_fence");
             // SAFETY: see the module doc; the layer's own fence, unused.
             unsafe { f(self.handle, fence, std::ptr::null()) }
         }
@@ -587,6 +624,7 @@ impl Device {
 
     pub fn wait_for_fence(&self, fence: vk::Fence, timeout_ns: u64) -> vk::Result {
         let Some(f) = self.fns.wait_for_fences else { return MISSING };
+        crate::lock_order::assert_unlocked("wait_for_fence");
         // SAFETY: see the module doc; one fence.
         unsafe { f(self.handle, 1, &fence, vk::TRUE, timeout_ns) }
     }
@@ -601,6 +639,7 @@ impl Device {
         let Some(f) = self.fns.queue_submit else {
             return MISSING;
         };
+        crate::lock_order::assert_unlocked("queue_submit");
         // SAFETY: see the module doc; the count is the slice's length.
         unsafe { f(queue, submits.len() as u32, submits.as_ptr(), fence) }
     }
@@ -615,6 +654,7 @@ impl Device {
         let Some(f) = self.fns.queue_submit2 else {
             return MISSING;
         };
+        crate::lock_order::assert_unlocked("queue_submit2");
         // SAFETY: see the module doc; the count is the slice's length.
         unsafe { f(queue, submits.len() as u32, submits.as_ptr(), fence) }
     }

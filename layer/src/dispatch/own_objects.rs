@@ -32,12 +32,14 @@ impl Device {
             info = info.push_next(&mut ext);
         }
         let mut buffer = vk::Buffer::null();
+        crate::lock_order::assert_unlocked("new_transfer_buffer");
         // SAFETY: see the module doc; a valid create info.
         let r = unsafe { create(self.handle, &info, std::ptr::null(), &mut buffer) };
         if r != vk::Result::SUCCESS {
             return Err(r);
         }
         let mut req = vk::MemoryRequirements::default();
+        crate::lock_order::assert_unlocked("new_transfer_buffer");
         // SAFETY: the buffer just created.
         unsafe { reqs(self.handle, buffer, &mut req) };
         Ok((buffer, req))
@@ -71,6 +73,7 @@ impl Device {
             .queue_family_index(family)
             .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
         let mut pool = vk::CommandPool::null();
+        crate::lock_order::assert_unlocked("layer_command_pool");
         // SAFETY: see the module doc.
         match unsafe { f(self.handle, &info, std::ptr::null(), &mut pool) } {
             vk::Result::SUCCESS => Ok(pool),
@@ -135,10 +138,12 @@ impl Device {
         let stage = vk::PipelineStageFlags::ALL_COMMANDS;
         self.cmd_pipeline_barrier(cb, stage, stage, vk::DependencyFlags::empty(), &all, &[], &[]);
         let region = [vk::BufferCopy::default().size(size)];
+        crate::lock_order::assert_unlocked("record_copy");
         // SAFETY: see the module doc; a recording command buffer and two
         // transfer buffers of at least `size` bytes.
         unsafe { copy(cb, src, dst, 1, region.as_ptr()) };
         self.cmd_pipeline_barrier(cb, stage, stage, vk::DependencyFlags::empty(), &all, &[], &[]);
+        crate::lock_order::assert_unlocked("record_copy");
         // SAFETY: the command buffer is recording.
         unsafe { end(cb) }
     }
@@ -160,12 +165,14 @@ impl Device {
             .dst_access_mask(vk::AccessFlags::MEMORY_READ | vk::AccessFlags::MEMORY_WRITE)];
         let stage = vk::PipelineStageFlags::ALL_COMMANDS;
         self.cmd_pipeline_barrier(cb, stage, stage, vk::DependencyFlags::empty(), &all, &[], &[]);
+        crate::lock_order::assert_unlocked("record_gate");
         // SAFETY: the command buffer is recording.
         unsafe { end(cb) }
     }
 
     pub fn reset_fence(&self, fence: vk::Fence) -> vk::Result {
         let Some(f) = self.fns.reset_fences else { return MISSING };
+        crate::lock_order::assert_unlocked("reset_fence");
         // SAFETY: see the module doc; one fence of this device.
         unsafe { f(self.handle, 1, &fence) }
     }

@@ -1,12 +1,11 @@
 //! The hooks' per-device state.
 //!
-//! Lock order: `memory` before `commands` before `queues`. No hook holds a
-//! lock while it calls down the chain, and no hook takes two of these locks
-//! at once today; the order is for the work that will.
+//! Its locks take part in the lock order written in `lock_order`: memory
+//! before commands before queues, and none held across a call down.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use ash::vk;
 
@@ -91,12 +90,7 @@ pub struct DeviceState {
     pub dynamic: Result<(), &'static str>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned lock means a hook panicked (and was caught) mid-update; the
-    // maps are still structurally valid, so keep going rather than fail
-    // every later call.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::lock_order::{lock, Level};
 
 impl DeviceState {
     pub fn new(name: String, stats: bool) -> Self {
@@ -148,7 +142,7 @@ impl DeviceState {
 
     /// Runs `f` on the memory table, keeping the lock-free count in step.
     pub fn with_memory<R>(&self, f: impl FnOnce(&mut MemoryTable) -> R) -> R {
-        let mut table = lock(&self.memory);
+        let mut table = lock(&self.memory, Level::Memory);
         let r = f(&mut table);
         self.tracked_memory.store(table.len(), Ordering::Relaxed);
         r
@@ -156,18 +150,18 @@ impl DeviceState {
 
     /// Runs `f` on the command log, keeping the lock-free count in step.
     pub fn with_commands<R>(&self, f: impl FnOnce(&mut CommandLog) -> R) -> R {
-        let mut log = lock(&self.commands);
+        let mut log = lock(&self.commands, Level::Commands);
         let r = f(&mut log);
         self.recorded_transfers.store(log.recorded(), Ordering::Relaxed);
         r
     }
 
     pub fn queue_retrieved(&self, queue: vk::Queue, info: QueueInfo) {
-        lock(&self.queue_infos).insert(queue, info);
+        lock(&self.queue_infos, Level::Queues).insert(queue, info);
     }
 
     pub fn queue_info(&self, queue: vk::Queue) -> Option<QueueInfo> {
-        lock(&self.queue_infos).get(&queue).copied()
+        lock(&self.queue_infos, Level::Queues).get(&queue).copied()
     }
 
     /// Adds one to a counter when statistics are on.

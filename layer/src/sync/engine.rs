@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use ash::vk;
@@ -20,8 +20,9 @@ use super::{attachments, Bridge, SemaphoreBridge, Wait};
 use crate::config::{EvictPolicy, Settings};
 use crate::dispatch::Device;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+/// The engine's locks are leaves of the lock order (`lock_order`).
+fn lock<T>(m: &Mutex<T>) -> crate::lock_order::Guard<'_, T> {
+    crate::lock_order::lock(m, crate::lock_order::Level::Leaf)
 }
 
 /// Binary semaphores created exportable as SYNC_FD, reused once the queue
@@ -72,13 +73,10 @@ impl SemaphorePool {
     /// (or destroys the doomed ones). The timeline values are read before
     /// the lists are locked, and no lock is held across a call down.
     fn reclaim(&self, dev: &Device) {
-        let timelines: Vec<vk::Semaphore> = {
-            let busy = lock(&self.busy);
-            let doomed = lock(&self.doomed);
-            let mut t: Vec<_> = busy.iter().chain(doomed.iter()).map(|&(t, _, _)| t).collect();
-            t.dedup();
-            t
-        };
+        let mut timelines: Vec<vk::Semaphore> = lock(&self.busy).iter().map(|&(t, _, _)| t).collect();
+        timelines.extend(lock(&self.doomed).iter().map(|&(t, _, _)| t));
+        timelines.sort_by_key(|t| vk::Handle::as_raw(*t));
+        timelines.dedup();
         if timelines.is_empty() {
             return;
         }
@@ -110,7 +108,8 @@ impl SemaphorePool {
         for s in free {
             dev.destroy_semaphore(s);
         }
-        let busy: Vec<_> = lock(&self.busy).drain(..).chain(lock(&self.doomed).drain(..)).collect();
+        let mut busy: Vec<_> = lock(&self.busy).drain(..).collect();
+        busy.extend(lock(&self.doomed).drain(..));
         for (_, _, s) in busy {
             dev.destroy_semaphore(s);
         }

@@ -31,7 +31,7 @@ pub fn choose(dev: &Device, plan: &Plan, policy: EvictPolicy, count: u64) -> Vec
     // every:N is the stress mode: it evicts even what this submission is
     // about to use, which is then re-validated.
     let every = matches!(policy, EvictPolicy::Every(_));
-    dev.state.with_memory(|t| {
+    let (candidates, incoming, resident_types) = dev.state.with_memory(|t| {
         let candidates: Vec<Candidate> = t
             .dynamics_mut()
             .filter(|(_, d)| d.evictable())
@@ -49,22 +49,25 @@ pub fn choose(dev: &Device, plan: &Plan, policy: EvictPolicy, count: u64) -> Vec
             .filter(|d| !d.is_resident() || every)
             .map(|d| d.size)
             .sum();
-        let mut chosen = victims(policy, count, Instant::now(), &candidates, incoming);
-        // A budget also follows the driver's: under memory pressure every
-        // idle attachment goes.
-        if let (EvictPolicy::Budget(_), Some(budget)) = (policy, dev.state.memory_budget) {
-            let pressured =
-                t.dynamics_mut().any(|(_, d)| d.is_resident() && budget.over_budget(d.memory_type));
-            if pressured {
-                log_debug!(
-                    "{}: the driver reports its memory budget exceeded; evicting every idle attachment",
-                    dev.state.name
-                );
-                chosen = candidates.iter().filter(|c| !c.in_use).map(|c| c.id).collect();
-            }
+        let mut types: Vec<u32> =
+            t.dynamics_mut().filter(|(_, d)| d.is_resident()).map(|(_, d)| d.memory_type).collect();
+        types.sort_unstable();
+        types.dedup();
+        (candidates, incoming, types)
+    });
+    let mut chosen = victims(policy, count, Instant::now(), &candidates, incoming);
+    // A budget also follows the driver's (asked without the lock): under
+    // memory pressure every idle attachment goes.
+    if let (EvictPolicy::Budget(_), Some(budget)) = (policy, dev.state.memory_budget) {
+        if resident_types.iter().any(|&t| budget.over_budget(t)) {
+            log_debug!(
+                "{}: the driver reports its memory budget exceeded; evicting every idle attachment",
+                dev.state.name
+            );
+            chosen = candidates.iter().filter(|c| !c.in_use).map(|c| c.id).collect();
         }
-        chosen.into_iter().map(<vk::DeviceMemory as vk::Handle>::from_raw).collect()
-    })
+    }
+    chosen.into_iter().map(<vk::DeviceMemory as vk::Handle>::from_raw).collect()
 }
 
 /// Waits (bounded) for every use of an import to retire.

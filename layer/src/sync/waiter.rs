@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,8 +29,9 @@ use crate::dispatch::device::TimelineSignaller;
 use crate::dispatch::Device;
 use crate::sys::sync_file;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+/// The engine's locks are leaves of the lock order (`lock_order`).
+fn lock<T>(m: &Mutex<T>) -> crate::lock_order::Guard<'_, T> {
+    crate::lock_order::lock(m, crate::lock_order::Level::Leaf)
 }
 
 struct Job {

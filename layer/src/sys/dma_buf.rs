@@ -88,6 +88,7 @@ nix::ioctl_write_ptr_bad!(
 /// `DMA_BUF_IOCTL_EXPORT_SYNC_FILE`: a sync_file holding the buffer's fences
 /// that `access` must wait for (an idle buffer gives a signalled one).
 pub fn export_sync_file(dmabuf: BorrowedFd<'_>, access: Access) -> SysResult<OwnedFd> {
+    crate::lock_order::assert_unlocked("DMA_BUF_IOCTL_EXPORT_SYNC_FILE");
     let mut arg = SyncFileArg { flags: access as u32, fd: -1 };
     // SAFETY: `arg` is the kernel's `struct dma_buf_export_sync_file`,
     // alive for the call; the kernel writes only `arg.fd`.
@@ -110,6 +111,7 @@ pub fn is_idle(dmabuf: BorrowedFd<'_>, access: Access) -> SysResult<bool> {
 /// `DMA_BUF_IOCTL_IMPORT_SYNC_FILE`: adds `sync_file`'s fence to the
 /// buffer's reservation as a read or write fence. The fd is not consumed.
 pub fn import_sync_file(dmabuf: BorrowedFd<'_>, sync_file: BorrowedFd<'_>, access: Access) -> SysResult<()> {
+    crate::lock_order::assert_unlocked("DMA_BUF_IOCTL_IMPORT_SYNC_FILE");
     let arg = SyncFileArg { flags: access as u32, fd: sync_file.as_raw_fd() };
     // SAFETY: `arg` is the kernel's `struct dma_buf_import_sync_file`,
     // alive for the call; the kernel only reads it.

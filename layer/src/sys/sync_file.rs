@@ -10,6 +10,9 @@ use super::{Op, SysError, SysResult};
 /// Waits up to `timeout` for the fence to signal. `Ok(true)`: signalled;
 /// `Ok(false)`: still pending when the time ran out.
 pub fn wait(fence: BorrowedFd<'_>, timeout: Duration) -> SysResult<bool> {
+    if !timeout.is_zero() {
+        crate::lock_order::assert_unlocked("a sync_file wait");
+    }
     let deadline = std::time::Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());

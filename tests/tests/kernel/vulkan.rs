@@ -32,21 +32,23 @@ pub fn vulkan_exports_a_dma_buf_under_the_layer() -> TestResult {
 
 pub fn probe_finds_dma_buf_and_sync_fd_support() -> TestResult {
     require_kernel_tier!();
-    let run = client(&["compute", "1", "64"], Layer::On, &[("DYNABUF_LOG", "info")]);
-    ensure!(run.ok, "compute failed:\n{}", run.stderr);
-    let line = run
-        .layer_lines()
-        .into_iter()
-        .find(|l| l.contains("sync strategy"))
-        .ok_or("no probe line")?
-        .to_string();
-    for want in [
-        "dma-buf export yes, import yes",
-        "dma-buf sync-file ioctls yes",
-        "SYNC_FD semaphore export yes, import yes",
-        "sync strategy: Semaphore",
-    ] {
-        ensure!(line.contains(want), "{want:?} not in {line}");
+    for (sync, bridge) in [("auto", "thread bridge"), ("semaphore", "semaphore bridge")] {
+        let run = client(&["compute", "1", "64"], Layer::On, &[("DYNABUF_LOG", "info"), ("DYNABUF_SYNC", sync)]);
+        ensure!(run.ok, "compute failed:\n{}", run.stderr);
+        let lines = run.layer_lines();
+        let probe = lines.iter().find(|l| l.contains("sync strategy")).ok_or("no probe line")?;
+        let strategy = format!("{bridge}, release fences published as SYNC_FD");
+        for want in [
+            "dma-buf export yes, import yes",
+            "dma-buf sync-file ioctls yes",
+            "SYNC_FD semaphore export yes, import yes",
+            &format!("sync strategy: {strategy}"),
+        ] {
+            ensure!(probe.contains(want), "DYNABUF_SYNC={sync}: {want:?} not in {probe}");
+        }
+        // The engine uses what the probe line names (one decision).
+        let engine = lines.iter().find(|l| l.contains("implicit sync:")).ok_or("no engine line")?;
+        ensure!(engine.contains(&strategy), "DYNABUF_SYNC={sync}: the engine says {engine}, the probe {probe}");
     }
     Ok(Outcome::Pass)
 }
