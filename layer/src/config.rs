@@ -349,14 +349,21 @@ mod tests {
 
     /// (env, key, default) of every setting the manifest declares.
     fn manifest_settings(text: &str) -> Vec<(String, String, String)> {
-        let value = |line: &str| line.split_once(':').map(|(_, v)| v.trim().trim_end_matches(',').trim_matches('"').to_string());
+        let value = |line: &str| {
+            line.split_once(':').map(|(_, v)| v.trim().trim_end_matches(',').trim_matches('"').to_string())
+        };
         let lines: Vec<&str> = text.lines().map(str::trim).collect();
         let mut out = Vec::new();
         for (i, l) in lines.iter().enumerate() {
             let Some(next) = lines.get(i + 1) else { continue };
             if l.starts_with("\"key\":") && next.starts_with("\"env\":") {
-                let default = lines[i..].iter().find(|d| d.starts_with("\"default\":")).and_then(|d| value(d));
-                out.push((value(next).unwrap_or_default(), value(l).unwrap_or_default(), default.unwrap_or_default()));
+                let default =
+                    lines[i..].iter().find(|d| d.starts_with("\"default\":")).and_then(|d| value(d));
+                out.push((
+                    value(next).unwrap_or_default(),
+                    value(l).unwrap_or_default(),
+                    default.unwrap_or_default(),
+                ));
             }
         }
         out
@@ -380,8 +387,10 @@ mod tests {
             "" => "stderr".to_string(),
             d => d.to_string(),
         };
-        let table: Vec<(String, String, String)> =
-            SPECS.iter().map(|s| (s.env.to_string(), s.key.to_string(), s.default_taken.to_string())).collect();
+        let table: Vec<(String, String, String)> = SPECS
+            .iter()
+            .map(|s| (s.env.to_string(), s.key.to_string(), s.default_taken.to_string()))
+            .collect();
         let declared: Vec<(String, String, String)> =
             declared.into_iter().map(|(e, k, d)| (e, k, normal(&d))).collect();
         for t in &table {

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use ash::vk;
 
 use super::{Bridge, SemaphorePool, Wait};
-use crate::dispatch::device::TimelineSignaller;
 use crate::dispatch::Device;
 use crate::sys::sync_file;
 
@@ -76,7 +75,7 @@ impl ThreadBridge {
         let thread_state = Waiter {
             jobs: receiver,
             wake: wake_read,
-            signaller,
+            signal: Box::new(move |s, v| signaller.signal(s, v)),
             free: free.clone(),
             device: name.to_string(),
             pending: Vec::new(),
@@ -114,11 +113,15 @@ impl ThreadBridge {
     }
 }
 
+/// Signals a timeline semaphore to a value (the device's
+/// `vkSignalSemaphore`, or a recorder in unit tests).
+type Signal = Box<dyn Fn(vk::Semaphore, u64) -> vk::Result + Send>;
+
 /// The thread's side.
 struct Waiter {
     jobs: Receiver<Job>,
     wake: OwnedFd,
-    signaller: TimelineSignaller,
+    signal: Signal,
     free: FreeList,
     device: String,
     pending: Vec<Job>,
@@ -129,6 +132,11 @@ impl Waiter {
         if catch_unwind(AssertUnwindSafe(|| self.run())).is_ok() {
             return;
         }
+        self.release_all(dead);
+    }
+
+    /// After a panic: mark the bridge dead and signal every pending wait.
+    fn release_all(&mut self, dead: &AtomicBool) {
         dead.store(true, Ordering::Relaxed);
         log_error!(
             "{}: the fence waiter thread failed; releasing every pending wait, and from now on \
@@ -137,7 +145,7 @@ impl Waiter {
         );
         let left: Vec<Job> = self.pending.drain(..).chain(self.jobs.try_iter()).collect();
         for job in left {
-            let _ = self.signaller.signal(job.timeline, job.value);
+            let _ = (self.signal)(job.timeline, job.value);
         }
     }
 
@@ -204,7 +212,7 @@ impl Waiter {
                 job.what
             );
         }
-        let r = self.signaller.signal(job.timeline, job.value);
+        let r = (self.signal)(job.timeline, job.value);
         if r != vk::Result::SUCCESS {
             log_error!("{}: vkSignalSemaphore({}) failed: {r:?}", self.device, job.value);
             return;
@@ -259,5 +267,99 @@ impl Bridge for ThreadBridge {
         for s in all {
             dev.destroy_semaphore(s);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ash::vk::Handle;
+
+    /// One `poll()` over every pending fence: a fence that never signals
+    /// does not delay another that does (pipes stand in for sync_files:
+    /// `poll()` reports both readable the same way).
+    #[test]
+    fn a_stuck_fence_does_not_delay_another() {
+        let (stuck_read, _stuck_write) = sync_file::wake_pipe().unwrap();
+        let (quick_read, quick_write) = sync_file::wake_pipe().unwrap();
+        let (wake_read, wake_write) = sync_file::wake_pipe().unwrap();
+        let (sender, receiver) = channel::<Job>();
+        let signalled: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
+        let record = signalled.clone();
+        let waiter = Waiter {
+            jobs: receiver,
+            wake: wake_read,
+            signal: Box::new(move |_, v| {
+                record.lock().unwrap().push((v, Instant::now()));
+                vk::Result::SUCCESS
+            }),
+            free: FreeList::default(),
+            device: "test".into(),
+            pending: Vec::new(),
+        };
+        let start = Instant::now();
+        let thread = std::thread::spawn(move || waiter.run_guarded(&AtomicBool::new(false)));
+        let job = |file, value, deadline| Job {
+            file,
+            timeline: vk::Semaphore::from_raw(value),
+            value,
+            deadline: start + deadline,
+            what: format!("job {value}"),
+        };
+        sender.send(job(stuck_read, 1, Duration::from_millis(1500))).unwrap();
+        sender.send(job(quick_read, 2, Duration::from_millis(1500))).unwrap();
+        sync_file::wake(wake_write.as_fd());
+        std::thread::sleep(Duration::from_millis(50));
+        sync_file::wake(quick_write.as_fd());
+        drop(sender);
+        sync_file::wake(wake_write.as_fd());
+        thread.join().unwrap();
+        let seen = signalled.lock().unwrap().clone();
+        assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), vec![2, 1], "{seen:?}");
+        let quick = seen[0].1 - start;
+        let stuck = seen[1].1 - start;
+        assert!(quick < Duration::from_millis(700), "the signalled fence waited {quick:?}");
+        assert!(stuck >= Duration::from_millis(1500), "the stuck fence ended early: {stuck:?}");
+    }
+
+    #[test]
+    fn a_panicking_waiter_releases_every_pending_wait() {
+        let (stuck_read, _stuck_write) = sync_file::wake_pipe().unwrap();
+        let (ready_read, ready_write) = sync_file::wake_pipe().unwrap();
+        sync_file::wake(ready_write.as_fd());
+        let (wake_read, _wake_write) = sync_file::wake_pipe().unwrap();
+        let (sender, receiver) = channel::<Job>();
+        let signalled: Arc<Mutex<Vec<u64>>> = Arc::default();
+        let record = signalled.clone();
+        let waiter = Waiter {
+            jobs: receiver,
+            wake: wake_read,
+            // The first signal (of the ready job) panics, as a bug would.
+            signal: Box::new(move |_, v| {
+                assert_ne!(v, 1, "waiter bug");
+                record.lock().unwrap().push(v);
+                vk::Result::SUCCESS
+            }),
+            free: FreeList::default(),
+            device: "test".into(),
+            pending: Vec::new(),
+        };
+        let far = Instant::now() + Duration::from_secs(60);
+        let job = |file, value| Job {
+            file,
+            timeline: vk::Semaphore::from_raw(value),
+            value,
+            deadline: far,
+            what: "x".into(),
+        };
+        sender.send(job(stuck_read, 2)).unwrap();
+        sender.send(job(ready_read, 1)).unwrap();
+        let dead = AtomicBool::new(false);
+        let start = Instant::now();
+        waiter.run_guarded(&dead);
+        assert!(start.elapsed() < Duration::from_secs(10), "the stuck wait was not released");
+        assert!(dead.load(Ordering::Relaxed));
+        assert_eq!(*signalled.lock().unwrap(), vec![2]);
+        drop(sender);
     }
 }
