@@ -73,6 +73,10 @@ impl<T> SlotTable<T> {
     /// The state for `key`, if any.
     #[inline]
     pub fn get(&self, key: usize) -> Option<&T> {
+        // 0 marks an empty slot (and is the key of a null handle).
+        if key == 0 {
+            return None;
+        }
         let used = self.used.load(Ordering::Acquire);
         for slot in &self.slots[..used.min(CAPACITY)] {
             if slot.key.load(Ordering::Acquire) == key {
@@ -158,6 +162,16 @@ mod tests {
         assert_eq!(t.get(11), Some(&110));
         assert!(t.remove(7).is_none());
         assert!(t.insert(0, Arc::new(0)).is_err());
+    }
+
+    #[test]
+    fn the_null_key_never_matches_an_empty_slot() {
+        let t: SlotTable<u32> = SlotTable::new();
+        t.insert(7, Arc::new(70)).unwrap();
+        t.insert(8, Arc::new(80)).unwrap();
+        t.remove(7);
+        assert!(t.get(0).is_none());
+        assert_eq!(t.get(8), Some(&80));
     }
 
     #[test]

@@ -40,6 +40,15 @@ pub fn dynamic_support(dev: &Device, settings: &Settings) -> Result<(), &'static
     Ok(())
 }
 
+fn fd_identity(fd: i32) -> Option<crate::sys::dma_buf::Identity> {
+    if fd < 0 {
+        return None;
+    }
+    crate::sys::dup_raw(fd)
+        .ok()
+        .and_then(|d| crate::sys::dma_buf::identity(std::os::fd::AsFd::as_fd(&d)).ok())
+}
+
 /// Why an import can't be dynamic, if it can't.
 pub fn pinned_because(
     info: &vk::MemoryAllocateInfo<'_>,
@@ -69,17 +78,31 @@ pub fn pinned_because(
 pub fn import(
     dev: &Device,
     info: &vk::MemoryAllocateInfo<'_>,
-    import: &vk::ImportMemoryFdInfoKHR<'_>,
+    chain: &AllocationChain<'_>,
     memory: &mut vk::DeviceMemory,
 ) -> (vk::Result, Option<Dynamic>) {
+    let Some(import) = chain.import_fd else {
+        return (dev.allocate_memory(info, None, memory), None);
+    };
     let mut own_import = vk::ImportMemoryFdInfoKHR::default().handle_type(import.handle_type).fd(import.fd);
     let internal_info = vk::MemoryAllocateInfo::default()
         .allocation_size(info.allocation_size)
         .memory_type_index(info.memory_type_index)
         .push_next(&mut own_import);
+    let fd_before = fd_identity(import.fd);
     let mut internal = vk::DeviceMemory::null();
     let r = dev.allocate_memory(&internal_info, None, &mut internal);
     if r != vk::Result::SUCCESS {
+        // The layer's import drops a dedication; the driver may need it.
+        // Retry exactly as the application asked (pinned), if the failed
+        // call left the fd as it was (some drivers close it on failure).
+        if chain.dedicated.is_some() && fd_before.is_some() && fd_identity(import.fd) == fd_before {
+            log_debug!(
+                "{}: the layer's own import failed ({r:?}); importing as the application asked, pinned",
+                dev.state.name
+            );
+            return (dev.allocate_memory(info, None, memory), None);
+        }
         return (r, None);
     }
     let pinned = |why: String, memory: &mut vk::DeviceMemory| {
@@ -100,8 +123,15 @@ pub fn import(
     let plain =
         vk::MemoryAllocateInfo::default().allocation_size(size).memory_type_index(info.memory_type_index);
     let mut backing = vk::DeviceMemory::null();
-    let mut r = crate::fault::injected(crate::fault::Point::Backing)
-        .unwrap_or_else(|| dev.allocate_memory(&exportable, None, &mut backing));
+    if let Some(e) = crate::fault::injected(crate::fault::Point::Backing) {
+        return pinned(format!("no backing allocation ({e:?})"), memory);
+    }
+    // Only a handle type the driver offers may be asked for.
+    let mut r = if dev.state.caps.dma_buf_export.yes() {
+        dev.allocate_memory(&exportable, None, &mut backing)
+    } else {
+        vk::Result::ERROR_FEATURE_NOT_PRESENT
+    };
     let exportable = r == vk::Result::SUCCESS;
     if !exportable {
         r = dev.allocate_memory(&plain, None, &mut backing);

@@ -61,10 +61,7 @@ pub fn allocate(
         Err(why) => Some(why),
     };
     let (result, dynamic) = match dynamic_import.then_some(why_pinned) {
-        Some(None) => match chain.import_fd {
-            Some(import) => attach::import(dev, info, import, memory),
-            None => (dev.allocate_memory(info, allocator, memory), None),
-        },
+        Some(None) => attach::import(dev, info, &chain, memory),
         Some(Some(why)) => {
             log_debug!("{}: dma-buf import stays pinned: {why}", dev.state.name);
             (dev.allocate_memory(info, allocator, memory), None)

@@ -55,6 +55,17 @@ pub fn probe(instance: &Instance, dev: &Device, enabled: &[&CStr], queue_family:
 /// Export a small dma-buf, check the kernel calls it one, try the sync-file
 /// ioctls on it, and import it back.
 fn probe_dma_buf(instance: &Instance, dev: &Device, caps: &mut Capabilities) {
+    // Allocating exportable memory of a handle type the driver does not
+    // offer is invalid (VUID-VkExportMemoryAllocateInfo-handleTypes-00656).
+    let queryable = instance.has(vk::API_VERSION_1_1, c"VK_KHR_external_memory_capabilities");
+    let features =
+        if queryable { instance.external_buffer_features(dev.physical, DMA_BUF) } else { Default::default() };
+    if !features.contains(vk::ExternalMemoryFeatureFlags::EXPORTABLE) {
+        caps.dma_buf_export = Finding::No("the driver does not offer dma-buf export".into());
+        caps.dma_buf_import = Finding::Untested("no dma-buf to import".into());
+        caps.sync_file_ioctls = Finding::Untested("no dma-buf to try on".into());
+        return;
+    }
     let types = instance.memory_properties(dev.physical).memory_type_count;
     let mut memory = vk::DeviceMemory::null();
     let mut last = vk::Result::ERROR_FEATURE_NOT_PRESENT;
