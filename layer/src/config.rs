@@ -11,35 +11,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+pub use crate::log::LogLevel;
 pub use crate::registry::dynamic::{AttachMode, EvictPolicy};
-
-/// How much the layer logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum LogLevel {
-    Off = 0,
-    Error = 1,
-    Warn = 2,
-    Info = 3,
-    Debug = 4,
-    Trace = 5,
-}
-
-impl LogLevel {
-    const ALL: [(&'static str, LogLevel); 6] = [
-        ("off", LogLevel::Off),
-        ("error", LogLevel::Error),
-        ("warn", LogLevel::Warn),
-        ("info", LogLevel::Info),
-        ("debug", LogLevel::Debug),
-        ("trace", LogLevel::Trace),
-    ];
-
-    /// The name users type.
-    pub fn name(self) -> &'static str {
-        Self::ALL[self as usize].0
-    }
-}
 
 /// `DYNABUF_SYNC`: how foreign fences reach the GPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -36,7 +36,7 @@ pub mod entry;
 pub mod fault;
 pub mod hooks;
 pub mod lock_order;
-pub mod pnext;
+pub mod views;
 pub mod registry;
 pub mod stats;
 pub mod sync;

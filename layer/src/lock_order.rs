@@ -4,9 +4,10 @@
 //! Levels, outermost first:
 //!
 //! 1. `Memory`: a device's external-memory table (`DeviceState::with_memory`);
-//! 2. `Commands`: a device's recorded ownership transfers;
-//! 3. `Queues`: a device's queue → family map;
-//! 4. `Leaf`: every lock of the sync engine and the waiter (semaphore
+//! 2. `Registry`: the process-wide dma-buf registry (`hooks::dma_bufs`);
+//! 3. `Commands`: a device's recorded ownership transfers;
+//! 4. `Queues`: a device's queue → family map;
+//! 5. `Leaf`: every lock of the sync engine and the waiter (semaphore
 //!    pools, retire timelines, gates, the waiter's free list); nothing is
 //!    taken while one is held.
 //!
@@ -23,9 +24,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 #[repr(u8)]
 pub enum Level {
     Memory = 1,
-    Commands = 2,
-    Queues = 3,
-    Leaf = 4,
+    Registry = 2,
+    Commands = 3,
+    Queues = 4,
+    Leaf = 5,
 }
 
 #[cfg(debug_assertions)]

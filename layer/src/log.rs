@@ -7,7 +7,34 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use crate::config::LogLevel;
+
+/// How much the layer logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum LogLevel {
+    Off = 0,
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+    Trace = 5,
+}
+
+impl LogLevel {
+    pub(crate) const ALL: [(&'static str, LogLevel); 6] = [
+        ("off", LogLevel::Off),
+        ("error", LogLevel::Error),
+        ("warn", LogLevel::Warn),
+        ("info", LogLevel::Info),
+        ("debug", LogLevel::Debug),
+        ("trace", LogLevel::Trace),
+    ];
+
+    /// The name users type.
+    pub fn name(self) -> &'static str {
+        Self::ALL[self as usize].0
+    }
+}
 
 static LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Warn as u8);
 static SINK: OnceLock<Sink> = OnceLock::new();
@@ -70,12 +97,12 @@ macro_rules! log_at {
     };
 }
 #[macro_export]
-macro_rules! log_error { ($($arg:tt)*) => { $crate::log_at!($crate::config::LogLevel::Error, $($arg)*) }; }
+macro_rules! log_error { ($($arg:tt)*) => { $crate::log_at!($crate::log::LogLevel::Error, $($arg)*) }; }
 #[macro_export]
-macro_rules! log_warn { ($($arg:tt)*) => { $crate::log_at!($crate::config::LogLevel::Warn, $($arg)*) }; }
+macro_rules! log_warn { ($($arg:tt)*) => { $crate::log_at!($crate::log::LogLevel::Warn, $($arg)*) }; }
 #[macro_export]
-macro_rules! log_info { ($($arg:tt)*) => { $crate::log_at!($crate::config::LogLevel::Info, $($arg)*) }; }
+macro_rules! log_info { ($($arg:tt)*) => { $crate::log_at!($crate::log::LogLevel::Info, $($arg)*) }; }
 #[macro_export]
-macro_rules! log_debug { ($($arg:tt)*) => { $crate::log_at!($crate::config::LogLevel::Debug, $($arg)*) }; }
+macro_rules! log_debug { ($($arg:tt)*) => { $crate::log_at!($crate::log::LogLevel::Debug, $($arg)*) }; }
 #[macro_export]
-macro_rules! log_trace { ($($arg:tt)*) => { $crate::log_at!($crate::config::LogLevel::Trace, $($arg)*) }; }
+macro_rules! log_trace { ($($arg:tt)*) => { $crate::log_at!($crate::log::LogLevel::Trace, $($arg)*) }; }

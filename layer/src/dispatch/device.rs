@@ -12,7 +12,7 @@ use ash::vk;
 
 use super::fn_table::fn_table;
 use super::loader_abi::PfnSetDeviceLoaderData;
-use crate::hooks::state::DeviceState;
+use super::state::DeviceState;
 
 fn_table!(DeviceFns, vk::Device, vk::PFN_vkGetDeviceProcAddr {
     destroy_device: PFN_vkDestroyDevice = c"vkDestroyDevice";

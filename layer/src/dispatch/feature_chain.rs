@@ -18,7 +18,7 @@ use std::ffi::c_void;
 use ash::vk;
 
 use super::loader_abi::{LayerCreateInfo, LOADER_DEVICE_CREATE_INFO};
-use crate::pnext;
+use crate::views::pnext;
 
 /// The size of a chain structure the layer knows how to copy.
 fn known_size(s_type: vk::StructureType) -> Option<usize> {
@@ -175,6 +175,7 @@ mod tests {
     fn timeline_on(head: *const c_void) -> bool {
         // SAFETY: test chains built below.
         let mut it = unsafe { pnext::nodes(head) };
+        // SAFETY: each node is a live header of a test chain.
         it.any(|n| unsafe {
             let t = (*n).s_type;
             (t == VULKAN_12 || t == TIMELINE) && *timeline_field(n.cast_mut().cast(), t) == vk::TRUE
@@ -193,8 +194,10 @@ mod tests {
         let mut tail = vk::PhysicalDeviceMultiviewFeatures::default();
         let mut v12 = vk::PhysicalDeviceVulkan12Features::default().buffer_device_address(true);
         v12.p_next = (&mut tail as *mut vk::PhysicalDeviceMultiviewFeatures<'_>).cast();
-        let mut f2 = vk::PhysicalDeviceFeatures2::default();
-        f2.p_next = (&mut v12 as *mut vk::PhysicalDeviceVulkan12Features<'_>).cast();
+        let f2 = vk::PhysicalDeviceFeatures2 {
+            p_next: (&mut v12 as *mut vk::PhysicalDeviceVulkan12Features<'_>).cast(),
+            ..Default::default()
+        };
         let head = (&f2 as *const vk::PhysicalDeviceFeatures2<'_>).cast();
         // SAFETY: a valid chain on the stack.
         let c = unsafe { with_timeline_semaphores(head) }.unwrap();
@@ -227,8 +230,10 @@ mod tests {
     #[test]
     fn an_unknown_structure_before_the_target_gives_up() {
         let mut t = vk::PhysicalDeviceTimelineSemaphoreFeatures::default();
-        let mut unknown = vk::PhysicalDeviceMeshShaderFeaturesEXT::default();
-        unknown.p_next = (&mut t as *mut vk::PhysicalDeviceTimelineSemaphoreFeatures<'_>).cast();
+        let unknown = vk::PhysicalDeviceMeshShaderFeaturesEXT {
+            p_next: (&mut t as *mut vk::PhysicalDeviceTimelineSemaphoreFeatures<'_>).cast(),
+            ..Default::default()
+        };
         let head = (&unknown as *const vk::PhysicalDeviceMeshShaderFeaturesEXT<'_>).cast();
         // SAFETY: a valid chain on the stack.
         assert!(unsafe { with_timeline_semaphores(head) }.is_none());

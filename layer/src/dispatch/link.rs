@@ -8,7 +8,7 @@ use super::loader_abi::{
     LayerCreateInfo, LayerDeviceLink, LayerFunction, LayerInstanceLink, PfnSetDeviceLoaderData,
     LOADER_DEVICE_CREATE_INFO, LOADER_INSTANCE_CREATE_INFO,
 };
-use crate::pnext;
+use crate::views::pnext;
 
 /// The next layer's entry points for an instance being created.
 #[derive(Debug, Clone, Copy)]

@@ -14,6 +14,7 @@ pub mod instance;
 pub mod link;
 pub mod loader_abi;
 pub mod own_objects;
+pub mod state;
 pub mod table;
 
 use ash::vk::Handle;

@@ -15,7 +15,7 @@ use crate::config;
 use crate::dispatch::{self, feature_chain, link, Device, Instance};
 use crate::hooks::extensions::{self, Wanted};
 use crate::hooks::probe;
-use crate::hooks::state::{DeviceState, QueueFamilies};
+use crate::dispatch::state::{DeviceState, QueueFamilies};
 
 /// The application's extension names.
 ///
@@ -82,10 +82,10 @@ pub(super) unsafe extern "system" fn create_device(
         };
         let mut added: Vec<&'static Wanted> =
             if settings.disabled { Vec::new() } else { extensions::to_add(&ctx) };
-        // SAFETY: `info` is valid and outlives the chain.
         let timeline = if settings.disabled {
             None
         } else {
+            // SAFETY: `info` is valid and outlives the chain.
             unsafe { timeline_chain(instance, physical, info, &ctx, &mut added) }
         };
         let mut names: Vec<*const c_char> = requested.iter().map(|n| n.as_ptr()).collect();
@@ -213,7 +213,8 @@ fn register(
                 names.join(", ")
             );
         }
-        dev.state.sync = crate::sync::SyncEngine::new(&dev, strategy, settings);
+        let engine = crate::sync::SyncEngine::new(&dev, strategy, settings);
+        dev.state.set_sync(engine.map(|e| Box::new(e) as Box<dyn crate::dispatch::state::Engine>));
         dev.state.scope_all = settings.sync_scope == config::SyncScope::All;
         if c.enabled.contains(&c"VK_EXT_memory_budget") {
             dev.state.memory_budget = instance.memory_budget(physical);
@@ -226,9 +227,7 @@ fn register(
     let key = unsafe { dispatch::key_of(handle) };
     if let Err(dev) = dispatch::devices().insert(key, Arc::new(dev)) {
         log_error!("vkCreateDevice: too many live devices ({})", dispatch::table::CAPACITY);
-        if let Some(engine) = &dev.state.sync {
-            engine.shutdown(&dev);
-        }
+        dev.state.shutdown_sync(&dev);
         // SAFETY: the application's allocator (or null), valid per usage.
         dev.destroy_device(unsafe { p_allocator.as_ref() });
         return vk::Result::ERROR_OUT_OF_HOST_MEMORY;

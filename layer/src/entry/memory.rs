@@ -7,8 +7,8 @@ use ash::vk;
 use super::{device_or_return, guard, slice};
 use crate::dispatch::Device;
 use crate::hooks::attach;
-use crate::hooks::memory::{self, AllocationChain};
-use crate::pnext;
+use crate::hooks::memory;
+use crate::views::AllocationChain;
 
 pub(super) unsafe extern "system" fn allocate_memory(
     device: vk::Device,
@@ -25,20 +25,7 @@ pub(super) unsafe extern "system" fn allocate_memory(
             return vk::Result::ERROR_INITIALIZATION_FAILED;
         };
         // SAFETY: `info.p_next` is the application's valid chain.
-        let chain = unsafe {
-            let import_fd: Option<&vk::ImportMemoryFdInfoKHR<'_>> = pnext::find(info.p_next);
-            let export: Option<&vk::ExportMemoryAllocateInfo<'_>> = pnext::find(info.p_next);
-            let dedicated: Option<&vk::MemoryDedicatedAllocateInfo<'_>> = pnext::find(info.p_next);
-            let known = usize::from(import_fd.is_some())
-                + usize::from(export.is_some())
-                + usize::from(dedicated.is_some());
-            AllocationChain {
-                import_fd,
-                export,
-                dedicated,
-                other_structures: pnext::nodes(info.p_next).count() > known,
-            }
-        };
+        let chain = unsafe { AllocationChain::of(info) };
         memory::allocate(dev, info, chain, allocator, out)
     })
 }

@@ -15,7 +15,6 @@ mod instance;
 mod memory;
 mod queue;
 mod resource;
-pub mod views;
 
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -73,20 +72,7 @@ macro_rules! device_or_return {
 }
 pub(crate) use device_or_return;
 
-/// A slice from a Vulkan (pointer, count) pair; empty when the count is 0.
-///
-/// # Safety
-/// When `count` is non-zero, `ptr` must point to `count` valid, initialised
-/// `T`s that outlive `'a` (Vulkan valid usage for array parameters).
-#[inline(always)]
-pub(crate) unsafe fn slice<'a, T>(ptr: *const T, count: u32) -> &'a [T] {
-    if count == 0 || ptr.is_null() {
-        &[]
-    } else {
-        // SAFETY: forwarded from this function's contract.
-        unsafe { std::slice::from_raw_parts(ptr, count as usize) }
-    }
-}
+pub(crate) use crate::views::slice;
 
 /// Which names the layer answers for, and when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use ash::vk;
 
-use super::views::Submits;
+use crate::views::Submits;
 use super::{device_or_return, guard, slice};
 use crate::dispatch;
 use crate::hooks::queue;

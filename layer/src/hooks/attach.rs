@@ -11,10 +11,10 @@
 
 use ash::vk::{self, Handle};
 
-use super::memory::AllocationChain;
 use crate::config::Settings;
 use crate::dispatch::Device;
 use crate::registry::dynamic::{Dynamic, Internal, Residency};
+use crate::views::AllocationChain;
 
 /// Whether dma-buf imports may become dynamic attachments on `dev` (after
 /// the sync engine is set up), or why not. Dynamic attachments are copied
@@ -26,7 +26,7 @@ pub fn dynamic_support(dev: &Device, settings: &Settings) -> Result<(), &'static
     if !settings.dynamic_attachments() {
         return Err("DYNABUF_ATTACH/DYNABUF_EVICT ask for pinned attachments");
     }
-    if dev.state.sync.is_none() {
+    if !dev.state.has_sync() {
         return Err(
             "implicit sync is off on this device, and dynamic attachments are copied at its hand-over points",
         );

@@ -3,7 +3,7 @@
 
 use ash::vk::Handle;
 
-use crate::config::LogLevel;
+use crate::log::LogLevel;
 use crate::dispatch::Device;
 
 pub fn created(dev: &Device) {
@@ -19,9 +19,7 @@ pub fn destroying(dev: &Device) {
             format_args!("stats for {} ({:#x}): {}", dev.state.name, dev.handle.as_raw(), stats.line()),
         );
     }
-    if let Some(engine) = &dev.state.sync {
-        engine.shutdown(dev);
-    }
-    super::buffers::device_gone(dev);
+    dev.state.shutdown_sync(dev);
+    super::dma_bufs::device_gone(dev);
     log_debug!("detached from {} ({:#x})", dev.state.name, dev.handle.as_raw());
 }

@@ -3,40 +3,10 @@
 
 use ash::vk;
 
-use super::{attach, buffers};
+use super::{attach, dma_bufs};
 use crate::dispatch::Device;
-use crate::registry::{ExternalKind, ExternalMemory, Resource};
-
-/// The pNext structures of a `VkMemoryAllocateInfo` the layer cares about.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct AllocationChain<'a> {
-    pub import_fd: Option<&'a vk::ImportMemoryFdInfoKHR<'a>>,
-    pub export: Option<&'a vk::ExportMemoryAllocateInfo<'a>>,
-    pub dedicated: Option<&'a vk::MemoryDedicatedAllocateInfo<'a>>,
-    /// The chain holds structures other than the three above.
-    pub other_structures: bool,
-}
-
-impl AllocationChain<'_> {
-    /// How the memory will be shared, if at all.
-    fn external_kind(&self) -> Option<ExternalKind> {
-        if let Some(i) = self.import_fd.filter(|i| !i.handle_type.is_empty()) {
-            return Some(ExternalKind::Import(i.handle_type));
-        }
-        self.export.filter(|e| !e.handle_types.is_empty()).map(|e| ExternalKind::Exportable(e.handle_types))
-    }
-
-    fn dedicated_to(&self) -> Option<Resource> {
-        let d = self.dedicated?;
-        if d.image != vk::Image::null() {
-            Some(Resource::Image(d.image))
-        } else if d.buffer != vk::Buffer::null() {
-            Some(Resource::Buffer(d.buffer))
-        } else {
-            None
-        }
-    }
-}
+use crate::registry::{ExternalKind, ExternalMemory};
+use crate::views::AllocationChain;
 
 pub fn allocate(
     dev: &Device,
@@ -54,7 +24,7 @@ pub fn allocate(
     let dma_buf = chain
         .import_fd
         .filter(|i| i.handle_type == vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT)
-        .and_then(|i| buffers::identify(i.fd));
+        .and_then(|i| dma_bufs::identify(i.fd));
     let dynamic_import = dma_buf.is_some() && crate::config::get().dynamic_attachments();
     let why_pinned = match dev.state.dynamic {
         Ok(()) => attach::pinned_because(info, &chain, allocator),
@@ -105,7 +75,7 @@ pub fn allocate(
     record.dynamic = dynamic;
     dev.state.with_memory(|t| t.insert(*memory, record));
     if let Some(id) = dma_buf {
-        buffers::joined(dev, *memory, id, false);
+        dma_bufs::joined(dev, *memory, id, false);
     }
     result
 }
@@ -114,7 +84,7 @@ pub fn free(dev: &Device, memory: vk::DeviceMemory, allocator: Option<&vk::Alloc
     if dev.state.has_external_memory() && memory != vk::DeviceMemory::null() {
         if let Some(gone) = dev.state.with_memory(|t| t.remove(memory)) {
             if let Some(d) = &gone.dma_buf {
-                buffers::left(dev, memory, d.key);
+                dma_bufs::left(dev, memory, d.key);
             }
             if let Some(d) = &gone.dynamic {
                 attach::release(dev, d);
@@ -137,8 +107,8 @@ pub fn get_fd(dev: &Device, info: &vk::MemoryGetFdInfoKHR<'_>, fd: &mut i32) -> 
         dev.state.count(|s| &s.fd_exports);
         let tracked = dev.state.with_memory(|t| t.exported(info.memory, info.handle_type));
         if tracked && info.handle_type == vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT {
-            if let Some(id) = buffers::identify(*fd) {
-                buffers::joined(dev, info.memory, id, true);
+            if let Some(id) = dma_bufs::identify(*fd) {
+                dma_bufs::joined(dev, info.memory, id, true);
             }
         }
         log_debug!(

@@ -10,7 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attach;
-pub mod buffers;
+pub mod dma_bufs;
 pub mod command;
 pub mod device;
 pub mod extensions;
@@ -18,4 +18,3 @@ pub mod memory;
 pub mod probe;
 pub mod queue;
 pub mod resource;
-pub mod state;

@@ -3,9 +3,9 @@
 
 use ash::vk;
 
-use super::state::QueueInfo;
+use crate::dispatch::state::QueueInfo;
 use crate::dispatch::Device;
-use crate::entry::views::Submits;
+use crate::views::Submits;
 use crate::registry::Direction;
 use crate::sync::engine::Call;
 use crate::sync::plan;
@@ -56,7 +56,7 @@ fn synchronised(
     call: Call<'_, '_>,
     fence: vk::Fence,
 ) -> Option<vk::Result> {
-    let engine = dev.state.sync.as_ref()?;
+    let engine = dev.state.sync::<crate::sync::SyncEngine>()?;
     let plan = plan::build(dev, submits, crate::config::get().sync_scope);
     if plan.is_empty() {
         return None;

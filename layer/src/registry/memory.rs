@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ash::vk;
 
-use super::buffers::BufferKey;
+use super::dma_bufs::DmaBufKey;
 
 /// A buffer or an image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -37,7 +37,7 @@ impl ExternalKind {
 /// ioctls.
 #[derive(Clone, Debug)]
 pub struct DmaBufRef {
-    pub key: BufferKey,
+    pub key: DmaBufKey,
     pub fd: Arc<OwnedFd>,
 }
 

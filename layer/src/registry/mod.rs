@@ -10,12 +10,12 @@
 
 #![forbid(unsafe_code)]
 
-pub mod buffers;
+pub mod dma_bufs;
 pub mod caps;
 pub mod dynamic;
 pub mod memory;
 pub mod transfers;
 
-pub use buffers::{AttachmentRef, BufferInfo, BufferKey, BufferRegistry};
+pub use dma_bufs::{AttachmentRef, DmaBufInfo, DmaBufKey, DmaBufRegistry};
 pub use memory::{DmaBufRef, ExternalKind, ExternalMemory, MemoryTable, Resource};
 pub use transfers::{CommandLog, Direction, OwnershipTransfer};

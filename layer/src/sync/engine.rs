@@ -422,6 +422,16 @@ impl SyncEngine {
     }
 }
 
+impl crate::dispatch::state::Engine for SyncEngine {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn shutdown(&self, dev: &Device) {
+        SyncEngine::shutdown(self, dev)
+    }
+}
+
 /// Time spent in the driver, when statistics are on.
 #[derive(Debug)]
 pub enum Driver {

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use crate::config::SyncScope;
 use crate::dispatch::Device;
-use crate::entry::views::Submits;
-use crate::registry::{BufferKey, Direction, OwnershipTransfer};
+use crate::views::Submits;
+use crate::registry::{DmaBufKey, Direction, OwnershipTransfer};
 
 /// One buffer changing hands.
 #[derive(Clone, Debug)]
 pub struct Handover {
-    pub key: BufferKey,
+    pub key: DmaBufKey,
     /// The application's memory object (the backing, for a dynamic
     /// attachment).
     pub memory: ash::vk::DeviceMemory,

@@ -16,7 +16,7 @@ use ash::vk;
 
 use crate::dispatch::Device;
 use crate::registry::dynamic::{Copies, Dynamic, Internal, Use};
-use crate::registry::BufferKey;
+use crate::registry::DmaBufKey;
 use crate::sys::dma_buf;
 
 const DMA_BUF: vk::ExternalMemoryHandleTypeFlags = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
@@ -76,7 +76,7 @@ fn reimport(
     dev: &Device,
     size: u64,
     memory_type: u32,
-    key: BufferKey,
+    key: DmaBufKey,
     fd: &OwnedFd,
 ) -> Result<Internal, vk::Result> {
     let id = dma_buf::identity(fd.as_fd()).map_err(|e| e.to_vk())?;
@@ -109,7 +109,7 @@ struct Snapshot {
     size: u64,
     memory_type: u32,
     backing_buffer: vk::Buffer,
-    key: BufferKey,
+    key: DmaBufKey,
     fd: std::sync::Arc<OwnedFd>,
 }
 

@@ -1,4 +1,4 @@
-//! The process-wide view of dma-bufs: one *buffer* per dma-buf (keyed by
+//! The process-wide view of dma-bufs: one entry per dma-buf (keyed by
 //! its inode), each with its *attachments* (one per importing device and
 //! memory object) and its *exporter*.
 
@@ -6,12 +6,12 @@ use std::collections::HashMap;
 
 /// A dma-buf's key: `(st_dev, st_ino)` of any fd for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BufferKey {
+pub struct DmaBufKey {
     pub dev: u64,
     pub ino: u64,
 }
 
-impl std::fmt::Display for BufferKey {
+impl std::fmt::Display for DmaBufKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "dma-buf {}:{}", self.dev, self.ino)
     }
@@ -26,32 +26,32 @@ pub struct AttachmentRef {
 
 /// What fdinfo says of the buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BufferInfo {
+pub struct DmaBufInfo {
     pub size: u64,
     pub exporter: String,
     pub name: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Buffer {
-    pub info: BufferInfo,
+pub struct DmaBuf {
+    pub info: DmaBufInfo,
     pub attachments: Vec<AttachmentRef>,
     /// The memory object it was exported from, when this process exported it.
     pub exported_by: Option<AttachmentRef>,
 }
 
-impl Buffer {
+impl DmaBuf {
     fn is_unused(&self) -> bool {
         self.attachments.is_empty() && self.exported_by.is_none()
     }
 }
 
 #[derive(Debug, Default)]
-pub struct BufferRegistry {
-    buffers: HashMap<BufferKey, Buffer>,
+pub struct DmaBufRegistry {
+    buffers: HashMap<DmaBufKey, DmaBuf>,
 }
 
-impl BufferRegistry {
+impl DmaBufRegistry {
     pub fn len(&self) -> usize {
         self.buffers.len()
     }
@@ -60,16 +60,16 @@ impl BufferRegistry {
         self.buffers.is_empty()
     }
 
-    pub fn get(&self, key: BufferKey) -> Option<&Buffer> {
+    pub fn get(&self, key: DmaBufKey) -> Option<&DmaBuf> {
         self.buffers.get(&key)
     }
 
-    fn entry(&mut self, key: BufferKey, info: BufferInfo) -> &mut Buffer {
-        self.buffers.entry(key).or_insert_with(|| Buffer { info, attachments: Vec::new(), exported_by: None })
+    fn entry(&mut self, key: DmaBufKey, info: DmaBufInfo) -> &mut DmaBuf {
+        self.buffers.entry(key).or_insert_with(|| DmaBuf { info, attachments: Vec::new(), exported_by: None })
     }
 
     /// An import: `at` is attached to the buffer.
-    pub fn attach(&mut self, key: BufferKey, info: BufferInfo, at: AttachmentRef) {
+    pub fn attach(&mut self, key: DmaBufKey, info: DmaBufInfo, at: AttachmentRef) {
         let b = self.entry(key, info);
         if !b.attachments.contains(&at) {
             b.attachments.push(at);
@@ -77,13 +77,13 @@ impl BufferRegistry {
     }
 
     /// An export through `vkGetMemoryFdKHR`: `at` is the exporter.
-    pub fn exported(&mut self, key: BufferKey, info: BufferInfo, at: AttachmentRef) {
+    pub fn exported(&mut self, key: DmaBufKey, info: DmaBufInfo, at: AttachmentRef) {
         self.entry(key, info).exported_by = Some(at);
     }
 
     /// `at`'s memory is freed: it is no longer an attachment or exporter of
     /// `key`; a buffer nobody holds any more is forgotten.
-    pub fn release(&mut self, key: BufferKey, at: AttachmentRef) {
+    pub fn release(&mut self, key: DmaBufKey, at: AttachmentRef) {
         let Some(b) = self.buffers.get_mut(&key) else { return };
         b.attachments.retain(|a| *a != at);
         if b.exported_by == Some(at) {
@@ -110,16 +110,16 @@ impl BufferRegistry {
 mod tests {
     use super::*;
 
-    fn info() -> BufferInfo {
-        BufferInfo { size: 4096, exporter: "udmabuf".into(), name: None }
+    fn info() -> DmaBufInfo {
+        DmaBufInfo { size: 4096, exporter: "udmabuf".into(), name: None }
     }
-    const K: BufferKey = BufferKey { dev: 9, ino: 100 };
+    const K: DmaBufKey = DmaBufKey { dev: 9, ino: 100 };
     const A: AttachmentRef = AttachmentRef { device: 1, memory: 10 };
     const B: AttachmentRef = AttachmentRef { device: 2, memory: 20 };
 
     #[test]
     fn one_buffer_for_several_devices() {
-        let mut r = BufferRegistry::default();
+        let mut r = DmaBufRegistry::default();
         r.attach(K, info(), A);
         r.attach(K, info(), B);
         r.attach(K, info(), B);
@@ -133,7 +133,7 @@ mod tests {
 
     #[test]
     fn an_exported_buffer_lives_while_its_exporter_does() {
-        let mut r = BufferRegistry::default();
+        let mut r = DmaBufRegistry::default();
         r.exported(K, info(), A);
         r.attach(K, info(), B);
         r.release(K, B);
@@ -144,8 +144,8 @@ mod tests {
 
     #[test]
     fn destroying_a_device_drops_only_its_part() {
-        let mut r = BufferRegistry::default();
-        let other = BufferKey { dev: 9, ino: 200 };
+        let mut r = DmaBufRegistry::default();
+        let other = DmaBufKey { dev: 9, ino: 200 };
         r.attach(K, info(), A);
         r.attach(K, info(), B);
         r.exported(other, info(), A);

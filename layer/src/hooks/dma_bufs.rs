@@ -1,28 +1,28 @@
 //! The process-wide dma-buf registry and how a memory object joins it.
 //!
-//! Lock order: a device's `memory` lock before this registry's lock.
+//! Its lock is level `Registry` of the lock order (`lock_order`).
 
 use std::os::fd::{AsFd, OwnedFd, RawFd};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use ash::vk::{self, Handle};
 
 use crate::dispatch::Device;
-use crate::registry::{AttachmentRef, BufferInfo, BufferKey, BufferRegistry, DmaBufRef};
+use crate::registry::{AttachmentRef, DmaBufInfo, DmaBufKey, DmaBufRegistry, DmaBufRef};
 use crate::sys::{self, dma_buf};
 
-static BUFFERS: LazyLock<Mutex<BufferRegistry>> = LazyLock::new(Default::default);
+static DMA_BUFS: LazyLock<Mutex<DmaBufRegistry>> = LazyLock::new(Default::default);
 
 /// The registry (poisoning is survivable: the map stays consistent).
-pub fn buffers() -> MutexGuard<'static, BufferRegistry> {
-    BUFFERS.lock().unwrap_or_else(|p| p.into_inner())
+pub fn registry() -> crate::lock_order::Guard<'static, DmaBufRegistry> {
+    crate::lock_order::lock(&DMA_BUFS, crate::lock_order::Level::Registry)
 }
 
 /// A dma-buf identified from one of its fds.
 #[derive(Debug)]
 pub struct Identified {
-    pub key: BufferKey,
-    pub info: BufferInfo,
+    pub key: DmaBufKey,
+    pub info: DmaBufInfo,
     pub fd: OwnedFd,
 }
 
@@ -33,8 +33,8 @@ pub fn identify(raw: RawFd) -> Option<Identified> {
     let id = dma_buf::identity(fd.as_fd()).ok()?;
     let info = dma_buf::info(fd.as_fd()).ok()??;
     Some(Identified {
-        key: BufferKey { dev: id.dev, ino: id.ino },
-        info: BufferInfo { size: info.size, exporter: info.exporter, name: info.name },
+        key: DmaBufKey { dev: id.dev, ino: id.ino },
+        info: DmaBufInfo { size: info.size, exporter: info.exporter, name: info.name },
         fd,
     })
 }
@@ -60,7 +60,7 @@ pub fn joined(dev: &Device, memory: vk::DeviceMemory, id: Identified, exported: 
         info.exporter,
         info.name.as_deref().map(|n| format!(", name {n}")).unwrap_or_default()
     );
-    let mut registry = buffers();
+    let mut registry = registry();
     if exported {
         registry.exported(key, info, at(dev, memory));
     } else {
@@ -69,11 +69,11 @@ pub fn joined(dev: &Device, memory: vk::DeviceMemory, id: Identified, exported: 
 }
 
 /// `memory` is freed.
-pub fn left(dev: &Device, memory: vk::DeviceMemory, key: BufferKey) {
-    buffers().release(key, at(dev, memory));
+pub fn left(dev: &Device, memory: vk::DeviceMemory, key: DmaBufKey) {
+    registry().release(key, at(dev, memory));
 }
 
 /// The device is destroyed.
 pub fn device_gone(dev: &Device) {
-    buffers().device_destroyed(dev.handle.as_raw());
+    registry().device_destroyed(dev.handle.as_raw());
 }

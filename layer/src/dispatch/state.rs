@@ -1,4 +1,5 @@
-//! The hooks' per-device state.
+//! The layer's per-device state, kept in [`super::Device`] (so it sits
+//! with the dispatch tables, below every module that uses it).
 //!
 //! Its locks take part in the lock order written in `lock_order`: memory
 //! before commands before queues, and none held across a call down.
@@ -13,6 +14,14 @@ use crate::registry::caps::Capabilities;
 use crate::registry::{CommandLog, MemoryTable};
 use crate::stats::DeviceStats;
 use crate::sys::drm::Node;
+
+/// A device's implicit-sync engine, as the state below `sync` knows it:
+/// something to shut down, and to hand back to `sync` by its type.
+pub trait Engine: std::any::Any + std::fmt::Debug + Send + Sync {
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// Stops what runs in the background and frees the engine's objects.
+    fn shutdown(&self, dev: &super::Device);
+}
 
 /// The device's queue families: what each can do, and which the
 /// application created queues in.
@@ -75,8 +84,9 @@ pub struct DeviceState {
     /// Functions of extensions only the layer enabled: hidden from the
     /// application's `vkGetDeviceProcAddr`.
     pub hidden: Vec<&'static std::ffi::CStr>,
-    /// Implicit sync, when on and possible.
-    pub sync: Option<crate::sync::SyncEngine>,
+    /// Implicit sync, when on and possible (the engine lives above this
+    /// module: see [`Engine`]).
+    sync: Option<Box<dyn Engine>>,
     /// `DYNABUF_SYNC_SCOPE=all`: every submission touches every dma-buf.
     pub scope_all: bool,
     /// The device's memory budget, when `VK_EXT_memory_budget` is enabled.
@@ -111,6 +121,28 @@ impl DeviceState {
             timeline: false,
             queues: QueueFamilies::default(),
             dynamic: Err("the layer is disabled"),
+        }
+    }
+
+    /// The device's sync engine, of type `E` (`sync::SyncEngine`).
+    #[inline]
+    pub fn sync<E: Engine>(&self) -> Option<&E> {
+        self.sync.as_deref()?.as_any().downcast_ref()
+    }
+
+    /// Whether implicit sync is on.
+    pub fn has_sync(&self) -> bool {
+        self.sync.is_some()
+    }
+
+    pub fn set_sync(&mut self, engine: Option<Box<dyn Engine>>) {
+        self.sync = engine;
+    }
+
+    /// Shuts the engine down (at `vkDestroyDevice`).
+    pub fn shutdown_sync(&self, dev: &super::Device) {
+        if let Some(e) = &self.sync {
+            e.shutdown(dev);
         }
     }
 

@@ -56,57 +56,6 @@ impl<'a> Submits<'a> {
         }
     }
 
-    /// Batch `i`'s wait semaphores and stages (`vkQueueSubmit`).
-    pub fn v1_waits(&self, i: usize) -> (&'a [vk::Semaphore], &'a [vk::PipelineStageFlags]) {
-        match *self {
-            // SAFETY: the constructor's contract vouches for the arrays.
-            Submits::V1(infos) => unsafe {
-                (
-                    slice(infos[i].p_wait_semaphores, infos[i].wait_semaphore_count),
-                    slice(infos[i].p_wait_dst_stage_mask, infos[i].wait_semaphore_count),
-                )
-            },
-            Submits::V2(_) => (&[], &[]),
-        }
-    }
-
-    /// Batch `i`'s `VkTimelineSemaphoreSubmitInfo`, if it chains one: its
-    /// wait and signal values.
-    pub fn v1_timeline(&self, i: usize) -> Option<(&'a [u64], &'a [u64])> {
-        let Submits::V1(infos) = *self else { return None };
-        // SAFETY: the constructor's contract covers the pNext chain.
-        let t: &vk::TimelineSemaphoreSubmitInfo<'_> = unsafe { crate::pnext::find(infos[i].p_next) }?;
-        // SAFETY: the structure's arrays hold their counts of values.
-        Some(unsafe {
-            (
-                slice(t.p_wait_semaphore_values, t.wait_semaphore_value_count),
-                slice(t.p_signal_semaphore_values, t.signal_semaphore_value_count),
-            )
-        })
-    }
-
-    /// Batch `i`'s command buffer infos (`vkQueueSubmit2`).
-    pub fn v2_command_buffer_infos(&self, i: usize) -> &'a [vk::CommandBufferSubmitInfo<'a>] {
-        match *self {
-            // SAFETY: the constructor's contract vouches for the array.
-            Submits::V2(infos) => unsafe {
-                slice(infos[i].p_command_buffer_infos, infos[i].command_buffer_info_count)
-            },
-            Submits::V1(_) => &[],
-        }
-    }
-
-    /// Batch `i`'s wait infos (`vkQueueSubmit2`).
-    pub fn v2_waits(&self, i: usize) -> &'a [vk::SemaphoreSubmitInfo<'a>] {
-        match *self {
-            // SAFETY: the constructor's contract vouches for the array.
-            Submits::V2(infos) => unsafe {
-                slice(infos[i].p_wait_semaphore_infos, infos[i].wait_semaphore_info_count)
-            },
-            Submits::V1(_) => &[],
-        }
-    }
-
     /// Every command buffer submitted, in order.
     pub fn command_buffers(&self) -> Box<dyn Iterator<Item = vk::CommandBuffer> + 'a> {
         match *self {
