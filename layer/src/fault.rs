@@ -13,6 +13,8 @@
 //!
 //! An unknown point is reported once on stderr and ignored.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 

@@ -4,23 +4,29 @@
 //! application and its driver, watches every dma-buf the application imports
 //! or exports, and gives those buffers what Vulkan leaves to each application:
 //! an attachment registry, implicit synchronisation through sync_file fences,
-//! and dynamic (evictable, transparently re-validated) attachments. The full
-//! model is in `DESIGN.md` (the team's shared design); this crate follows its
-//! layout:
+//! and dynamic (evictable, transparently re-validated) attachments. The design
+//! is in `layer/DESIGN.md`, next to this crate.
 //!
-//! * [`entry`]: the three exported loader symbols, the name→hook table and the
-//!   `extern "system"` trampolines that turn raw Vulkan pointers into
-//!   references before any hook logic runs (unsafe lives here);
-//! * [`dispatch`]: per-instance and per-device state keyed by dispatch key,
-//!   and safe wrappers that call down the chain (unsafe lives here);
-//! * [`pnext`]: the pNext-chain walker (unsafe lives here);
-//! * [`hooks`]: what the layer does at each intercepted call, in safe Rust;
-//! * [`registry`]: the pure state the hooks keep (`#![forbid(unsafe_code)]`);
-//! * [`config`], [`log`], [`stats`]: settings, logging and counters.
+//! Modules, by floor: a module uses only modules on its floor's left or
+//! below it, never above.
 //!
-//! No panic crosses into the application: every trampoline runs its hook
-//! under [`entry::guard`], which turns a panic into a log line and an error
-//! result.
+//! 1. bottom: [`log`], [`settings`], [`stats`], [`lock_order`], [`fault`],
+//!    [`sys`] (kernel interfaces), [`registry`] (pure bookkeeping), [`views`]
+//!    (read-only views of application structures);
+//! 2. [`dispatch`]: per-instance and per-device state keyed by dispatch key,
+//!    the next layer's function tables and safe call-down wrappers;
+//! 3. [`sync`]: implicit sync and dynamic attachments, one behaviour per file
+//!    (`plan`, `acquire`, `release`, `evict`, `revalidate`, `submit`,
+//!    `waiter`, `strategy`);
+//! 4. [`hooks`]: what the layer does at each intercepted call (`probe`,
+//!    `attach`, `memory`, `command`, `queue`, ...);
+//! 5. [`entry`]: the three exported loader symbols, the name→hook table and
+//!    the `extern "system"` trampolines.
+//!
+//! Unsafe code lives in `entry`, `dispatch`, `sys` and `views`; the others
+//! forbid it. No panic crosses into the application: every trampoline runs
+//! its hook under [`entry::guard`], which turns a panic into a log line and
+//! an error result.
 
 // The library must be named libVkLayer_dynabuf.so, after the layer.
 #![allow(non_snake_case)]
@@ -30,17 +36,17 @@
 
 #[macro_use]
 pub mod log;
-pub mod config;
 pub mod dispatch;
 pub mod entry;
 pub mod fault;
 pub mod hooks;
 pub mod lock_order;
-pub mod views;
 pub mod registry;
+pub mod settings;
 pub mod stats;
 pub mod sync;
 pub mod sys;
+pub mod views;
 
 /// The layer's name as the loader and applications see it.
 pub const LAYER_NAME: &std::ffi::CStr = c"VK_LAYER_DYNABUF_dmabuf";

@@ -16,6 +16,8 @@
 //! every call-down wrapper in `dispatch` asserts that this thread holds
 //! none. Take the state out, drop the lock, call down, put the result back.
 
+#![forbid(unsafe_code)]
+
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 

@@ -2,11 +2,12 @@
 //! never on stdout. The level check is one relaxed atomic load, so a disabled
 //! log line costs nothing measurable on a hot path.
 
+#![forbid(unsafe_code)]
+
 use std::fs::File;
 use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
-
 
 /// How much the layer logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

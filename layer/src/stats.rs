@@ -1,6 +1,8 @@
 //! Statistics: plain counters, kept only when `DYNABUF_STATS=1`, so the hot
 //! paths pay one predictable branch and no shared cache line otherwise.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! counters {

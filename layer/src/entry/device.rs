@@ -11,11 +11,11 @@ use std::sync::Arc;
 use ash::vk;
 
 use super::{guard, slice};
-use crate::config;
+use crate::dispatch::state::{DeviceState, QueueFamilies};
 use crate::dispatch::{self, feature_chain, link, Device, Instance};
 use crate::hooks::extensions::{self, Wanted};
 use crate::hooks::probe;
-use crate::dispatch::state::{DeviceState, QueueFamilies};
+use crate::settings;
 
 /// The application's extension names.
 ///
@@ -65,7 +65,7 @@ pub(super) unsafe extern "system" fn create_device(
             return vk::Result::ERROR_INITIALIZATION_FAILED;
         };
 
-        let settings = config::get();
+        let settings = settings::get();
         // SAFETY: `info` is valid.
         let requested = unsafe { requested_extensions(info) };
         // SAFETY: the queue create infos the application passed.
@@ -184,7 +184,7 @@ fn register(
 ) -> vk::Result {
     static ORDINAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     let ordinal = ORDINAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let settings = config::get();
+    let settings = settings::get();
     let (handle, p_allocator) = (c.handle, c.p_allocator);
     let mut state =
         DeviceState::new(format!("dev{ordinal} {}", instance.device_name(physical)), settings.stats);
@@ -215,7 +215,7 @@ fn register(
         }
         let engine = crate::sync::SyncEngine::new(&dev, strategy, settings);
         dev.state.set_sync(engine.map(|e| Box::new(e) as Box<dyn crate::dispatch::state::Engine>));
-        dev.state.scope_all = settings.sync_scope == config::SyncScope::All;
+        dev.state.scope_all = settings.sync_scope == settings::SyncScope::All;
         if c.enabled.contains(&c"VK_EXT_memory_budget") {
             dev.state.memory_budget = instance.memory_budget(physical);
         }

@@ -6,7 +6,7 @@ use ash::vk;
 
 use super::guard;
 use crate::dispatch::{self, link, Instance};
-use crate::{config, LAYER_NAME};
+use crate::{settings, LAYER_NAME};
 
 pub(super) unsafe extern "system" fn create_instance(
     p_create_info: *const vk::InstanceCreateInfo<'_>,
@@ -14,7 +14,7 @@ pub(super) unsafe extern "system" fn create_instance(
     p_instance: *mut vk::Instance,
 ) -> vk::Result {
     guard("vkCreateInstance", vk::Result::ERROR_INITIALIZATION_FAILED, || {
-        let settings = config::get();
+        let settings = settings::get();
         // SAFETY: the loader passes a valid create info (null is refused).
         let Some(info) = (unsafe { p_create_info.as_ref() }) else {
             return vk::Result::ERROR_INITIALIZATION_FAILED;

@@ -24,7 +24,7 @@ use ash::vk;
 use crate::dispatch::loader_abi::{
     NegotiateLayerInterface, LAYER_INTERFACE_VERSION, LAYER_NEGOTIATE_INTERFACE_STRUCT,
 };
-use crate::{config, dispatch};
+use crate::{dispatch, settings};
 
 /// Runs a hook body; a panic becomes a log line and `on_panic`, never an
 /// unwind into the application.
@@ -165,7 +165,7 @@ pub unsafe extern "system" fn vkNegotiateLoaderLayerInterfaceVersion(
     p_version_struct: *mut NegotiateLayerInterface,
 ) -> vk::Result {
     guard("vkNegotiateLoaderLayerInterfaceVersion", vk::Result::ERROR_INITIALIZATION_FAILED, || {
-        config::get();
+        settings::get();
         // SAFETY: the loader passes a valid, writable struct (or null, which
         // `as_mut` turns into `None`).
         let Some(v) = (unsafe { p_version_struct.as_mut() }) else {
@@ -226,7 +226,7 @@ unsafe extern "system" fn get_instance_proc_addr(
         }
         // SAFETY: a non-null name is a NUL-terminated string (Vulkan valid usage).
         let name = unsafe { CStr::from_ptr(p_name) };
-        let disabled = config::get().disabled;
+        let disabled = settings::get().disabled;
         let hook = find_hook(name);
         if let Some(h) = hook.filter(|h| h.kind != Kind::Device) {
             return Some(h.ptr);
@@ -259,7 +259,7 @@ unsafe extern "system" fn get_device_proc_addr(
         let next = dev.next_proc_addr(name);
         match find_hook(name) {
             Some(h) if h.kind == Kind::DeviceChain => Some(h.ptr),
-            Some(h) if h.kind == Kind::Device && !config::get().disabled => next.map(|_| h.ptr),
+            Some(h) if h.kind == Kind::Device && !settings::get().disabled => next.map(|_| h.ptr),
             _ => next,
         }
     })

@@ -2,10 +2,10 @@
 
 use ash::vk;
 
-use crate::views::Submits;
 use super::{device_or_return, guard, slice};
 use crate::dispatch;
 use crate::hooks::queue;
+use crate::views::Submits;
 
 pub(super) unsafe extern "system" fn get_device_queue(
     device: vk::Device,

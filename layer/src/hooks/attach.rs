@@ -11,9 +11,9 @@
 
 use ash::vk::{self, Handle};
 
-use crate::config::Settings;
 use crate::dispatch::Device;
 use crate::registry::dynamic::{Dynamic, Internal, Residency};
+use crate::settings::Settings;
 use crate::views::AllocationChain;
 
 /// Whether dma-buf imports may become dynamic attachments on `dev` (after
@@ -190,7 +190,7 @@ pub fn map_target(dev: &Device, memory: vk::DeviceMemory) -> Result<vk::DeviceMe
     if !dev.state.has_external_memory() {
         return Ok(memory);
     }
-    let timeout = std::time::Duration::from_millis(crate::config::get().fence_timeout_ms);
+    let timeout = std::time::Duration::from_millis(crate::settings::get().fence_timeout_ms);
     Ok(crate::sync::revalidate::for_mapping(dev, memory, timeout)?.unwrap_or(memory))
 }
 

@@ -3,8 +3,8 @@
 
 use ash::vk::Handle;
 
-use crate::log::LogLevel;
 use crate::dispatch::Device;
+use crate::log::LogLevel;
 
 pub fn created(dev: &Device) {
     let stats = if dev.state.stats.is_some() { ", statistics on" } else { "" };

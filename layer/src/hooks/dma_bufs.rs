@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use ash::vk::{self, Handle};
 
 use crate::dispatch::Device;
-use crate::registry::{AttachmentRef, DmaBufInfo, DmaBufKey, DmaBufRegistry, DmaBufRef};
+use crate::registry::{AttachmentRef, DmaBufInfo, DmaBufKey, DmaBufRef, DmaBufRegistry};
 use crate::sys::{self, dma_buf};
 
 static DMA_BUFS: LazyLock<Mutex<DmaBufRegistry>> = LazyLock::new(Default::default);

@@ -25,7 +25,7 @@ pub fn allocate(
         .import_fd
         .filter(|i| i.handle_type == vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT)
         .and_then(|i| dma_bufs::identify(i.fd));
-    let dynamic_import = dma_buf.is_some() && crate::config::get().dynamic_attachments();
+    let dynamic_import = dma_buf.is_some() && crate::settings::get().dynamic_attachments();
     let why_pinned = match dev.state.dynamic {
         Ok(()) => attach::pinned_because(info, &chain, allocator),
         Err(why) => Some(why),

@@ -10,9 +10,9 @@
 #![forbid(unsafe_code)]
 
 pub mod attach;
-pub mod dma_bufs;
 pub mod command;
 pub mod device;
+pub mod dma_bufs;
 pub mod extensions;
 pub mod memory;
 pub mod probe;

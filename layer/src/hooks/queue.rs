@@ -5,10 +5,10 @@ use ash::vk;
 
 use crate::dispatch::state::QueueInfo;
 use crate::dispatch::Device;
-use crate::views::Submits;
 use crate::registry::Direction;
 use crate::sync::engine::Call;
 use crate::sync::plan;
+use crate::views::Submits;
 
 pub fn get_queue(dev: &Device, family: u32, index: u32, queue: &mut vk::Queue) {
     dev.get_device_queue(family, index, queue);
@@ -57,7 +57,7 @@ fn synchronised(
     fence: vk::Fence,
 ) -> Option<vk::Result> {
     let engine = dev.state.sync::<crate::sync::SyncEngine>()?;
-    let plan = plan::build(dev, submits, crate::config::get().sync_scope);
+    let plan = plan::build(dev, submits, crate::settings::get().sync_scope);
     if plan.is_empty() {
         return None;
     }

@@ -10,8 +10,8 @@
 
 #![forbid(unsafe_code)]
 
-pub mod dma_bufs;
 pub mod caps;
+pub mod dma_bufs;
 pub mod dynamic;
 pub mod memory;
 pub mod transfers;

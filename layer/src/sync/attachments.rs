@@ -10,9 +10,9 @@ use ash::vk;
 
 use super::plan::Plan;
 use super::{evict, revalidate};
-use crate::config::EvictPolicy;
 use crate::dispatch::Device;
 use crate::registry::dynamic::LastUse;
+use crate::settings::EvictPolicy;
 
 /// The dynamic-attachment work of one submission.
 #[derive(Debug, Default)]

@@ -17,8 +17,8 @@ use super::strategy::{self, Strategy};
 use super::submit::{self, Additions, Before};
 use super::waiter::ThreadBridge;
 use super::{attachments, Bridge, SemaphoreBridge, Wait};
-use crate::config::{EvictPolicy, Settings};
 use crate::dispatch::Device;
+use crate::settings::{EvictPolicy, Settings};
 
 /// The engine's locks are leaves of the lock order (`lock_order`).
 fn lock<T>(m: &Mutex<T>) -> crate::lock_order::Guard<'_, T> {

@@ -17,9 +17,9 @@ use ash::vk;
 
 use super::plan::Plan;
 use super::revalidate::drop_internal;
-use crate::config::EvictPolicy;
 use crate::dispatch::Device;
 use crate::registry::dynamic::{victims, Candidate, Internal, LastUse};
+use crate::settings::EvictPolicy;
 
 /// The attachments `policy` evicts before this submission (`count`: the
 /// device's synchronised submissions so far, this one included).

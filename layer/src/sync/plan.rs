@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use crate::config::SyncScope;
 use crate::dispatch::Device;
+use crate::registry::{Direction, DmaBufKey, OwnershipTransfer};
+use crate::settings::SyncScope;
 use crate::views::Submits;
-use crate::registry::{DmaBufKey, Direction, OwnershipTransfer};
 
 /// One buffer changing hands.
 #[derive(Clone, Debug)]

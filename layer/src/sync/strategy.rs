@@ -3,8 +3,8 @@
 //! take it from [`choose`], so the log never names a strategy the engine
 //! does not use.
 
-use crate::config::{Settings, SyncMode};
 use crate::registry::caps::{Capabilities, Finding};
+use crate::settings::{Settings, SyncMode};
 
 /// How foreign fences reach the GPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,6 +7,8 @@
 //!
 //! The layer never reads `RUST_LOG`: that belongs to the application.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
