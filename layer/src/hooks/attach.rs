@@ -1,5 +1,5 @@
-//! Making a dma-buf import a dynamic attachment (DESIGN.md, "How a dynamic
-//! attachment survives eviction"): the driver imports the dma-buf as the
+//! Making a dma-buf import a dynamic attachment (`layer/DESIGN.md`, "Dynamic
+//! attachments"): the driver imports the dma-buf as the
 //! layer's *internal* memory, and the application gets a plain *backing*
 //! allocation of the same size and type, which its resources bind to. The
 //! layer copies dma-buf → backing at each acquire and backing → dma-buf at
