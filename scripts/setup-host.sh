@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building, testing and demonstrating dynabuf needs on a fresh
 # Debian 12 or Ubuntu machine: the Vulkan loader, Mesa's lavapipe driver,
-# vulkaninfo and the GLSL reference compiler. Idempotent; needs root or sudo.
+# vulkaninfo, the GLSL reference compiler and the Khronos validation layer
+# (scripts/test.sh runs every test again with it below dynabuf).
+# Idempotent; needs root or sudo.
 #
 # On Debian 12 (bookworm), Mesa comes from bookworm-backports (25.0.x):
 # bookworm's own Mesa 22.3 lacks what dynabuf's dma-buf work needs.
@@ -11,7 +13,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 . /etc/os-release
-packages=(libvulkan1 mesa-vulkan-drivers vulkan-tools glslang-tools)
+packages=(libvulkan1 mesa-vulkan-drivers vulkan-tools glslang-tools vulkan-validationlayers)
 mesa_from=()
 
 if [ "${ID:-}" = debian ] && [ "${VERSION_CODENAME:-}" = bookworm ]; then
@@ -63,3 +65,6 @@ fi
 icd=$(ls /usr/share/vulkan/icd.d/lvp_icd*.json 2>/dev/null | head -n1 || true)
 [ -n "$icd" ] || { echo "setup: lavapipe ICD manifest not found after install" >&2; exit 1; }
 echo "setup: lavapipe ICD: $icd"
+validation=$(ls /usr/share/vulkan/explicit_layer.d/VkLayer_khronos_validation.json 2>/dev/null || true)
+[ -n "$validation" ] || { echo "setup: Khronos validation layer manifest not found after install" >&2; exit 1; }
+echo "setup: validation layer: $validation ($(dpkg-query -W -f='${Version}' vulkan-validationlayers 2>/dev/null))"

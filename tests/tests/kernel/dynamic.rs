@@ -167,10 +167,12 @@ pub fn a_failed_revalidation_returns_an_error_and_a_later_submit_retries() -> Te
     let (faulted, first) =
         (faulted.map_err(|e| format!("{e}\n{stderr}"))?, first.map_err(|e| format!("{e}\n{stderr}"))?);
     ensure!(ok, "the client failed:\n{stderr}");
+    // A result vkQueueSubmit may return; the log names the cause.
     ensure!(
-        faulted.contains("ERROR_TOO_MANY_OBJECTS"),
-        "the faulted submission should fail: {faulted}\n{stderr}"
+        faulted.contains("ERROR_OUT_OF_DEVICE_MEMORY"),
+        "the faulted submission should fail with a legal result: {faulted}\n{stderr}"
     );
+    ensure!(stderr.contains("re-validated: ERROR_TOO_MANY_OBJECTS"), "the cause is not logged:\n{stderr}");
     // The failed submission ran nothing; the retry re-validated and ran.
     ensure!(value(&first, "first") == Some(2), "{first}");
     ensure!(stderr.contains("could not be re-validated"), "{stderr}");

@@ -2,7 +2,8 @@
 //! `Ok(Pass)`, `Ok(Skip(reason))` or fails (an `Err` or a panic). The
 //! summary is `N passed, N failed, N skipped`. With
 //! `DYNABUF_REQUIRE_KERNEL_TIER=1` a skip counts as a failure, so CI's VM
-//! run cannot pass by skipping.
+//! run cannot pass by skipping; elsewhere each skip is also recorded in
+//! `DYNABUF_SKIP_LOG` (`dynabuf_client::env::record_skip`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::ExitCode;
@@ -49,7 +50,12 @@ pub fn run_all(tests: &[Test]) -> ExitCode {
         .iter()
         .filter(|t| args.is_empty() || args.iter().any(|a| t.name.contains(a.as_str())))
         .collect();
-    println!("\nrunning {} kernel-tier tests", selected.len());
+    let validation = dynabuf_client::env::Validation::from_env();
+    let with = match validation {
+        dynabuf_client::env::Validation::Off => String::new(),
+        v => format!(" (DYNABUF_TEST_VALIDATION={})", format!("{v:?}").to_lowercase()),
+    };
+    println!("\nrunning {} kernel-tier tests{with}", selected.len());
     let start = Instant::now();
     for t in selected {
         let t0 = Instant::now();
@@ -69,6 +75,7 @@ pub fn run_all(tests: &[Test]) -> ExitCode {
             Ok(Outcome::Skip(why)) if !require => {
                 skipped += 1;
                 println!("test {} ... skipped: {why}", t.name);
+                dynabuf_client::env::record_skip("kernel", t.name, &why);
             }
             Ok(Outcome::Skip(why)) => {
                 failed += 1;
@@ -80,7 +87,7 @@ pub fn run_all(tests: &[Test]) -> ExitCode {
             }
         }
     }
-    println!("\nkernel tier: {:.1} s", start.elapsed().as_secs_f64());
+    println!("\nkernel tier{with}: {:.1} s", start.elapsed().as_secs_f64());
     println!("{passed} passed, {failed} failed, {skipped} skipped");
     if failed > 0 {
         ExitCode::FAILURE
