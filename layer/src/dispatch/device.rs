@@ -50,6 +50,7 @@ fn_table!(DeviceFns, vk::Device, vk::PFN_vkGetDeviceProcAddr {
     wait_semaphores: PFN_vkWaitSemaphores = c"vkWaitSemaphores" | c"vkWaitSemaphoresKHR";
     create_buffer: PFN_vkCreateBuffer = c"vkCreateBuffer";
     get_buffer_memory_requirements: PFN_vkGetBufferMemoryRequirements = c"vkGetBufferMemoryRequirements";
+    get_buffer_memory_requirements2: PFN_vkGetBufferMemoryRequirements2 = c"vkGetBufferMemoryRequirements2" | c"vkGetBufferMemoryRequirements2KHR";
     create_command_pool: PFN_vkCreateCommandPool = c"vkCreateCommandPool";
     end_command_buffer: PFN_vkEndCommandBuffer = c"vkEndCommandBuffer";
     cmd_copy_buffer: PFN_vkCmdCopyBuffer = c"vkCmdCopyBuffer";
@@ -259,6 +260,23 @@ impl Device {
             // SAFETY: see the module doc; the count is the slice's length.
             unsafe { f(cb, secondaries.len() as u32, secondaries.as_ptr()) }
         }
+    }
+
+    /// Whether the driver requires `buffer` to have memory dedicated to it
+    /// (`VkMemoryDedicatedRequirements`); `false` when it cannot be asked.
+    pub fn buffer_requires_dedicated(&self, buffer: vk::Buffer) -> bool {
+        let Some(f) = self.fns.get_buffer_memory_requirements2 else { return false };
+        let info = vk::BufferMemoryRequirementsInfo2::default().buffer(buffer);
+        let mut dedicated = vk::MemoryDedicatedRequirements::default();
+        let mut reqs = vk::MemoryRequirements2 {
+            p_next: (&mut dedicated as *mut vk::MemoryDedicatedRequirements<'_>).cast(),
+            ..Default::default()
+        };
+        crate::lock_order::assert_unlocked("buffer_requires_dedicated");
+        // SAFETY: see the module doc; the application's buffer and a valid
+        // chain of out-structures that live across the call.
+        unsafe { f(self.handle, &info, &mut reqs) };
+        dedicated.requires_dedicated_allocation == vk::TRUE
     }
 
     pub fn get_memory_fd(&self, info: &vk::MemoryGetFdInfoKHR<'_>, fd: &mut i32) -> vk::Result {

@@ -45,16 +45,19 @@ impl Device {
         Ok((buffer, req))
     }
 
-    /// A buffer covering `size` bytes for transfers, bound to `memory` at 0.
-    /// `external` marks it as living in imported dma-buf memory.
+    /// A buffer covering `size` bytes for transfers, bound to `memory` (of
+    /// type `memory_type`) at 0. `external` marks it as living in dma-buf
+    /// memory (imported or exportable).
     pub fn transfer_buffer(
         &self,
         memory: vk::DeviceMemory,
+        memory_type: u32,
         size: u64,
         external: bool,
     ) -> Result<vk::Buffer, vk::Result> {
         let (buffer, req) = self.new_transfer_buffer(size, external)?;
-        if req.size > size {
+        // VUID-vkBindBufferMemory-memory-01035: the type must suit the buffer.
+        if req.size > size || memory_type >= 32 || req.memory_type_bits & (1 << memory_type) == 0 {
             self.destroy_buffer(buffer, None);
             return Err(vk::Result::ERROR_OUT_OF_DEVICE_MEMORY);
         }

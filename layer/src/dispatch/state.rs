@@ -98,6 +98,8 @@ pub struct DeviceState {
     /// Whether dma-buf imports may become dynamic attachments here, or why
     /// not.
     pub dynamic: Result<(), &'static str>,
+    /// The property flags of each memory type.
+    pub memory_types: Vec<vk::MemoryPropertyFlags>,
 }
 
 use crate::lock_order::{lock, Level};
@@ -121,6 +123,7 @@ impl DeviceState {
             timeline: false,
             queues: QueueFamilies::default(),
             dynamic: Err("the layer is disabled"),
+            memory_types: Vec::new(),
         }
     }
 

@@ -191,6 +191,11 @@ fn register(
     state.hidden = extensions::hidden_functions(c.added);
     state.timeline = c.timeline;
     state.queues = QueueFamilies::new(instance.queue_family_flags(physical), c.queue_infos);
+    let props = instance.memory_properties(physical);
+    state.memory_types = props.memory_types[..(props.memory_type_count as usize).min(vk::MAX_MEMORY_TYPES)]
+        .iter()
+        .map(|t| t.property_flags)
+        .collect();
     // SAFETY: `next_gdpa` is the next layer's and `handle` its new device.
     let mut dev =
         unsafe { Device::new(handle, physical, link.next_gdpa, link.set_device_loader_data, state) };

@@ -72,7 +72,9 @@ pub(super) unsafe extern "system" fn map_memory(
             return vk::Result::ERROR_INITIALIZATION_FAILED;
         };
         match attach::map_target(dev, memory) {
-            Ok(target) => dev.map_memory(target, offset, size, flags, data),
+            Ok(target) => {
+                attach::mapped(dev, memory, target, dev.map_memory(target, offset, size, flags, data))
+            }
             Err(e) => e,
         }
     })
@@ -90,7 +92,10 @@ pub(super) unsafe extern "system" fn map_memory2(
             return vk::Result::ERROR_INITIALIZATION_FAILED;
         };
         match attach::map_target(dev, info.memory) {
-            Ok(target) => dev.map_memory2(&vk::MemoryMapInfoKHR { memory: target, ..*info }, data),
+            Ok(target) => {
+                let r = dev.map_memory2(&vk::MemoryMapInfoKHR { memory: target, ..*info }, data);
+                attach::mapped(dev, info.memory, target, r)
+            }
             Err(e) => e,
         }
     })

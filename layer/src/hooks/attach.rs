@@ -51,10 +51,23 @@ fn fd_identity(fd: i32) -> Option<crate::sys::dma_buf::Identity> {
 
 /// Why an import can't be dynamic, if it can't.
 pub fn pinned_because(
+    dev: &Device,
     info: &vk::MemoryAllocateInfo<'_>,
     chain: &AllocationChain<'_>,
     allocator: Option<&vk::AllocationCallbacks<'_>>,
 ) -> Option<&'static str> {
+    let flags = dev.state.memory_types.get(info.memory_type_index as usize).copied().unwrap_or_default();
+    if flags.contains(vk::MemoryPropertyFlags::PROTECTED) {
+        return Some("protected memory: the layer's transfer buffers would be unprotected");
+    }
+    if chain
+        .dedicated
+        .is_some_and(|d| d.buffer != vk::Buffer::null() && dev.buffer_requires_dedicated(d.buffer))
+    {
+        return Some(
+            "the buffer requires memory dedicated to it, which the layer's transfer buffer can't share",
+        );
+    }
     if chain.dedicated.is_some_and(|d| d.image != vk::Image::null()) {
         return Some("memory dedicated to an image can't back the layer's byte copies");
     }
@@ -63,6 +76,9 @@ pub fn pinned_because(
     }
     if chain.other_structures {
         return Some("the allocation chains structures the layer would have to copy");
+    }
+    if chain.export.is_some() {
+        return Some("the import is also exportable: an export must give the dma-buf itself");
     }
     if info.allocation_size == 0 {
         return Some("zero-sized allocation");
@@ -141,8 +157,11 @@ pub fn import(
     }
     // A buffer bound to exportable memory must name the handle type
     // (VUID-vkBindBufferMemory-memory-02726).
-    let buffers = dev.transfer_buffer(backing, size, exportable).and_then(|b| {
-        dev.transfer_buffer(internal, size, true).map(|i| (b, i)).inspect_err(|_| dev.destroy_buffer(b, None))
+    let memory_type = info.memory_type_index;
+    let buffers = dev.transfer_buffer(backing, memory_type, size, exportable).and_then(|b| {
+        dev.transfer_buffer(internal, memory_type, size, true)
+            .map(|i| (b, i))
+            .inspect_err(|_| dev.destroy_buffer(b, None))
     });
     let (backing_buffer, internal_buffer) = match buffers {
         Ok(b) => b,
@@ -191,7 +210,31 @@ pub fn map_target(dev: &Device, memory: vk::DeviceMemory) -> Result<vk::DeviceMe
         return Ok(memory);
     }
     let timeout = std::time::Duration::from_millis(crate::settings::get().fence_timeout_ms);
-    Ok(crate::sync::revalidate::for_mapping(dev, memory, timeout)?.unwrap_or(memory))
+    match crate::sync::revalidate::for_mapping(dev, memory, timeout) {
+        Ok(target) => Ok(target.unwrap_or(memory)),
+        Err(e) => {
+            log_warn!("{}: mapping a dynamic attachment: re-validation failed ({e:?})", dev.state.name);
+            // What vkMapMemory may return.
+            Err(match e {
+                vk::Result::ERROR_OUT_OF_HOST_MEMORY | vk::Result::ERROR_OUT_OF_DEVICE_MEMORY => e,
+                _ => vk::Result::ERROR_MEMORY_MAP_FAILED,
+            })
+        }
+    }
+}
+
+/// After the driver mapped `target` for `memory`: a failed map of a
+/// dynamic attachment's import leaves it unmapped (evictable) again.
+pub fn mapped(
+    dev: &Device,
+    memory: vk::DeviceMemory,
+    target: vk::DeviceMemory,
+    result: vk::Result,
+) -> vk::Result {
+    if result != vk::Result::SUCCESS && target != memory {
+        unmap_target(dev, memory);
+    }
+    result
 }
 
 /// `vkUnmapMemory`/`vkUnmapMemory2KHR`: the memory to unmap (the mapped

@@ -69,6 +69,14 @@ pub const WANTED: &[Wanted] = &[
         instance_needs: None,
         device_needs: &[c"VK_KHR_external_semaphore"],
     },
+    // Heap budgets, for DYNABUF_EVICT=budget.
+    Wanted {
+        name: c"VK_EXT_memory_budget",
+        functions: &[],
+        core_in: NEVER,
+        instance_needs: Some(c"VK_KHR_get_physical_device_properties2"),
+        device_needs: &[],
+    },
 ];
 
 /// `VK_KHR_timeline_semaphore`, added where the device is used below
@@ -157,6 +165,7 @@ mod tests {
         c"VK_EXT_external_memory_dma_buf",
         c"VK_KHR_external_semaphore_fd",
         c"VK_KHR_swapchain",
+        c"VK_EXT_memory_budget",
     ];
 
     #[test]
@@ -189,7 +198,8 @@ mod tests {
             vec![
                 c"VK_KHR_external_memory_fd",
                 c"VK_EXT_external_memory_dma_buf",
-                c"VK_KHR_external_semaphore_fd"
+                c"VK_KHR_external_semaphore_fd",
+                c"VK_EXT_memory_budget",
             ]
         );
     }

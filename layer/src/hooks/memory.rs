@@ -26,11 +26,11 @@ pub fn allocate(
         .filter(|i| i.handle_type == vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT)
         .and_then(|i| dma_bufs::identify(i.fd));
     let dynamic_import = dma_buf.is_some() && crate::settings::get().dynamic_attachments();
-    let why_pinned = match dev.state.dynamic {
-        Ok(()) => attach::pinned_because(info, &chain, allocator),
+    let why_pinned = || match dev.state.dynamic {
+        Ok(()) => attach::pinned_because(dev, info, &chain, allocator),
         Err(why) => Some(why),
     };
-    let (result, dynamic) = match dynamic_import.then_some(why_pinned) {
+    let (result, dynamic) = match dynamic_import.then(why_pinned) {
         Some(None) => attach::import(dev, info, &chain, memory),
         Some(Some(why)) => {
             log_debug!("{}: dma-buf import stays pinned: {why}", dev.state.name);

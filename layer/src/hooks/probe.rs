@@ -66,10 +66,14 @@ fn probe_dma_buf(instance: &Instance, dev: &Device, caps: &mut Capabilities) {
         caps.sync_file_ioctls = Finding::Untested("no dma-buf to try on".into());
         return;
     }
-    let types = instance.memory_properties(dev.physical).memory_type_count;
+    let props = instance.memory_properties(dev.physical);
+    let unusual = vk::MemoryPropertyFlags::PROTECTED | vk::MemoryPropertyFlags::DEVICE_COHERENT_AMD;
     let mut memory = vk::DeviceMemory::null();
     let mut last = vk::Result::ERROR_FEATURE_NOT_PRESENT;
-    for memory_type in 0..types {
+    let types = props.memory_types[..(props.memory_type_count as usize).min(vk::MAX_MEMORY_TYPES)].iter();
+    for memory_type in
+        types.enumerate().filter(|(_, t)| !t.property_flags.intersects(unusual)).map(|(i, _)| i as u32)
+    {
         let mut export = vk::ExportMemoryAllocateInfo::default().handle_types(DMA_BUF);
         let info = vk::MemoryAllocateInfo::default()
             .allocation_size(PROBE_SIZE)
@@ -271,6 +275,12 @@ fn probe_drm(instance: &Instance, dev: &Device) -> (DrmFinding, Option<Node>) {
     let offered = instance.device_extensions(dev.physical);
     if !offered.iter().any(|e| e.as_c_str() == c"VK_EXT_physical_device_drm") {
         return (DrmFinding::None("no VK_EXT_physical_device_drm".into()), None);
+    }
+    if !instance.has(vk::API_VERSION_1_1, c"VK_KHR_get_physical_device_properties2") {
+        return (
+            DrmFinding::None("a Vulkan 1.0 instance without VK_KHR_get_physical_device_properties2".into()),
+            None,
+        );
     }
     let Some(props) = instance.drm_properties(dev.physical) else {
         return (DrmFinding::None("no vkGetPhysicalDeviceProperties2".into()), None);

@@ -40,14 +40,16 @@ pub struct Acquired {
     pub pool_semaphores: Vec<vk::Semaphore>,
 }
 
-/// The waits for one batch's acquires.
+/// The waits for one batch's acquires. Inline waits end by `deadline`,
+/// shared by the whole submission: it waits at most the fence timeout,
+/// however many fences are pending.
 pub fn batch(
     dev: &Device,
     bridge: &dyn Bridge,
     pool: &SemaphorePool,
     acquires: &[Handover],
     inline: Inline,
-    timeout: Duration,
+    deadline: std::time::Instant,
     ioctl_failed: &dyn Fn(&str, &dyn std::fmt::Display),
 ) -> Acquired {
     let mut out = Acquired::default();
@@ -79,7 +81,8 @@ pub fn batch(
                 dev.state.name,
                 a.key
             );
-            if !sync_file::wait(file.as_fd(), timeout).unwrap_or(false) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if !sync_file::wait(file.as_fd(), left).unwrap_or(false) {
                 log_warn!(
                     "{}: the fence on {} did not signal within DYNABUF_FENCE_TIMEOUT_MS; letting the GPU go on without it",
                     dev.state.name,

@@ -95,35 +95,32 @@ pub fn run(dev: &Device, victims: &[vk::DeviceMemory], timeout: Duration) -> usi
             })
             .collect()
     });
-    let mut outcomes = Vec::with_capacity(taken.len());
+    let mut evicted = 0;
+    // Each victim goes back as soon as it is done, so a submission that
+    // needs one waits for that one only.
     for (m, key, internal, uses) in taken {
-        if retired(dev, &uses, timeout) {
+        let outcome = if retired(dev, &uses, timeout) {
             drop_internal(dev, internal);
             dev.state.count(|s| &s.evictions);
             log_debug!("{}: {key} invalidated (internal import dropped)", dev.state.name);
-            outcomes.push((m, Ok(())));
+            evicted += 1;
+            Ok(())
         } else {
             log_warn!("{}: {key} stayed busy past the fence timeout; not evicted", dev.state.name);
-            outcomes.push((m, Err(internal)));
+            Err(internal)
+        };
+        let orphan = dev.state.with_memory(|t| match t.dynamic_mut(m) {
+            Some(d) => {
+                d.end_evict(outcome);
+                None
+            }
+            // Freed by the application meanwhile (it must not be, while in
+            // use): nothing to put back.
+            None => outcome.err(),
+        });
+        if let Some(i) = orphan {
+            drop_internal(dev, i);
         }
-    }
-    let evicted = outcomes.iter().filter(|(_, o)| o.is_ok()).count();
-    let orphans: Vec<Internal> = dev.state.with_memory(|t| {
-        outcomes
-            .into_iter()
-            .filter_map(|(m, outcome)| match t.dynamic_mut(m) {
-                Some(d) => {
-                    d.end_evict(outcome);
-                    None
-                }
-                // Freed by the application meanwhile (it must not be, while
-                // in use): nothing to put back.
-                None => outcome.err(),
-            })
-            .collect()
-    });
-    for i in orphans {
-        drop_internal(dev, i);
     }
     evicted
 }

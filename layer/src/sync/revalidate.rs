@@ -3,7 +3,7 @@
 //! from the layer's fd, and record its copies for the queue family that
 //! will use it.
 //!
-//! The lock rule (`hooks/state.rs`): the attachment is taken out of the
+//! The lock rule (`lock_order`): the attachment is taken out of the
 //! memory table (`Moving`) under the lock, the driver calls run without
 //! it, and the result is put back under it again. A thread that finds the
 //! attachment `Moving` waits for it (bounded) instead of seeing a
@@ -94,7 +94,7 @@ fn reimport(
     if r != vk::Result::SUCCESS {
         return Err(r);
     }
-    match dev.transfer_buffer(memory, size, true) {
+    match dev.transfer_buffer(memory, memory_type, size, true) {
         Ok(buffer) => Ok(Internal::new(memory, buffer)),
         Err(e) => {
             dev.free_memory(memory, None);
