@@ -305,9 +305,9 @@ impl SyncEngine {
         let ioctl_failed = |what: &str, e: &dyn std::fmt::Display| self.ioctl_failed(dev, what, e);
         let mut used = Vec::new();
         let mut before: BTreeMap<usize, Before> = BTreeMap::new();
+        let deadline = std::time::Instant::now() + self.timeout;
         for (&batch, list) in &plan.acquires {
-            let got =
-                acquire::batch(dev, &*self.bridge, &self.pool, list, inline, self.timeout, &ioctl_failed);
+            let got = acquire::batch(dev, &*self.bridge, &self.pool, list, inline, deadline, &ioctl_failed);
             used.extend(got.pool_semaphores);
             if !got.waits.is_empty() {
                 before.entry(batch).or_default().waits = got.waits;
