@@ -27,6 +27,8 @@ export DYNABUF_STATS="${DYNABUF_STATS:-1}"
 # Dynamic attachments, invalidated every other submission, to show
 # eviction and transparent re-validation keeping the content right.
 export DYNABUF_EVICT="${DYNABUF_EVICT:-every:2}"
+# The demo records its ownership transfers, which dynamic attachments need.
+export DYNABUF_ATTACH="${DYNABUF_ATTACH:-dynamic}"
 if [ -e /dev/udmabuf ] || [ "${DYNABUF_DEMO_VM:-1}" = 0 ]; then
     echo "== running target/release/dynabuf-demo under VK_LAYER_DYNABUF_dmabuf here (driver: $icd)"
     exec ./target/release/dynabuf-demo "$@" 2>&1

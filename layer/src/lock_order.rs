@@ -7,7 +7,8 @@
 //! 2. `Registry`: the process-wide dma-buf registry (`hooks::dma_bufs`);
 //! 3. `Commands`: a device's recorded ownership transfers;
 //! 4. `Queues`: a device's queue → family map;
-//! 5. `Leaf`: every lock of the sync engine and the waiter (semaphore
+//! 5. `Semaphores`: a device's set of application timeline semaphores;
+//! 6. `Leaf`: every lock of the sync engine and the waiter (semaphore
 //!    pools, retire timelines, gates, the waiter's free list); nothing is
 //!    taken while one is held.
 //!
@@ -29,7 +30,8 @@ pub enum Level {
     Registry = 2,
     Commands = 3,
     Queues = 4,
-    Leaf = 5,
+    Semaphores = 5,
+    Leaf = 6,
 }
 
 #[cfg(debug_assertions)]

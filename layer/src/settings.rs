@@ -70,13 +70,28 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Whether new dma-buf imports become dynamic attachments.
+    /// Whether new dma-buf imports become dynamic attachments. `auto`
+    /// asks for an eviction policy *and* a scope in which the layer sees
+    /// every use (`DYNABUF_SYNC_SCOPE=all`): with scope `transfers`,
+    /// copies happen only at recorded ownership transfers, and an
+    /// application that uses a dma-buf without recording them would lose
+    /// data; `DYNABUF_ATTACH=dynamic` says it records them.
     pub fn dynamic_attachments(&self) -> bool {
         match self.attach {
             AttachMode::Pinned => false,
             AttachMode::Dynamic => true,
-            AttachMode::Auto => self.evict != EvictPolicy::Off,
+            AttachMode::Auto => self.evict != EvictPolicy::Off && self.sync_scope == SyncScope::All,
         }
+    }
+
+    /// Why imports stay pinned although an eviction policy is set.
+    pub fn why_auto_pins(&self) -> Option<&'static str> {
+        (self.attach == AttachMode::Auto && self.evict != EvictPolicy::Off && !self.dynamic_attachments())
+            .then_some(
+            "DYNABUF_ATTACH=auto keeps dma-buf imports pinned with DYNABUF_SYNC_SCOPE=transfers: dynamic \
+             attachments are copied only at recorded ownership transfers; set DYNABUF_ATTACH=dynamic if the \
+             application records them for every use, or DYNABUF_SYNC_SCOPE=all",
+        )
     }
 }
 
@@ -441,7 +456,14 @@ mod tests {
         let (s, _) = resolve(env_of(&[]), &HashMap::new());
         assert!(!s.dynamic_attachments(), "auto without eviction is pinned");
         let (s, p) = resolve(env_of(&[("DYNABUF_EVICT", "every:1")]), &HashMap::new());
-        assert!(p.is_empty() && s.dynamic_attachments(), "auto with eviction is dynamic");
+        assert!(p.is_empty() && !s.dynamic_attachments(), "auto with eviction and scope transfers is pinned");
+        assert!(s.why_auto_pins().is_some());
+        let (s, _) =
+            resolve(env_of(&[("DYNABUF_EVICT", "every:1"), ("DYNABUF_SYNC_SCOPE", "all")]), &HashMap::new());
+        assert!(s.dynamic_attachments(), "auto with eviction and scope all is dynamic");
+        let (s, _) =
+            resolve(env_of(&[("DYNABUF_EVICT", "every:1"), ("DYNABUF_ATTACH", "dynamic")]), &HashMap::new());
+        assert!(s.dynamic_attachments() && s.why_auto_pins().is_none());
         let (s, _) =
             resolve(env_of(&[("DYNABUF_EVICT", "every:1"), ("DYNABUF_ATTACH", "pinned")]), &HashMap::new());
         assert!(!s.dynamic_attachments());

@@ -551,6 +551,32 @@ impl Device {
         unsafe { f(self.handle, info, std::ptr::null(), out) }
     }
 
+    /// The application's `vkCreateSemaphore`.
+    pub fn create_semaphore_for_app(
+        &self,
+        info: &vk::SemaphoreCreateInfo<'_>,
+        allocator: Option<&vk::AllocationCallbacks<'_>>,
+        out: &mut vk::Semaphore,
+    ) -> vk::Result {
+        let Some(f) = self.fns.create_semaphore else { return MISSING };
+        crate::lock_order::assert_unlocked("create_semaphore_for_app");
+        // SAFETY: see the module doc.
+        unsafe { f(self.handle, info, opt(allocator), out) }
+    }
+
+    /// The application's `vkDestroySemaphore`.
+    pub fn destroy_semaphore_for_app(
+        &self,
+        semaphore: vk::Semaphore,
+        allocator: Option<&vk::AllocationCallbacks<'_>>,
+    ) {
+        if let Some(f) = self.fns.destroy_semaphore {
+            crate::lock_order::assert_unlocked("destroy_semaphore_for_app");
+            // SAFETY: see the module doc.
+            unsafe { f(self.handle, semaphore, opt(allocator)) }
+        }
+    }
+
     pub fn destroy_semaphore(&self, semaphore: vk::Semaphore) {
         if let Some(f) = self.fns.destroy_semaphore {
             crate::lock_order::assert_unlocked("destroy_semaphore");

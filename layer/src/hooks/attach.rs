@@ -23,6 +23,10 @@ use crate::views::AllocationChain;
 /// would fill or save the backing, and every GPU read and write of the
 /// dma-buf would be lost.
 pub fn dynamic_support(dev: &Device, settings: &Settings) -> Result<(), &'static str> {
+    if let Some(why) = settings.why_auto_pins() {
+        log_info!("{}: {why}", dev.state.name);
+        return Err(why);
+    }
     if !settings.dynamic_attachments() {
         return Err("DYNABUF_ATTACH/DYNABUF_EVICT ask for pinned attachments");
     }
@@ -184,8 +188,20 @@ pub fn import(
 }
 
 /// Frees the layer's objects of a dynamic attachment whose backing the
-/// application is freeing (it has waited for its work, as Vulkan requires).
+/// application is freeing.
 pub fn release(dev: &Device, d: &Dynamic) {
+    // The application waited for its own work, which holds the layer's
+    // copies; the layer's trailing batch may still be pending: wait for
+    // every queue's last use (bounded) before freeing what it may touch.
+    let timeout = std::time::Duration::from_millis(crate::settings::get().fence_timeout_ms);
+    for &(_, timeline, value) in &d.last_uses {
+        if dev.wait_timeline(timeline, value, timeout.as_nanos() as u64) != vk::Result::SUCCESS {
+            log_warn!(
+                "{}: a freed dynamic attachment was still in use past the fence timeout",
+                dev.state.name
+            );
+        }
+    }
     if let Residency::Resident(internal) = &d.residency {
         crate::sync::revalidate::drop_internal(dev, internal.clone());
     }

@@ -69,7 +69,7 @@ fn synchronised(
         plan.acquires.values().map(Vec::len).sum::<usize>(),
         plan.releases.len()
     );
-    Some(engine.submit(dev, queue, call, fence, &plan))
+    Some(engine.submit(dev, queue, submits, call, fence, &plan))
 }
 
 #[inline]

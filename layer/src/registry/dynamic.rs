@@ -96,9 +96,20 @@ pub enum Residency {
 /// timeline, value).
 pub type LastUse = (vk::Queue, vk::Semaphore, u64);
 
+/// A process-wide number for each dynamic attachment, so work that took
+/// one out of the table puts its result back into the same attachment even
+/// if the application freed it meanwhile and got the memory handle back for
+/// another allocation.
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A dynamic attachment's state.
 #[derive(Clone, Debug)]
 pub struct Dynamic {
+    /// See [`next_generation`].
+    pub generation: u64,
     pub size: u64,
     pub memory_type: u32,
     /// A transfer buffer over the backing (the application's) memory.
@@ -113,6 +124,10 @@ pub struct Dynamic {
     /// The internal import the application has mapped (the dma-buf
     /// itself): not evicted until unmapped.
     pub mapped: Option<vk::DeviceMemory>,
+    /// The backing has never received the dma-buf's content: its first
+    /// use copies in, whether it acquires or only releases (a release of a
+    /// partly written backing would otherwise publish uninitialised bytes).
+    pub stale: bool,
 }
 
 /// What [`Dynamic::begin_use`] found.
@@ -132,6 +147,7 @@ pub enum Use {
 impl Dynamic {
     pub fn new(size: u64, memory_type: u32, backing_buffer: vk::Buffer, internal: Internal) -> Self {
         Dynamic {
+            generation: next_generation(),
             size,
             memory_type,
             backing_buffer,
@@ -140,6 +156,7 @@ impl Dynamic {
             last_uses: Vec::new(),
             last_used_at: Instant::now(),
             mapped: None,
+            stale: true,
         }
     }
 
@@ -251,6 +268,7 @@ impl Dynamic {
     pub fn finish_use(&mut self, used: Option<LastUse>, now: Instant) {
         self.in_flight = self.in_flight.saturating_sub(1);
         if let Some(u) = used {
+            self.stale = false;
             match self.last_uses.iter_mut().find(|l| l.0 == u.0) {
                 Some(l) => *l = u,
                 None => self.last_uses.push(u),

@@ -156,6 +156,16 @@ impl MemoryTable {
         self.memories.get_mut(&memory)?.dynamic.as_mut()
     }
 
+    /// The dynamic attachment of `memory`, if it is still the one of
+    /// `generation`.
+    pub fn dynamic_of(
+        &mut self,
+        memory: vk::DeviceMemory,
+        generation: u64,
+    ) -> Option<&mut super::dynamic::Dynamic> {
+        self.dynamic_mut(memory).filter(|d| d.generation == generation)
+    }
+
     /// Every dynamic attachment of the device.
     pub fn dynamics_mut(&mut self) -> impl Iterator<Item = (vk::DeviceMemory, &mut super::dynamic::Dynamic)> {
         self.memories.iter_mut().filter_map(|(m, r)| Some((*m, r.dynamic.as_mut()?)))

@@ -17,12 +17,14 @@ use crate::settings::EvictPolicy;
 /// The dynamic-attachment work of one submission.
 #[derive(Debug, Default)]
 pub(super) struct DynamicWork {
-    /// Per batch index, the copies into the backing to run before it.
+    /// Per batch index, the copies into the backing to run first in it.
     pub copy_in: BTreeMap<usize, Vec<vk::CommandBuffer>>,
-    /// The copies out of the backing to run after the last batch.
-    pub copy_out: Vec<vk::CommandBuffer>,
-    /// The attachments counted in flight for this submission.
-    pub touched: Vec<vk::DeviceMemory>,
+    /// Per batch index, the copies out of the backing to run last in it
+    /// (the batch that releases: before its own signals).
+    pub copy_out: BTreeMap<usize, Vec<vk::CommandBuffer>>,
+    /// The attachments counted in flight for this submission (memory,
+    /// generation).
+    pub touched: Vec<(vk::DeviceMemory, u64)>,
 }
 
 /// Applies the eviction policy, makes the submission's dynamic
@@ -59,9 +61,9 @@ pub(super) fn prepare(
             continue;
         }
         match revalidate::for_submission(dev, h.memory, family, timeout) {
-            Ok(Some(c)) => {
+            Ok(Some((c, generation))) => {
                 copies.insert(h.memory, c);
-                work.touched.push(h.memory);
+                work.touched.push((h.memory, generation));
             }
             Ok(None) => {}
             Err(e) => {
@@ -76,9 +78,27 @@ pub(super) fn prepare(
             dev.state.count(|s| &s.copies_in);
         }
     }
-    for c in plan.releases.iter().filter_map(|h| copies.get(&h.memory)) {
-        work.copy_out.push(c.copy_out);
-        dev.state.count(|s| &s.copies_out);
+    // A backing that never had the dma-buf's content, released without an
+    // acquire here: copied in before the submission's first batch.
+    let acquired: Vec<vk::DeviceMemory> = plan.acquires.values().flatten().map(|h| h.memory).collect();
+    let stale: Vec<vk::DeviceMemory> = dev.state.with_memory(|t| {
+        work.touched
+            .iter()
+            .filter(|&&(m, g)| !acquired.contains(&m) && t.dynamic_of(m, g).is_some_and(|d| d.stale))
+            .map(|&(m, _)| m)
+            .collect()
+    });
+    for m in stale {
+        if let Some(c) = copies.get(&m) {
+            work.copy_in.entry(0).or_default().insert(0, c.copy_in);
+            dev.state.count(|s| &s.copies_in);
+        }
+    }
+    for h in &plan.releases {
+        if let Some(c) = copies.get(&h.memory) {
+            work.copy_out.entry(h.batch).or_default().push(c.copy_out);
+            dev.state.count(|s| &s.copies_out);
+        }
     }
     if let Some(stats) = &dev.state.stats {
         let resident: u64 = dev
@@ -91,14 +111,14 @@ pub(super) fn prepare(
 
 /// Ends the submission's use of its dynamic attachments: `Some` with its
 /// retire point once submitted, `None` when it failed.
-pub(super) fn finish(dev: &Device, touched: &[vk::DeviceMemory], used: Option<LastUse>) {
+pub(super) fn finish(dev: &Device, touched: &[(vk::DeviceMemory, u64)], used: Option<LastUse>) {
     if touched.is_empty() {
         return;
     }
     let now = Instant::now();
     dev.state.with_memory(|t| {
-        for &m in touched {
-            if let Some(d) = t.dynamic_mut(m) {
+        for &(m, generation) in touched {
+            if let Some(d) = t.dynamic_of(m, generation) {
                 d.finish_use(used, now);
             }
         }

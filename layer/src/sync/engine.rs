@@ -14,11 +14,12 @@ use super::acquire::{self, Inline};
 use super::plan::Plan;
 use super::release::{self, Publish, Reuse};
 use super::strategy::{self, Strategy};
-use super::submit::{self, Additions, Before};
+use super::submit::{self, Additions, AroundBatch};
 use super::waiter::ThreadBridge;
 use super::{attachments, Bridge, SemaphoreBridge, Wait};
 use crate::dispatch::Device;
 use crate::settings::{EvictPolicy, Settings};
+use crate::views::Submits;
 
 /// The engine's locks are leaves of the lock order (`lock_order`).
 fn lock<T>(m: &Mutex<T>) -> crate::lock_order::Guard<'_, T> {
@@ -121,6 +122,8 @@ impl SemaphorePool {
 struct Retire {
     timeline: vk::Semaphore,
     next: u64,
+    /// The last value a successful submission will signal.
+    submitted: u64,
 }
 
 /// See the module doc.
@@ -137,6 +140,7 @@ pub struct SyncEngine {
     timeout: Duration,
     warned_no_publish: AtomicBool,
     warned_ioctl: AtomicBool,
+    warned_wait_before_signal: AtomicBool,
     /// Synchronised submissions so far (for `DYNABUF_EVICT=every:N`).
     submissions: AtomicU64,
     evict: EvictPolicy,
@@ -181,6 +185,7 @@ impl SyncEngine {
             timeout,
             warned_no_publish: AtomicBool::new(false),
             warned_ioctl: AtomicBool::new(false),
+            warned_wait_before_signal: AtomicBool::new(false),
             submissions: AtomicU64::new(0),
             evict: settings.evict,
         })
@@ -196,7 +201,7 @@ impl SyncEngine {
         }
         let created = dev.create_timeline(0)?;
         let mut map = lock(&self.retire);
-        let r = map.entry(queue).or_insert(Retire { timeline: created, next: 0 });
+        let r = map.entry(queue).or_insert(Retire { timeline: created, next: 0, submitted: 0 });
         let raced = r.timeline != created;
         r.next += 1;
         let out = (r.timeline, r.next);
@@ -245,16 +250,17 @@ impl SyncEngine {
         &self,
         dev: &Device,
         queue: vk::Queue,
+        submits: &Submits<'_>,
         call: Call<'_, '_>,
         fence: vk::Fence,
         plan: &Plan,
     ) -> vk::Result {
         let Some(stats) = &dev.state.stats else {
-            return self.run_submission(dev, queue, call, fence, plan, &mut Driver::Untimed);
+            return self.run_submission(dev, queue, submits, call, fence, plan, &mut Driver::Untimed);
         };
         let start = std::time::Instant::now();
         let mut driver = Driver::Timed(Duration::ZERO);
-        let r = self.run_submission(dev, queue, call, fence, plan, &mut driver);
+        let r = self.run_submission(dev, queue, submits, call, fence, plan, &mut driver);
         let total = start.elapsed().as_nanos() as u64;
         stats.sync_total_ns.fetch_add(total, Ordering::Relaxed);
         if let Driver::Timed(d) = driver {
@@ -283,10 +289,12 @@ impl SyncEngine {
         (inline, gate)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_submission(
         &self,
         dev: &Device,
         queue: vk::Queue,
+        submits: &Submits<'_>,
         call: Call<'_, '_>,
         fence: vk::Fence,
         plan: &Plan,
@@ -304,40 +312,39 @@ impl SyncEngine {
         let (inline, gate) = self.inline_and_gate(dev, queue, plan);
         let ioctl_failed = |what: &str, e: &dyn std::fmt::Display| self.ioctl_failed(dev, what, e);
         let mut used = Vec::new();
-        let mut before: BTreeMap<usize, Before> = BTreeMap::new();
+        let mut around: BTreeMap<usize, AroundBatch> = BTreeMap::new();
         let deadline = std::time::Instant::now() + self.timeout;
         for (&batch, list) in &plan.acquires {
             let got = acquire::batch(dev, &*self.bridge, &self.pool, list, inline, deadline, &ioctl_failed);
             used.extend(got.pool_semaphores);
             if !got.waits.is_empty() {
-                before.entry(batch).or_default().waits = got.waits;
+                around.entry(batch).or_default().waits = got.waits;
             }
         }
         for (&batch, copies) in &dynamic.copy_in {
-            before.entry(batch).or_default().command_buffers.extend(copies);
+            around.entry(batch).or_default().first.extend(copies);
         }
-        for b in before.values_mut() {
-            if b.command_buffers.is_empty() {
-                b.command_buffers.extend(gate);
-            }
+        for (&batch, copies) in &dynamic.copy_out {
+            around.entry(batch).or_default().last.extend(copies);
         }
-        let release = if !plan.releases.is_empty() && self.can_publish {
-            match self.pool.take(dev) {
-                Ok(s) => {
-                    used.push(s);
-                    Some(s)
+        let release =
+            if !plan.releases.is_empty() && self.can_publish && !self.waits_before_signal(dev, submits) {
+                match self.pool.take(dev) {
+                    Ok(s) => {
+                        used.push(s);
+                        Some(s)
+                    }
+                    Err(e) => {
+                        log_warn!("{}: no release semaphore ({e:?})", dev.state.name);
+                        None
+                    }
                 }
-                Err(e) => {
-                    log_warn!("{}: no release semaphore ({e:?})", dev.state.name);
-                    None
-                }
-            }
-        } else {
-            None
-        };
+            } else {
+                None
+            };
         // The common case, an acquire whose fences had all signalled and no
         // release: nothing to add, so the submission goes down untouched.
-        if before.is_empty() && used.is_empty() && plan.releases.is_empty() && dynamic.touched.is_empty() {
+        if around.is_empty() && used.is_empty() && plan.releases.is_empty() && dynamic.touched.is_empty() {
             return driver.time(|| call.plain(dev, queue, fence));
         }
         let fail = |e: vk::Result, used: Vec<vk::Semaphore>| {
@@ -359,20 +366,25 @@ impl SyncEngine {
         };
         let mut signals = vec![Wait { semaphore: timeline, value }];
         signals.extend(release.map(|semaphore| Wait { semaphore, value: 0 }));
-        let add = Additions { before: &before, after: &dynamic.copy_out, signals: &signals };
+        let add = Additions { around: &around, gate, signals: &signals };
         let result = driver.time(|| match call {
-            Call::V1(infos) => submit::submit_v1(dev, queue, infos, &add, fence),
-            Call::V2(infos) => submit::submit_v2(dev, queue, infos, &add, fence),
+            Call::V1(infos) => submit::submit_v1(dev, queue, submits, infos, &add, fence),
+            Call::V2(infos) => submit::submit_v2(dev, queue, submits, infos, &add, fence),
         });
         if result != vk::Result::SUCCESS {
             return fail(result, used);
+        }
+        if let Some(r) = lock(&self.retire).get_mut(&queue) {
+            r.submitted = r.submitted.max(value);
         }
         let mut reusable = used;
         if !plan.releases.is_empty() {
             let how = match release {
                 Some(s) => Publish::Semaphore(s),
                 None => {
-                    self.warn_no_publish(dev);
+                    if !self.can_publish {
+                        self.warn_no_publish(dev);
+                    }
                     Publish::WaitForGpu(timeline, value)
                 }
             };
@@ -396,6 +408,28 @@ impl SyncEngine {
         result
     }
 
+    /// Whether the submission waits for an application timeline value not
+    /// signalled yet (the application may signal it from the host after
+    /// the call): exporting a release fence would then block until it is
+    /// (Mesa's wait-before-signal), so the layer waits for the GPU, bounded,
+    /// instead (logged once).
+    fn waits_before_signal(&self, dev: &Device, submits: &Submits<'_>) -> bool {
+        let pending = dev
+            .state
+            .timeline_waits(submits.valued_waits())
+            .into_iter()
+            .any(|(s, v)| dev.timeline_value(s).is_ok_and(|now| now < v));
+        if pending && !self.warned_wait_before_signal.swap(true, Ordering::Relaxed) {
+            log_warn!(
+                "{}: a releasing submission waits for a timeline value not signalled yet; its release \
+                 fence can only be published once the GPU is done (the layer waits, at most the fence \
+                 timeout)",
+                dev.state.name
+            );
+        }
+        pending
+    }
+
     fn warn_no_publish(&self, dev: &Device) {
         if !self.warned_no_publish.swap(true, Ordering::Relaxed) {
             log_warn!(
@@ -410,6 +444,13 @@ impl SyncEngine {
     /// when the application has waited for the device).
     pub fn shutdown(&self, dev: &Device) {
         self.bridge.shutdown(dev);
+        // The application waited for its work; the layer's trailing batches
+        // may still be pending (bounded wait for each queue's last one).
+        let last: Vec<(vk::Semaphore, u64)> =
+            lock(&self.retire).values().map(|r| (r.timeline, r.submitted)).collect();
+        for (timeline, value) in last {
+            let _ = dev.wait_timeline(timeline, value, self.timeout.as_nanos() as u64);
+        }
         self.pool.destroy_all(dev);
         let retire: Vec<_> = lock(&self.retire).drain().map(|(_, r)| r.timeline).collect();
         for t in retire {

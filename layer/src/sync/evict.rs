@@ -85,20 +85,23 @@ pub fn run(dev: &Device, victims: &[vk::DeviceMemory], timeout: Duration) -> usi
     if victims.is_empty() {
         return 0;
     }
-    let taken: Vec<(vk::DeviceMemory, String, Internal, Vec<LastUse>)> = dev.state.with_memory(|t| {
+    type Taken = (vk::DeviceMemory, u64, String, Internal, Vec<LastUse>);
+    let taken: Vec<Taken> = dev.state.with_memory(|t| {
         victims
             .iter()
             .filter_map(|&m| {
                 let key = t.get(m).and_then(|r| r.dma_buf.as_ref()).map(|d| d.key.to_string())?;
-                let (internal, uses) = t.dynamic_mut(m)?.begin_evict()?;
-                Some((m, key, internal, uses))
+                let d = t.dynamic_mut(m)?;
+                let generation = d.generation;
+                let (internal, uses) = d.begin_evict()?;
+                Some((m, generation, key, internal, uses))
             })
             .collect()
     });
     let mut evicted = 0;
     // Each victim goes back as soon as it is done, so a submission that
     // needs one waits for that one only.
-    for (m, key, internal, uses) in taken {
+    for (m, generation, key, internal, uses) in taken {
         let outcome = if retired(dev, &uses, timeout) {
             drop_internal(dev, internal);
             dev.state.count(|s| &s.evictions);
@@ -109,7 +112,7 @@ pub fn run(dev: &Device, victims: &[vk::DeviceMemory], timeout: Duration) -> usi
             log_warn!("{}: {key} stayed busy past the fence timeout; not evicted", dev.state.name);
             Err(internal)
         };
-        let orphan = dev.state.with_memory(|t| match t.dynamic_mut(m) {
+        let orphan = dev.state.with_memory(|t| match t.dynamic_of(m, generation) {
             Some(d) => {
                 d.end_evict(outcome);
                 None

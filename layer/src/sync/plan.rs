@@ -23,6 +23,8 @@ pub struct Handover {
     /// Acquire: the GPU will write (wait for everyone). Release: the GPU
     /// wrote (publish a write fence).
     pub writes: bool,
+    /// The batch that carries it (for a release: the last that does).
+    pub batch: usize,
 }
 
 /// What one submission does with dma-bufs.
@@ -47,7 +49,10 @@ impl Plan {
 
 fn merge(list: &mut Vec<Handover>, h: Handover) {
     match list.iter_mut().find(|x| x.key == h.key) {
-        Some(x) => x.writes |= h.writes,
+        Some(x) => {
+            x.writes |= h.writes;
+            x.batch = x.batch.max(h.batch);
+        }
         None => list.push(h),
     }
 }
@@ -66,6 +71,7 @@ pub fn build(dev: &Device, submits: &Submits<'_>, scope: SyncScope) -> Plan {
                     dynamic: t.get(memory).is_some_and(|r| r.dynamic.is_some()),
                     fd: d.fd.clone(),
                     writes: true,
+                    batch: 0,
                 })
                 .collect()
         });
@@ -73,7 +79,8 @@ pub fn build(dev: &Device, submits: &Submits<'_>, scope: SyncScope) -> Plan {
             for h in &all {
                 merge(plan.acquires.entry(0).or_default(), h.clone());
             }
-            plan.releases = all;
+            let last = submits.len() - 1;
+            plan.releases = all.into_iter().map(|h| Handover { batch: last, ..h }).collect();
         }
         return plan;
     }
@@ -103,7 +110,7 @@ pub fn build(dev: &Device, submits: &Submits<'_>, scope: SyncScope) -> Plan {
                     continue;
                 };
                 let dynamic = t.get(memory).is_some_and(|r| r.dynamic.is_some());
-                let h = Handover { key: d.key, memory, dynamic, fd: d.fd.clone(), writes: x.writes };
+                let h = Handover { key: d.key, memory, dynamic, fd: d.fd.clone(), writes: x.writes, batch };
                 match x.direction {
                     Direction::Acquire => merge(plan.acquires.entry(batch).or_default(), h),
                     Direction::Release => merge(&mut plan.releases, h),

@@ -106,6 +106,7 @@ fn reimport(
 /// What the table says of an attachment when a use begins.
 struct Snapshot {
     begun: Use,
+    generation: u64,
     size: u64,
     memory_type: u32,
     backing_buffer: vk::Buffer,
@@ -122,6 +123,7 @@ fn begin(
         let (key, fd) = t.get(memory).and_then(|r| r.dma_buf.as_ref()).map(|d| (d.key, d.fd.clone()))?;
         let d = t.dynamic_mut(memory)?;
         Some(Snapshot {
+            generation: d.generation,
             begun: start(d),
             size: d.size,
             memory_type: d.memory_type,
@@ -136,11 +138,11 @@ fn begin(
 /// freed the memory meanwhile (invalid, but possible), the import goes.
 fn end(
     dev: &Device,
-    memory: vk::DeviceMemory,
+    (memory, generation): (vk::DeviceMemory, u64),
     result: Option<Internal>,
     put: impl FnOnce(&mut Dynamic, Option<Internal>),
 ) -> bool {
-    let leftover = dev.state.with_memory(|t| match t.dynamic_mut(memory) {
+    let leftover = dev.state.with_memory(|t| match t.dynamic_of(memory, generation) {
         Some(d) => {
             put(d, result);
             None
@@ -168,7 +170,8 @@ fn uncounted(d: &mut Dynamic, r: Option<Internal>) {
 
 /// Makes the attachment of `memory` resident with copies for `family`, and
 /// counts the caller's submission in flight (end it with
-/// `Dynamic::finish_use`). `Ok(None)`: not a dynamic attachment (any more).
+/// `Dynamic::finish_use`, naming the generation returned). `Ok(None)`: not
+/// a dynamic attachment (any more).
 /// On failure the attachment stays invalidated and consistent, and a later
 /// submission can try again.
 pub fn for_submission(
@@ -176,12 +179,12 @@ pub fn for_submission(
     memory: vk::DeviceMemory,
     family: u32,
     timeout: Duration,
-) -> Result<Option<Copies>, vk::Result> {
+) -> Result<Option<(Copies, u64)>, vk::Result> {
     let deadline = busy_deadline(timeout);
     loop {
         let Some(s) = begin(dev, memory, |d| d.begin_use(family)) else { return Ok(None) };
         let taken = match s.begun {
-            Use::Ready(c) => return Ok(Some(c)),
+            Use::Ready(c) => return Ok(Some((c, s.generation))),
             Use::Busy if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_micros(200));
                 continue;
@@ -202,23 +205,23 @@ pub fn for_submission(
                     i
                 }
                 Err(e) => {
-                    end(dev, memory, None, uncounted);
+                    end(dev, (memory, s.generation), None, uncounted);
                     return Err(e);
                 }
             },
         };
         return match record_copies(dev, s.backing_buffer, s.size, &mut internal, family) {
-            Ok(c) => match end(dev, memory, Some(internal), counted) {
-                true => Ok(Some(c)),
+            Ok(c) => match end(dev, (memory, s.generation), Some(internal), counted) {
+                true => Ok(Some((c, s.generation))),
                 false => Ok(None),
             },
             Err(e) if was_resident => {
-                end(dev, memory, Some(internal), uncounted);
+                end(dev, (memory, s.generation), Some(internal), uncounted);
                 Err(e)
             }
             Err(e) => {
                 drop_internal(dev, internal);
-                end(dev, memory, None, uncounted);
+                end(dev, (memory, s.generation), None, uncounted);
                 Err(e)
             }
         };
@@ -246,13 +249,13 @@ pub fn for_mapping(
                 let i = match reimport(dev, s.size, s.memory_type, s.key, &s.fd) {
                     Ok(i) => i,
                     Err(e) => {
-                        end(dev, memory, None, uncounted);
+                        end(dev, (memory, s.generation), None, uncounted);
                         return Err(e);
                     }
                 };
                 dev.state.count(|st| &st.revalidations);
                 let m = i.memory;
-                return Ok(end(dev, memory, Some(i), Dynamic::end_map_work).then_some(m));
+                return Ok(end(dev, (memory, s.generation), Some(i), Dynamic::end_map_work).then_some(m));
             }
         }
     }

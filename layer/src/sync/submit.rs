@@ -1,16 +1,20 @@
-//! Rewriting a submission: the layer's work goes into batches of its own,
-//! never into the application's. Before an application batch that
-//! acquires, a layer batch waits for the foreign fences and runs the
-//! copies into dynamic attachments (or a *gate*, a command buffer holding
-//! one full pipeline barrier, so the wait orders everything after it in
-//! submission order); after the last batch, a layer batch runs the copies
-//! out and signals the layer's semaphores (a signal's first scope is
-//! everything earlier in submission order on the queue).
+//! Putting the layer's work around the application's batches.
 //!
-//! Leaving the application's batches untouched keeps every structure
-//! chained to them valid: `VkTimelineSemaphoreSubmitInfo`,
-//! `VkDeviceGroupSubmitInfo` and `VkProtectedSubmitInfo` count or qualify
-//! exactly the semaphores and command buffers the application gave.
+//! Before an application batch that acquires, a layer batch waits for the
+//! foreign fences and runs a *gate* (a command buffer holding one full
+//! pipeline barrier, so the waits order everything after it in submission
+//! order). The copies into dynamic attachments run first *inside* the
+//! acquiring batch (after its own semaphore waits), the copies out last
+//! inside the releasing batch (before its own semaphore signals), so the
+//! application's semaphores order them as they order its own work. A
+//! trailing layer batch signals the layer's semaphores (a signal's first
+//! scope is everything earlier in submission order on the queue).
+//!
+//! The application's batches keep their waits, signals and pNext chains;
+//! the layer only adds command buffers to a batch whose chain does not
+//! count them (`VkDeviceGroupSubmitInfo`) and that is not protected. For
+//! those, the copies go into batches of their own just before or after
+//! (ordered by their barriers, but not by that batch's semaphores).
 
 use std::collections::BTreeMap;
 
@@ -18,30 +22,59 @@ use ash::vk;
 
 use super::Wait;
 use crate::dispatch::Device;
+use crate::views::Submits;
 
-/// A layer batch to run just before application batch `i`.
+/// What the layer adds around application batch `i`.
 #[derive(Debug, Default)]
-pub struct Before {
+pub struct AroundBatch {
+    /// Waits for a layer batch just before it (with the gate).
     pub waits: Vec<Wait>,
-    pub command_buffers: Vec<vk::CommandBuffer>,
+    /// Command buffers to run first in it (copies in).
+    pub first: Vec<vk::CommandBuffer>,
+    /// Command buffers to run last in it (copies out).
+    pub last: Vec<vk::CommandBuffer>,
 }
 
 /// What the layer adds to one submission.
 #[derive(Debug)]
 pub struct Additions<'a> {
-    /// Per application batch index, the layer batch to run before it.
-    pub before: &'a BTreeMap<usize, Before>,
-    /// The layer's command buffers to run after the application's batches
-    /// (copies out of dynamic attachments, before the release fence).
-    pub after: &'a [vk::CommandBuffer],
+    /// Per application batch index.
+    pub around: &'a BTreeMap<usize, AroundBatch>,
+    /// The gate command buffer for this queue's family (present whenever a
+    /// batch gets waits).
+    pub gate: Option<vk::CommandBuffer>,
     /// What the trailing batch signals (value 0: binary).
     pub signals: &'a [Wait],
 }
 
-impl Additions<'_> {
-    fn has_trailing_batch(&self) -> bool {
-        !self.after.is_empty() || !self.signals.is_empty()
+/// How the layer's additions sit around one application batch.
+struct Layout {
+    /// The layer batch before it: waits and command buffers.
+    before: Option<(Vec<Wait>, Vec<vk::CommandBuffer>)>,
+    /// The batch's command buffers with the layer's in them, when changed.
+    inside: Option<Vec<vk::CommandBuffer>>,
+    /// A layer batch after it (copies out that could not go inside).
+    after: Vec<vk::CommandBuffer>,
+}
+
+fn layout(i: usize, add: &Additions<'_>, submits: &Submits<'_>) -> Option<Layout> {
+    let a = add.around.get(&i)?;
+    let takes = submits.takes_layer_command_buffers(i);
+    let mut before_cbs: Vec<vk::CommandBuffer> = Vec::new();
+    if !a.waits.is_empty() {
+        before_cbs.extend(add.gate);
     }
+    let mut after = Vec::new();
+    let inside = if takes && (!a.first.is_empty() || !a.last.is_empty()) {
+        let app = submits.batch_command_buffers(i);
+        Some(a.first.iter().chain(&app).chain(&a.last).copied().collect())
+    } else {
+        before_cbs.extend(&a.first);
+        after.extend(&a.last);
+        None
+    };
+    let before = (!a.waits.is_empty() || !before_cbs.is_empty()).then(|| (a.waits.clone(), before_cbs));
+    Some(Layout { before, inside, after })
 }
 
 const STAGE: vk::PipelineStageFlags = vk::PipelineStageFlags::ALL_COMMANDS;
@@ -50,56 +83,68 @@ const STAGE: vk::PipelineStageFlags = vk::PipelineStageFlags::ALL_COMMANDS;
 pub fn submit_v1(
     dev: &Device,
     queue: vk::Queue,
+    submits: &Submits<'_>,
     infos: &[vk::SubmitInfo<'_>],
     add: &Additions<'_>,
     fence: vk::Fence,
 ) -> vk::Result {
-    struct Storage {
+    struct Waits {
         semaphores: Vec<vk::Semaphore>,
         stages: Vec<vk::PipelineStageFlags>,
         values: Vec<u64>,
-        timeline: bool,
     }
-    let storage: Vec<(usize, &Before, Storage)> = add
-        .before
+    let layouts: Vec<Option<Layout>> = (0..infos.len()).map(|i| layout(i, add, submits)).collect();
+    let waits: Vec<Option<Waits>> = layouts
         .iter()
-        .map(|(&i, b)| {
-            let s = Storage {
-                semaphores: b.waits.iter().map(|w| w.semaphore).collect(),
-                stages: b.waits.iter().map(|_| STAGE).collect(),
-                values: b.waits.iter().map(|w| w.value).collect(),
-                timeline: b.waits.iter().any(|w| w.value != 0),
-            };
-            (i, b, s)
+        .map(|l| {
+            let (w, _) = l.as_ref()?.before.as_ref()?;
+            Some(Waits {
+                semaphores: w.iter().map(|w| w.semaphore).collect(),
+                stages: w.iter().map(|_| STAGE).collect(),
+                values: w.iter().map(|w| w.value).collect(),
+            })
         })
         .collect();
-    let timelines: Vec<vk::TimelineSemaphoreSubmitInfo<'_>> = storage
+    let timelines: Vec<Option<vk::TimelineSemaphoreSubmitInfo<'_>>> = waits
         .iter()
-        .map(|(_, _, s)| vk::TimelineSemaphoreSubmitInfo::default().wait_semaphore_values(&s.values))
+        .map(|w| {
+            let w = w.as_ref().filter(|w| w.values.iter().any(|&v| v != 0))?;
+            Some(vk::TimelineSemaphoreSubmitInfo::default().wait_semaphore_values(&w.values))
+        })
         .collect();
     let signal_semaphores: Vec<vk::Semaphore> = add.signals.iter().map(|w| w.semaphore).collect();
     let signal_values: Vec<u64> = add.signals.iter().map(|w| w.value).collect();
     let trailing_timeline =
         vk::TimelineSemaphoreSubmitInfo::default().signal_semaphore_values(&signal_values);
 
-    let mut out: Vec<vk::SubmitInfo<'_>> = Vec::with_capacity(infos.len() + storage.len() + 1);
-    let mut pending = storage.iter().zip(&timelines).peekable();
+    let mut out: Vec<vk::SubmitInfo<'_>> = Vec::with_capacity(infos.len() * 2 + 1);
     for (i, info) in infos.iter().enumerate() {
-        while let Some(((_, b, s), t)) = pending.next_if(|((at, _, _), _)| *at <= i) {
+        let Some(l) = &layouts[i] else {
+            out.push(*info);
+            continue;
+        };
+        if let (Some((_, cbs)), Some(w)) = (&l.before, &waits[i]) {
             let mut batch = vk::SubmitInfo::default()
-                .wait_semaphores(&s.semaphores)
-                .wait_dst_stage_mask(&s.stages)
-                .command_buffers(&b.command_buffers);
-            if s.timeline {
+                .wait_semaphores(&w.semaphores)
+                .wait_dst_stage_mask(&w.stages)
+                .command_buffers(cbs);
+            if let Some(t) = &timelines[i] {
                 batch.p_next = (t as *const vk::TimelineSemaphoreSubmitInfo<'_>).cast();
             }
             out.push(batch);
         }
-        out.push(*info);
+        let mut own = *info;
+        if let Some(cbs) = &l.inside {
+            own.command_buffer_count = cbs.len() as u32;
+            own.p_command_buffers = cbs.as_ptr();
+        }
+        out.push(own);
+        if !l.after.is_empty() {
+            out.push(vk::SubmitInfo::default().command_buffers(&l.after));
+        }
     }
-    if add.has_trailing_batch() {
-        let mut trailing =
-            vk::SubmitInfo::default().command_buffers(add.after).signal_semaphores(&signal_semaphores);
+    if !signal_semaphores.is_empty() {
+        let mut trailing = vk::SubmitInfo::default().signal_semaphores(&signal_semaphores);
         if signal_values.iter().any(|&v| v != 0) {
             trailing.p_next = (&trailing_timeline as *const vk::TimelineSemaphoreSubmitInfo<'_>).cast();
         }
@@ -112,6 +157,7 @@ pub fn submit_v1(
 pub fn submit_v2(
     dev: &Device,
     queue: vk::Queue,
+    submits: &Submits<'_>,
     infos: &[vk::SubmitInfo2<'_>],
     add: &Additions<'_>,
     fence: vk::Fence,
@@ -122,32 +168,58 @@ pub fn submit_v2(
             .value(w.value)
             .stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)
     };
-    let command_buffer_info =
-        |cb: &vk::CommandBuffer| vk::CommandBufferSubmitInfo::default().command_buffer(*cb);
-    let storage: Vec<(usize, Vec<vk::SemaphoreSubmitInfo<'_>>, Vec<vk::CommandBufferSubmitInfo<'_>>)> = add
-        .before
-        .iter()
-        .map(|(&i, b)| {
-            (
-                i,
-                b.waits.iter().map(semaphore_info).collect(),
-                b.command_buffers.iter().map(command_buffer_info).collect(),
-            )
+    let cb_info = |cb: &vk::CommandBuffer| vk::CommandBufferSubmitInfo::default().command_buffer(*cb);
+    struct Storage<'s> {
+        waits: Vec<vk::SemaphoreSubmitInfo<'s>>,
+        before: Vec<vk::CommandBufferSubmitInfo<'s>>,
+        inside: Option<Vec<vk::CommandBufferSubmitInfo<'s>>>,
+        after: Vec<vk::CommandBufferSubmitInfo<'s>>,
+    }
+    let storage: Vec<Option<Storage<'_>>> = (0..infos.len())
+        .map(|i| {
+            let l = layout(i, add, submits)?;
+            let (waits, before) = l.before.as_ref().map_or((Vec::new(), Vec::new()), |(w, cbs)| {
+                (w.iter().map(semaphore_info).collect(), cbs.iter().map(cb_info).collect())
+            });
+            // The application's own entries keep their device masks.
+            let inside = l.inside.as_ref().map(|_| {
+                let a = &add.around[&i];
+                let app = submits.v2_command_buffer_infos(i);
+                a.first
+                    .iter()
+                    .map(cb_info)
+                    .chain(app.iter().copied())
+                    .chain(a.last.iter().map(cb_info))
+                    .collect()
+            });
+            Some(Storage { waits, before, inside, after: l.after.iter().map(cb_info).collect() })
         })
         .collect();
     let signals: Vec<vk::SemaphoreSubmitInfo<'_>> = add.signals.iter().map(semaphore_info).collect();
-    let after: Vec<vk::CommandBufferSubmitInfo<'_>> = add.after.iter().map(command_buffer_info).collect();
 
-    let mut out: Vec<vk::SubmitInfo2<'_>> = Vec::with_capacity(infos.len() + storage.len() + 1);
-    let mut pending = storage.iter().peekable();
+    let mut out: Vec<vk::SubmitInfo2<'_>> = Vec::with_capacity(infos.len() * 2 + 1);
     for (i, info) in infos.iter().enumerate() {
-        while let Some((_, waits, cbs)) = pending.next_if(|(at, _, _)| *at <= i) {
-            out.push(vk::SubmitInfo2::default().wait_semaphore_infos(waits).command_buffer_infos(cbs));
+        let Some(s) = &storage[i] else {
+            out.push(*info);
+            continue;
+        };
+        if !s.waits.is_empty() || !s.before.is_empty() {
+            out.push(
+                vk::SubmitInfo2::default().wait_semaphore_infos(&s.waits).command_buffer_infos(&s.before),
+            );
         }
-        out.push(*info);
+        let mut own = *info;
+        if let Some(cbs) = &s.inside {
+            own.command_buffer_info_count = cbs.len() as u32;
+            own.p_command_buffer_infos = cbs.as_ptr();
+        }
+        out.push(own);
+        if !s.after.is_empty() {
+            out.push(vk::SubmitInfo2::default().command_buffer_infos(&s.after));
+        }
     }
-    if add.has_trailing_batch() {
-        out.push(vk::SubmitInfo2::default().command_buffer_infos(&after).signal_semaphore_infos(&signals));
+    if !signals.is_empty() {
+        out.push(vk::SubmitInfo2::default().signal_semaphore_infos(&signals));
     }
     dev.queue_submit2(queue, &out, fence)
 }

@@ -68,7 +68,8 @@ impl ThreadBridge {
     /// Starts the thread.
     pub fn new(dev: &Device, timeout: Duration, name: &str) -> Result<Self, vk::Result> {
         let signaller = dev.signaller().ok_or(vk::Result::ERROR_FEATURE_NOT_PRESENT)?;
-        let (wake_read, wake) = sync_file::wake_pipe().map_err(|e| e.to_vk())?;
+        let wake = sync_file::wake_fd().map_err(|e| e.to_vk())?;
+        let wake_read = wake.try_clone().map_err(|_| vk::Result::ERROR_TOO_MANY_OBJECTS)?;
         let (sender, receiver) = channel::<Job>();
         let free: FreeList = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
@@ -280,9 +281,10 @@ mod tests {
     /// `poll()` reports both readable the same way).
     #[test]
     fn a_stuck_fence_does_not_delay_another() {
-        let (stuck_read, _stuck_write) = sync_file::wake_pipe().unwrap();
-        let (quick_read, quick_write) = sync_file::wake_pipe().unwrap();
-        let (wake_read, wake_write) = sync_file::wake_pipe().unwrap();
+        let (stuck_read, _stuck_write) = sync_file::pipe().unwrap();
+        let (quick_read, quick_write) = sync_file::pipe().unwrap();
+        let wake_write = sync_file::wake_fd().unwrap();
+        let wake_read = wake_write.try_clone().unwrap();
         let (sender, receiver) = channel::<Job>();
         let signalled: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
         let record = signalled.clone();
@@ -324,10 +326,10 @@ mod tests {
 
     #[test]
     fn a_panicking_waiter_releases_every_pending_wait() {
-        let (stuck_read, _stuck_write) = sync_file::wake_pipe().unwrap();
-        let (ready_read, ready_write) = sync_file::wake_pipe().unwrap();
+        let (stuck_read, _stuck_write) = sync_file::pipe().unwrap();
+        let (ready_read, ready_write) = sync_file::pipe().unwrap();
         sync_file::wake(ready_write.as_fd());
-        let (wake_read, _wake_write) = sync_file::wake_pipe().unwrap();
+        let wake_read = sync_file::wake_fd().unwrap();
         let (sender, receiver) = channel::<Job>();
         let signalled: Arc<Mutex<Vec<u64>>> = Arc::default();
         let record = signalled.clone();

@@ -107,8 +107,34 @@ pub fn wait_any(fences: &[BorrowedFd<'_>], wake: BorrowedFd<'_>, timeout: Durati
     Ok(fds[..fences.len()].iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect())
 }
 
-/// A non-blocking pipe for waking a thread that polls: (read end, write end).
-pub fn wake_pipe() -> SysResult<(OwnedFd, OwnedFd)> {
+/// An eventfd for waking a thread that polls it (POLLIN once woken):
+/// unlike a pipe, writing to it never raises SIGPIPE, whoever has closed
+/// their copy.
+pub fn wake_fd() -> SysResult<OwnedFd> {
+    // SAFETY: eventfd takes no pointers.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(SysError::new("eventfd", nix::errno::Errno::last()));
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Wakes the thread polling a [`wake_fd`].
+pub fn wake(fd: BorrowedFd<'_>) {
+    let _ = nix::unistd::write(fd, &1u64.to_ne_bytes());
+}
+
+/// Resets a [`wake_fd`] (or empties a pipe's read end).
+pub fn drain(fd: BorrowedFd<'_>) {
+    let mut buf = [0u8; 64];
+    while matches!(nix::unistd::read(fd, &mut buf), Ok(n) if n > 0) {}
+}
+
+/// A non-blocking pipe (read end, write end): test stand-ins for
+/// sync_files, which `poll()` reports readable the same way.
+#[cfg(test)]
+pub fn pipe() -> SysResult<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
@@ -116,15 +142,4 @@ pub fn wake_pipe() -> SysResult<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: pipe2 succeeded: two fresh descriptors that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Wakes the reader of a [`wake_pipe`] (a full pipe is awake already).
-pub fn wake(write_end: BorrowedFd<'_>) {
-    let _ = nix::unistd::write(write_end, &[1u8]);
-}
-
-/// Empties a [`wake_pipe`]'s read end.
-pub fn drain(read_end: BorrowedFd<'_>) {
-    let mut buf = [0u8; 64];
-    while matches!(nix::unistd::read(read_end, &mut buf), Ok(n) if n > 0) {}
 }

@@ -35,6 +35,9 @@ extends!(
     MemoryDedicatedAllocateInfo,
     ExternalMemoryAcquireUnmodifiedEXT,
     TimelineSemaphoreSubmitInfo,
+    DeviceGroupSubmitInfo,
+    ProtectedSubmitInfo,
+    SemaphoreTypeCreateInfo,
 );
 
 /// Iterates the raw nodes of a chain.

@@ -4,7 +4,7 @@
 
 use ash::vk;
 
-use super::slice;
+use super::{pnext, slice};
 
 /// The submissions of one `vkQueueSubmit` or `vkQueueSubmit2` call.
 #[derive(Clone, Copy, Debug)]
@@ -53,6 +53,69 @@ impl<'a> Submits<'a> {
                     .map(|c| c.command_buffer)
                     .collect()
             }
+        }
+    }
+
+    /// Whether the layer may add its own command buffers to batch `i`:
+    /// not when a `VkDeviceGroupSubmitInfo` counts the batch's command
+    /// buffers, nor in a protected batch (the layer's are unprotected).
+    pub fn takes_layer_command_buffers(&self, i: usize) -> bool {
+        match *self {
+            Submits::V1(infos) => {
+                let Some(info) = infos.get(i) else { return false };
+                // SAFETY: the constructor's contract covers the pNext chain.
+                let group: Option<&vk::DeviceGroupSubmitInfo<'_>> = unsafe { pnext::find(info.p_next) };
+                // SAFETY: as above.
+                let protected: Option<&vk::ProtectedSubmitInfo<'_>> = unsafe { pnext::find(info.p_next) };
+                group.is_none() && !protected.is_some_and(|p| p.protected_submit == vk::TRUE)
+            }
+            Submits::V2(infos) => {
+                infos.get(i).is_some_and(|info| !info.flags.contains(vk::SubmitFlags::PROTECTED))
+            }
+        }
+    }
+
+    /// Batch `i`'s command buffer infos (`vkQueueSubmit2`).
+    pub fn v2_command_buffer_infos(&self, i: usize) -> &'a [vk::CommandBufferSubmitInfo<'a>] {
+        match *self {
+            Submits::V2(infos) => infos.get(i).map_or(&[], |info| {
+                // SAFETY: the constructor's contract vouches for the array.
+                unsafe { slice(info.p_command_buffer_infos, info.command_buffer_info_count) }
+            }),
+            Submits::V1(_) => &[],
+        }
+    }
+
+    /// Every (semaphore, value) the submission waits for where a value is
+    /// given (timeline semaphores; binary ones carry a value the driver
+    /// ignores, so callers check which are timelines).
+    pub fn valued_waits(&self) -> Vec<(vk::Semaphore, u64)> {
+        match *self {
+            Submits::V1(infos) => infos
+                .iter()
+                .flat_map(|info| {
+                    // SAFETY: the constructor's contract covers the arrays
+                    // and the pNext chain.
+                    let semaphores = unsafe { slice(info.p_wait_semaphores, info.wait_semaphore_count) };
+                    // SAFETY: as above.
+                    let timeline: Option<&vk::TimelineSemaphoreSubmitInfo<'_>> =
+                        unsafe { pnext::find(info.p_next) };
+                    // SAFETY: the structure's array holds its count of values.
+                    let values = timeline.map_or(&[][..], |t| unsafe {
+                        slice(t.p_wait_semaphore_values, t.wait_semaphore_value_count)
+                    });
+                    semaphores.iter().copied().zip(values.iter().copied()).collect::<Vec<_>>()
+                })
+                .collect(),
+            Submits::V2(infos) => infos
+                .iter()
+                .flat_map(|info| {
+                    // SAFETY: the constructor's contract vouches for the array.
+                    unsafe { slice(info.p_wait_semaphore_infos, info.wait_semaphore_info_count) }
+                        .iter()
+                        .map(|w| (w.semaphore, w.value))
+                })
+                .collect(),
         }
     }
 

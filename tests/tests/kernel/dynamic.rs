@@ -53,7 +53,7 @@ pub fn every_submit_evicts_and_revalidates_and_two_processes_keep_exact_values()
 pub fn a_budget_holds_resident_imports_within_it_at_every_point() -> TestResult {
     require_kernel_tier!();
     // Four 1 MiB dma-bufs used round robin under a 2 MiB budget.
-    let envs = [("DYNABUF_EVICT", "budget:2"), ("DYNABUF_STATS", "1")];
+    let envs = [("DYNABUF_ATTACH", "dynamic"), ("DYNABUF_EVICT", "budget:2"), ("DYNABUF_STATS", "1")];
     let run = client(&["budget", "4", "1", "40"], Layer::On, &envs);
     ensure!(
         run.ok && run.value("budget_ok").as_deref() == Some("true"),
@@ -104,7 +104,12 @@ pub fn content_written_while_invalidated_is_seen_after_revalidation() -> TestRes
     write_first_mib(&a, 0)?;
     write_first_mib(&b, 0)?;
     // A 1 MiB budget: using B evicts A, and the other way round.
-    let envs = [("DYNABUF_EVICT", "budget:1"), ("DYNABUF_STATS", "1"), ("DYNABUF_LOG", "debug")];
+    let envs = [
+        ("DYNABUF_ATTACH", "dynamic"),
+        ("DYNABUF_EVICT", "budget:1"),
+        ("DYNABUF_STATS", "1"),
+        ("DYNABUF_LOG", "debug"),
+    ];
     let len = (MIB / 4).to_string();
     let mut child = spawn_with("alternate", &[a.fd(), b.fd()], &[&len], Layer::On, &envs)?;
     let outcome = (|| {
@@ -194,7 +199,7 @@ pub fn an_attachment_outlives_its_exporting_process() -> TestResult {
     let vgem = vgem()?;
     let b = Buf::new(&vgem, MIB)?;
     write_first_mib(&b, 0)?;
-    let envs = [("DYNABUF_EVICT", "budget:1"), ("DYNABUF_STATS", "1")];
+    let envs = [("DYNABUF_ATTACH", "dynamic"), ("DYNABUF_EVICT", "budget:1"), ("DYNABUF_STATS", "1")];
     let len = (MIB / 4).to_string();
     let mut child = spawn_with("alternate", &[a.as_fd(), b.fd()], &[&len], Layer::On, &envs)?;
     drop(a);
