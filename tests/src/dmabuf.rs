@@ -175,32 +175,44 @@ pub fn foreign_job(
         kernel,
         buffer,
         Push { seed: add, count },
-        |d, cb| {
-            let dst = match kind {
-                AcquireKind::Read => vk::AccessFlags::SHADER_READ,
-                _ => vk::AccessFlags::SHADER_READ | vk::AccessFlags::SHADER_WRITE,
-            };
-            let barrier = [vk::BufferMemoryBarrier::default()
-                .dst_access_mask(dst)
-                .src_queue_family_index(vk::QUEUE_FAMILY_FOREIGN_EXT)
-                .dst_queue_family_index(family)
-                .buffer(buffer)
-                .size(vk::WHOLE_SIZE)];
-            // SAFETY: a command buffer in the recording state, a buffer of this device.
-            unsafe {
-                d.cmd_pipeline_barrier(
-                    cb,
-                    vk::PipelineStageFlags::TOP_OF_PIPE,
-                    vk::PipelineStageFlags::COMPUTE_SHADER,
-                    vk::DependencyFlags::empty(),
-                    &[],
-                    &barrier,
-                    &[],
-                )
-            }
-        },
+        |d, cb| foreign_acquire(d, cb, buffer, family, kind),
         |d, cb| ownership_barrier(d, cb, buffer, vk::QUEUE_FAMILY_FOREIGN_EXT, family, false),
     )
+}
+
+/// Records an acquire of `buffer` from FOREIGN into `family`, read-only
+/// (destination access SHADER_READ) for [`AcquireKind::Read`], else
+/// reading and writing; nothing for [`AcquireKind::None`].
+pub fn foreign_acquire(
+    d: &ash::Device,
+    cb: vk::CommandBuffer,
+    buffer: vk::Buffer,
+    family: u32,
+    kind: AcquireKind,
+) {
+    let dst = match kind {
+        AcquireKind::None => return,
+        AcquireKind::Read => vk::AccessFlags::SHADER_READ,
+        AcquireKind::Write => vk::AccessFlags::SHADER_READ | vk::AccessFlags::SHADER_WRITE,
+    };
+    let barrier = [vk::BufferMemoryBarrier::default()
+        .dst_access_mask(dst)
+        .src_queue_family_index(vk::QUEUE_FAMILY_FOREIGN_EXT)
+        .dst_queue_family_index(family)
+        .buffer(buffer)
+        .size(vk::WHOLE_SIZE)];
+    // SAFETY: a command buffer in the recording state, a buffer of this device.
+    unsafe {
+        d.cmd_pipeline_barrier(
+            cb,
+            vk::PipelineStageFlags::TOP_OF_PIPE,
+            vk::PipelineStageFlags::COMPUTE_SHADER,
+            vk::DependencyFlags::empty(),
+            &[],
+            &barrier,
+            &[],
+        )
+    }
 }
 
 /// Imports the dma-buf behind `fd` (the caller's fd stays open).
@@ -212,4 +224,23 @@ pub fn import_fd(c: &Client, fd: BorrowedFd<'_>, len: u32) -> Result<ExternalBuf
 /// Reads the first value of an imported buffer through a host mapping.
 pub fn first_value(c: &Client, b: &ExternalBuffer) -> Result<u32> {
     Ok(b.host_access(c, None)?.first().copied().unwrap_or(0))
+}
+
+/// Waits up to `timeout` until `poll(POLLIN)` reports the dma-buf ready:
+/// every write fence in it has signalled (what a reader that knows nothing
+/// of Vulkan waits for). `Ok(false)`: still busy at the timeout.
+pub fn wait_for_writers(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ms =
+            PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(n) => return Ok(n > 0 && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN))),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error(format!("poll(dma-buf): {e}"))),
+        }
+    }
 }

@@ -7,12 +7,14 @@
 //! * [`vulkan`]: instance, device, queues and allocator;
 //! * [`compute`]: storage buffers and the compute shaders from `shaders/`;
 //! * [`shaders`]: the SPIR-V compiled from `shaders/` at build time;
-//! * [`measure`]: medians and interleaved rounds for the benchmarks.
+//! * [`measure`]: medians and interleaved rounds for the benchmarks;
+//! * [`kernel`]: udmabuf, vgem and syncobj helpers only tests need.
 
 pub mod compute;
 pub mod dmabuf;
 pub mod env;
 pub mod external;
+pub mod kernel;
 pub mod measure;
 pub mod pingpong;
 pub mod scenario;

@@ -51,12 +51,23 @@ fn acquire_behind_a_write_fence(
     kind: &str,
     envs: &[(&str, &str)],
 ) -> Result<(bool, u64), String> {
+    acquire_behind_a_write_fence_in("acquire", layer, kind, envs)
+}
+
+/// [`acquire_behind_a_write_fence`] with another client subcommand taking
+/// `acquire`'s arguments (`FD LEN KIND DISPATCH`).
+pub(crate) fn acquire_behind_a_write_fence_in(
+    sub: &str,
+    layer: Layer,
+    kind: &str,
+    envs: &[(&str, &str)],
+) -> Result<(bool, u64), String> {
     let vgem = vgem()?;
     let buf = Buf::new(&vgem, BYTES)?;
     write_all(&buf, 0, true)?;
     let mut all_envs = vec![("DYNABUF_LOG", "debug")];
     all_envs.extend_from_slice(envs);
-    let mut child = spawn("acquire", buf.fd(), &[&LEN.to_string(), kind, "1"], layer, &all_envs)?;
+    let mut child = spawn(sub, buf.fd(), &[&LEN.to_string(), kind, "1"], layer, &all_envs)?;
     let outcome = (|| {
         child.expect_line("ready", STARTUP)?;
         // vgem signals its fences itself after 10 s: attach only now.
@@ -85,7 +96,7 @@ fn acquire_behind_a_write_fence(
 }
 
 /// The client waited and its GPU saw the late content.
-fn waited(early: bool, first: u64, how: &str) -> Result<(), String> {
+pub(crate) fn waited(early: bool, first: u64, how: &str) -> Result<(), String> {
     ensure!(!early, "{how}: the client finished before the foreign fence signalled");
     ensure!(
         first == 6000,

@@ -3,7 +3,10 @@
 //! and importing dma-bufs under the layer. On a host whose kernel cannot
 //! make dma-bufs every test reports itself skipped; `scripts/test.sh` runs
 //! this binary again inside a VM booting a stock 6.12 kernel
-//! (`tests/vm/run.sh`), where nothing may skip.
+//! (`tests/vm/run.sh`), where nothing may skip, twice: plain and with
+//! `DYNABUF_TEST_VALIDATION=below` (every client, also the `Layer::Off`
+//! controls, then runs the Khronos validation layer, and a message that
+//! validation alone does not produce fails the test).
 
 mod child;
 #[path = "../common/mod.rs"]
@@ -12,6 +15,7 @@ mod dynamic;
 mod fixture;
 mod harness;
 mod implicit_sync;
+mod robustness;
 mod sync_file_semantics;
 mod syncobj;
 mod vulkan;
@@ -60,6 +64,18 @@ const TESTS: &[Test] = tests![
     dynamic::eviction_of_a_busy_attachment_waits_and_never_corrupts,
     dynamic::a_failed_revalidation_returns_an_error_and_a_later_submit_retries,
     dynamic::an_attachment_outlives_its_exporting_process,
+    robustness::sync_off_keeps_dynamic_imports_pinned_and_their_content_exact,
+    robustness::a_read_only_acquire_never_released_leaves_the_producers_writes_alone,
+    robustness::thread_mode_blocks_vkqueuesubmit_only_when_it_also_releases,
+    robustness::an_acquire_in_a_secondary_command_buffer_waits_for_a_foreign_write_fence,
+    robustness::application_pnext_chains_on_submits_survive_the_layers_batches,
+    robustness::host_access_maps_flushes_and_unmaps_the_dma_buf_of_a_dynamic_attachment,
+    robustness::an_injected_reimport_failure_fails_one_submit_and_the_next_succeeds,
+    robustness::an_injected_sync_fd_export_failure_waits_for_the_gpu_instead,
+    robustness::injected_sync_file_ioctl_failures_are_logged_and_the_application_goes_on,
+    robustness::an_injected_backing_failure_keeps_imports_pinned,
+    robustness::two_processes_handing_over_at_submit_rely_on_the_released_fence,
+    robustness::two_devices_in_one_process_handing_over_at_submit_rely_on_the_released_fence,
 ];
 
 fn main() -> std::process::ExitCode {

@@ -33,7 +33,8 @@ pub fn vulkan_exports_a_dma_buf_under_the_layer() -> TestResult {
 pub fn probe_finds_dma_buf_and_sync_fd_support() -> TestResult {
     require_kernel_tier!();
     for (sync, bridge) in [("auto", "thread bridge"), ("semaphore", "semaphore bridge")] {
-        let run = client(&["compute", "1", "64"], Layer::On, &[("DYNABUF_LOG", "info"), ("DYNABUF_SYNC", sync)]);
+        let run =
+            client(&["compute", "1", "64"], Layer::On, &[("DYNABUF_LOG", "info"), ("DYNABUF_SYNC", sync)]);
         ensure!(run.ok, "compute failed:\n{}", run.stderr);
         let lines = run.layer_lines();
         let probe = lines.iter().find(|l| l.contains("sync strategy")).ok_or("no probe line")?;
@@ -48,7 +49,10 @@ pub fn probe_finds_dma_buf_and_sync_fd_support() -> TestResult {
         }
         // The engine uses what the probe line names (one decision).
         let engine = lines.iter().find(|l| l.contains("implicit sync:")).ok_or("no engine line")?;
-        ensure!(engine.contains(&strategy), "DYNABUF_SYNC={sync}: the engine says {engine}, the probe {probe}");
+        ensure!(
+            engine.contains(&strategy),
+            "DYNABUF_SYNC={sync}: the engine says {engine}, the probe {probe}"
+        );
     }
     Ok(Outcome::Pass)
 }

@@ -40,6 +40,34 @@
 //! dynabuf-client external [CYCLES]        export/import between two devices, ownership
 //!                                         transfers, bad imports, then CYCLES more
 //!                                         export/import/free cycles; fd counts
+//! dynabuf-client pingpong FRAMES [LEN] [wait|nowait]
+//!                                         (LEN values; nowait: hand over as soon as
+//!                                         vkQueueSubmit returns, relying on the released fence)
+//! dynabuf-client read-acquire FD LEN      child: on each "go", a read-only acquire (no
+//!                                         release) around an empty dispatch; "done round=N"
+//! dynabuf-client submit-timing FD LEN release|acquire-only
+//!                                         child: on "go", times vkQueueSubmit alone
+//!                                         ("submitted submit_ms=N"), then "done first=V"
+//! dynabuf-client acquire-secondary FD LEN read|write DISPATCH
+//!                                         as acquire, the acquire barrier recorded in a
+//!                                         secondary command buffer
+//! dynabuf-client pnext release|acquire-only [LEN]
+//!                                         acquires behind a vgem write fence with
+//!                                         VkTimelineSemaphoreSubmitInfo / VkDeviceGroupSubmitInfo
+//!                                         chained to the batch; content and timeline checked
+//! dynabuf-client host-access map|map2 [LEN]
+//!                                         vkMapMemory/flush/invalidate/unmap (and
+//!                                         vkMapMemory2KHR/vkUnmapMemory2KHR) on an import,
+//!                                         between acquire/add/release jobs; memfd checks
+//! dynabuf-client fault-reimport ROUNDS [LEN]
+//!                                         a first submit that fails, then ROUNDS exact; fds
+//! dynabuf-client release-peek ROUNDS [LEN]
+//!                                         looks at the dma-buf right after each submit
+//!                                         returns: "early=N" rounds ready but unfinished
+//! dynabuf-client sync-file-fault ROUNDS reader|none [LEN]
+//!                                         ROUNDS jobs (with a pending vgem read fence); fds
+//! dynabuf-client two-devices FRAMES LEN wait|nowait
+//!                                         producer and consumer devices in one process
 //! ```
 
 use std::process::ExitCode;
@@ -48,10 +76,12 @@ use dynabuf_client::{Error, Result};
 
 mod basic;
 mod residency;
+mod robustness;
 mod sharing;
 
 use basic::*;
 use residency::*;
+use robustness::*;
 use sharing::*;
 
 pub(crate) fn arg(args: &[String], i: usize, default: u32) -> u32 {
@@ -96,6 +126,15 @@ fn main() -> ExitCode {
         Some("pingpong") => cmd_pingpong(rest),
         Some("pingpong-peer") => cmd_pingpong_peer(rest),
         Some("dmabuf-export") => cmd_dmabuf_export(),
+        Some("read-acquire") => cmd_read_acquire(rest),
+        Some("submit-timing") => cmd_submit_timing(rest),
+        Some("acquire-secondary") => cmd_acquire_secondary(rest),
+        Some("pnext") => cmd_pnext(rest),
+        Some("host-access") => cmd_host_access(rest),
+        Some("fault-reimport") => cmd_fault_reimport(rest),
+        Some("release-peek") => cmd_release_peek(rest),
+        Some("sync-file-fault") => cmd_sync_file_fault(rest),
+        Some("two-devices") => cmd_two_devices(rest),
         _ => Err(Error(
             "usage: dynabuf-client compute|probe|multi|threads|external|dmabuf-import|dmabuf-export [args]"
                 .into(),

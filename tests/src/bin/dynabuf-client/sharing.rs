@@ -112,33 +112,43 @@ pub fn cmd_cycles(args: &[String]) -> Result<()> {
 pub fn cmd_pingpong(args: &[String]) -> Result<()> {
     use std::os::fd::AsRawFd;
     let frames = arg(args, 0, 200);
+    let len = arg(args, 1, dynabuf_client::pingpong::LEN);
+    let handover = dynabuf_client::pingpong::Handover::parse(args.get(2).map(String::as_str))?;
     let (mine, theirs) =
         std::os::unix::net::UnixStream::pair().map_err(|e| Error(format!("socketpair: {e}")))?;
     // SAFETY: F_DUPFD gives an inheritable copy of our own socket.
     let inheritable = unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_DUPFD, 10) };
     let exe = std::env::current_exe().map_err(|e| Error(format!("current_exe: {e}")))?;
     let child = std::process::Command::new(exe)
-        .args(["pingpong-peer", &inheritable.to_string(), &frames.to_string()])
+        .args([
+            "pingpong-peer",
+            &inheritable.to_string(),
+            &frames.to_string(),
+            &len.to_string(),
+            handover.arg(),
+        ])
         .spawn()
         .map_err(|e| Error(format!("spawn peer: {e}")));
     // SAFETY: our copy; the child has its own.
     unsafe { libc::close(inheritable) };
     drop(theirs);
     let mut child = child?;
-    let mine_result = dynabuf_client::pingpong::run(mine, frames, true);
+    let mine_result = dynabuf_client::pingpong::run_with(mine, frames, true, len, handover);
     let peer_ok = child.wait().map(|s| s.success()).unwrap_or(false);
     mine_result?;
     if !peer_ok {
         return Err(Error("the peer process failed".into()));
     }
-    println!("frames={frames} pingpong_ok=true");
+    println!("frames={frames} len={len} handover={} pingpong_ok=true", handover.arg());
     Ok(())
 }
 
 pub fn cmd_pingpong_peer(args: &[String]) -> Result<()> {
     let fd = inherited_fd(args)?;
     let frames = arg(args, 1, 200);
-    dynabuf_client::pingpong::run(std::os::unix::net::UnixStream::from(fd), frames, false)
+    let len = arg(args, 2, dynabuf_client::pingpong::LEN);
+    let handover = dynabuf_client::pingpong::Handover::parse(args.get(3).map(String::as_str))?;
+    dynabuf_client::pingpong::run_with(std::os::unix::net::UnixStream::from(fd), frames, false, len, handover)
 }
 
 pub fn cmd_bad_imports(args: &[String]) -> Result<()> {
