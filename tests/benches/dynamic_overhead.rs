@@ -19,10 +19,10 @@ use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::process::Command;
 
-use dynabuf::sys::udmabuf;
 use dynabuf_client::compute::{Kernel, Shader};
 use dynabuf_client::dmabuf::{foreign_job, import_fd, AcquireKind};
 use dynabuf_client::env::{set_process_env, LAYER_NAME};
+use dynabuf_client::kernel::udmabuf;
 use dynabuf_client::measure::{median, ns_per_iter};
 use dynabuf_client::vulkan::{Client, ClientOptions};
 use dynabuf_client::{Context, Result};

@@ -12,11 +12,11 @@ use std::ffi::CString;
 use std::os::fd::AsFd;
 
 use ash::vk;
-use dynabuf::sys::udmabuf;
 use dynabuf_client::compute::{Job, Kernel, Push, Shader, StorageBuffer};
 use dynabuf_client::dmabuf::{foreign_job, import_fd, AcquireKind};
 use dynabuf_client::env::{set_process_env, LAYER_NAME};
 use dynabuf_client::external::{ownership_barrier, ExternalBuffer};
+use dynabuf_client::kernel::udmabuf;
 use dynabuf_client::measure::{interleaved, ns_per_iter};
 use dynabuf_client::vulkan::{Client, ClientOptions};
 use dynabuf_client::{Context, Result};

@@ -7,9 +7,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::ptr::NonNull;
 
+use crate::kernel::udmabuf;
 use ash::vk;
 use dynabuf::sys::dma_buf::{self, Access};
-use dynabuf::sys::udmabuf;
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 
 use crate::compute::{Job, Kernel, Push, Shader};

@@ -132,7 +132,7 @@ fn extensions_the_layer_adds_stay_hidden_from_the_application() {
 fn probe_reports_what_the_host_kernel_lacks() {
     let run = client(&["compute", "1", "64"], Layer::On, &[("DYNABUF_LOG", "info")]).expect_ok("compute");
     let line = run.layer_lines().into_iter().find(|l| l.contains("sync strategy")).expect("probe line");
-    if dynabuf::sys::udmabuf::available() {
+    if dynabuf_client::kernel::udmabuf::available() {
         return common::skip(
             "probe_reports_what_the_host_kernel_lacks",
             "this kernel has udmabuf (the VM tier checks it)",

@@ -1,14 +1,10 @@
 //! DRM nodes through drm-rs: finding the node of a device, driver name and
-//! capabilities, PRIME and GEM, and syncobjs. Raw ioctls only where drm-rs
-//! is wrong or lacks one: importing a sync_file into an *existing* syncobj
-//! (drm-rs's `fd_to_syncobj(.., true)` sends handle 0, which the kernel
-//! rejects, and unwraps the returned handle).
+//! capabilities, PRIME and GEM.
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use drm::control::Device as _;
 use drm::Device as _;
@@ -16,7 +12,6 @@ use drm::Device as _;
 use super::{Op, SysError, SysResult};
 
 pub use drm::buffer::Handle as GemHandle;
-pub use drm::control::syncobj::Handle as Syncobj;
 
 /// An open DRM node (card or render).
 #[derive(Debug)]
@@ -66,23 +61,6 @@ impl Node {
         Node::open(&path)
     }
 
-    /// The first node whose driver is `driver` (`vgem`, `virtio_gpu`, …).
-    /// Minor numbers depend on module load order, so never guess them.
-    pub fn open_driver(driver: &str, card: bool) -> SysResult<Node> {
-        for path in dri_nodes() {
-            let is_card = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("card"));
-            if is_card != card {
-                continue;
-            }
-            if let Ok(node) = Node::open(&path) {
-                if node.driver_name().is_ok_and(|n| n == driver) {
-                    return Ok(node);
-                }
-            }
-        }
-        Err(SysError::new("find DRM node by driver", nix::errno::Errno::ENOENT))
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -124,114 +102,4 @@ impl Node {
     pub fn gem_close(&self, handle: GemHandle) -> SysResult<()> {
         self.close_buffer(handle).op("DRM_IOCTL_GEM_CLOSE")
     }
-
-    pub fn syncobj_create(&self, signalled: bool) -> SysResult<Syncobj> {
-        self.create_syncobj(signalled).op("DRM_IOCTL_SYNCOBJ_CREATE")
-    }
-
-    pub fn syncobj_destroy(&self, s: Syncobj) -> SysResult<()> {
-        self.destroy_syncobj(s).op("DRM_IOCTL_SYNCOBJ_DESTROY")
-    }
-
-    /// `DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE` with `IMPORT_SYNC_FILE`: replaces
-    /// the syncobj's fence with the sync_file's. The fd is not consumed.
-    pub fn syncobj_import_sync_file(&self, s: Syncobj, sync_file: BorrowedFd<'_>) -> SysResult<()> {
-        let mut arg = SyncobjHandleArg {
-            handle: u32::from(s),
-            flags: DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE,
-            fd: sync_file.as_raw_fd(),
-            pad: 0,
-        };
-        // SAFETY: `arg` is the kernel's `struct drm_syncobj_handle` (its
-        // first 16 bytes, which every kernel accepts), alive for the call.
-        unsafe { ioctl_syncobj_fd_to_handle(self.file.as_raw_fd(), &mut arg) }
-            .op("DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE(IMPORT_SYNC_FILE)")?;
-        Ok(())
-    }
-
-    /// `DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD` with `EXPORT_SYNC_FILE`.
-    pub fn syncobj_export_sync_file(&self, s: Syncobj) -> SysResult<OwnedFd> {
-        self.syncobj_to_fd(s, true).op("DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD(EXPORT_SYNC_FILE)")
-    }
-
-    /// Waits up to `timeout` for all of `objs` to signal. `Ok(false)` on
-    /// time-out (ETIME).
-    pub fn syncobj_wait_all(&self, objs: &[Syncobj], timeout: Duration) -> SysResult<bool> {
-        let deadline = monotonic_now_ns().saturating_add(timeout.as_nanos().min(i64::MAX as u128) as i64);
-        match self.syncobj_wait(objs, deadline, true, false) {
-            Ok(_) => Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(false),
-            Err(e) => Err(SysError::io("DRM_IOCTL_SYNCOBJ_WAIT", e)),
-        }
-    }
-
-    /// Waits up to `timeout` for timeline `points` (for each of `objs`).
-    pub fn syncobj_timeline_wait_all(
-        &self,
-        objs: &[Syncobj],
-        points: &[u64],
-        timeout: Duration,
-    ) -> SysResult<bool> {
-        let deadline = monotonic_now_ns().saturating_add(timeout.as_nanos().min(i64::MAX as u128) as i64);
-        match self.syncobj_timeline_wait(objs, points, deadline, true, false, false) {
-            Ok(_) => Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(false),
-            Err(e) => Err(SysError::io("DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT", e)),
-        }
-    }
-
-    /// `DRM_IOCTL_SYNCOBJ_TRANSFER`: `src` at `src_point` (0: its binary
-    /// fence) becomes `dst`'s point `dst_point`.
-    pub fn syncobj_transfer(
-        &self,
-        src: Syncobj,
-        src_point: u64,
-        dst: Syncobj,
-        dst_point: u64,
-    ) -> SysResult<()> {
-        self.syncobj_timeline_transfer(src, dst, src_point, dst_point).op("DRM_IOCTL_SYNCOBJ_TRANSFER")
-    }
-
-    /// `DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL`.
-    pub fn syncobj_signal_point(&self, s: Syncobj, point: u64) -> SysResult<()> {
-        self.syncobj_timeline_signal(&[s], &[point]).op("DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL")
-    }
-
-    /// `DRM_IOCTL_SYNCOBJ_SIGNAL` (binary).
-    pub fn syncobj_signal_now(&self, s: Syncobj) -> SysResult<()> {
-        self.syncobj_signal(&[s]).op("DRM_IOCTL_SYNCOBJ_SIGNAL")
-    }
-
-    /// `DRM_IOCTL_SYNCOBJ_QUERY`: the last signalled timeline point.
-    pub fn syncobj_query(&self, s: Syncobj) -> SysResult<u64> {
-        let mut points = [0u64];
-        self.syncobj_timeline_query(&[s], &mut points, false).op("DRM_IOCTL_SYNCOBJ_QUERY")?;
-        Ok(points[0])
-    }
-
-    /// `DRM_IOCTL_SYNCOBJ_EVENTFD` (Linux 6.6+): `eventfd` becomes readable
-    /// when `point` signals. Unsupported kernels give an error for which
-    /// [`SysError::is_unsupported`] holds (or EINVAL).
-    pub fn syncobj_eventfd_register(&self, s: Syncobj, point: u64, eventfd: BorrowedFd<'_>) -> SysResult<()> {
-        self.syncobj_eventfd(s, point, eventfd, false).op("DRM_IOCTL_SYNCOBJ_EVENTFD")
-    }
 }
-
-/// CLOCK_MONOTONIC now, in ns: DRM syncobj waits take absolute deadlines.
-fn monotonic_now_ns() -> i64 {
-    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes only the timespec, a valid local.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-    t.tv_sec * 1_000_000_000 + t.tv_nsec
-}
-
-#[repr(C)]
-struct SyncobjHandleArg {
-    handle: u32,
-    flags: u32,
-    fd: i32,
-    pad: u32,
-}
-
-const DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE: u32 = 1;
-nix::ioctl_readwrite!(ioctl_syncobj_fd_to_handle, b'd', 0xC2, SyncobjHandleArg);

@@ -1,7 +1,7 @@
-//! Every raw kernel interface the layer (and its tests and demo) use, as
-//! documented safe wrappers: dma-buf ([`dma_buf`]), sync_file
-//! ([`sync_file`]), DRM through drm-rs ([`drm`]), and the test-side makers of
-//! buffers and fences ([`udmabuf`], [`vgem`]).
+//! Every raw kernel interface the layer uses, as documented safe wrappers:
+//! dma-buf ([`dma_buf`]), sync_file ([`sync_file`]), DRM through drm-rs
+//! ([`drm`]). What only tests need (udmabuf, vgem, syncobjs) lives in the
+//! test crate.
 //!
 //! Errors carry the operation (ioctl or system call) and the errno; they map
 //! to a `VkResult` in one place, [`SysError::to_vk`], as DESIGN.md says.
@@ -9,8 +9,6 @@
 pub mod dma_buf;
 pub mod drm;
 pub mod sync_file;
-pub mod udmabuf;
-pub mod vgem;
 
 use ash::vk;
 pub use nix::errno::Errno;

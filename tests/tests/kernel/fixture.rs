@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use dynabuf::sys::dma_buf::{self, Access};
 use dynabuf::sys::drm::GemHandle;
-use dynabuf::sys::vgem::Vgem;
-use dynabuf::sys::{sync_file, udmabuf};
+use dynabuf::sys::sync_file;
+use dynabuf_client::kernel::udmabuf;
+use dynabuf_client::kernel::vgem::Vgem;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::harness::Check;

@@ -89,8 +89,8 @@ pub fn export_write_waits_for_writers_and_readers() -> TestResult {
 
 /// A pending sync_file from a vgem write fence on a second buffer.
 fn pending_sync_file(
-    vgem: &dynabuf::sys::vgem::Vgem,
-) -> Result<(Buf, dynabuf::sys::vgem::Fence, std::os::fd::OwnedFd), String> {
+    vgem: &dynabuf_client::kernel::vgem::Vgem,
+) -> Result<(Buf, dynabuf_client::kernel::vgem::Fence, std::os::fd::OwnedFd), String> {
     let src = Buf::new(vgem, SIZE)?;
     let fence = vgem.attach(src.handle, true).check("attach")?;
     let file = dma_buf::export_sync_file(src.fd(), Access::Write).check("EXPORT_SYNC_FILE")?;

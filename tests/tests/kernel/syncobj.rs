@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use dynabuf::sys::dma_buf::{self, Access};
 use dynabuf::sys::drm::Node;
+use dynabuf_client::kernel::open_driver;
+use dynabuf_client::kernel::syncobj::Syncobjs;
 use nix::poll::PollFlags;
 
 use crate::ensure;
@@ -14,7 +16,7 @@ use crate::harness::{Check, Outcome, TestResult};
 use crate::require_kernel_tier;
 
 fn virtio_gpu() -> Result<Option<Node>, String> {
-    match Node::open_driver("virtio_gpu", false) {
+    match open_driver("virtio_gpu", false) {
         Ok(n) => Ok(Some(n)),
         Err(_) => Ok(None),
     }
@@ -79,7 +81,7 @@ pub fn syncobj_round_trips_on_virtio_gpu() -> TestResult {
 
 pub fn drm_nodes_are_found_by_driver_name() -> TestResult {
     require_kernel_tier!();
-    let vgem_card = Node::open_driver("vgem", true).check("vgem card")?;
+    let vgem_card = open_driver("vgem", true).check("vgem card")?;
     ensure!(vgem_card.driver_name().check("VERSION")? == "vgem", "driver name");
     ensure!(!vgem_card.has_syncobj(), "vgem has no syncobjs");
     let meta = std::fs::metadata(vgem_card.path()).check("stat")?;
@@ -88,6 +90,6 @@ pub fn drm_nodes_are_found_by_driver_name() -> TestResult {
     let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
     let again = Node::open_devnum(major, minor).check("open by device number")?;
     ensure!(again.path() == vgem_card.path(), "{} vs {}", again.path().display(), vgem_card.path().display());
-    ensure!(Node::open_driver("no-such-driver", false).is_err(), "found a driver that isn't there");
+    ensure!(open_driver("no-such-driver", false).is_err(), "found a driver that isn't there");
     Ok(Outcome::Pass)
 }

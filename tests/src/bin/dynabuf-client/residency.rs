@@ -25,8 +25,8 @@ pub fn cmd_budget(args: &[String]) -> Result<()> {
     let mut buffers = Vec::new();
     let mut jobs = Vec::new();
     for _ in 0..n {
-        let (fd, _memfd) =
-            dynabuf::sys::udmabuf::create(u64::from(mib) << 20).map_err(|e| Error(e.to_string()))?;
+        let (fd, _memfd) = dynabuf_client::kernel::udmabuf::create(u64::from(mib) << 20)
+            .map_err(|e| Error(e.to_string()))?;
         let b = dmabuf::import_fd(&c, fd.as_fd(), len)?;
         jobs.push(dmabuf::foreign_job(&c, &kernel, b.buffer, dmabuf::AcquireKind::Write, 1, len)?);
         buffers.push(b);
@@ -159,7 +159,7 @@ pub fn cmd_give_dmabuf(args: &[String]) -> Result<()> {
     use std::os::unix::fs::FileExt;
     let sock = std::os::unix::net::UnixStream::from(inherited_fd(args)?);
     let bytes = u64::from(arg(args, 1, 1)) << 20;
-    let (dmabuf, memfd) = dynabuf::sys::udmabuf::create(bytes).map_err(|e| Error(e.to_string()))?;
+    let (dmabuf, memfd) = dynabuf_client::kernel::udmabuf::create(bytes).map_err(|e| Error(e.to_string()))?;
     let pattern: Vec<u8> = (0..(bytes / 4) as u32).flat_map(|i| (100 + i).to_le_bytes()).collect();
     std::fs::File::from(memfd).write_all_at(&pattern, 0).map_err(|e| Error(format!("write: {e}")))?;
     dynabuf_client::pingpong::send_fd(&sock, dmabuf.as_raw_fd())?;
