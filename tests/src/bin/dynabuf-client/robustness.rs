@@ -471,13 +471,22 @@ pub fn cmd_pnext(args: &[String]) -> Result<()> {
             job.wait(&c)?;
             let done = Instant::now();
             buf.expect(&format!("{chain:?}"), |i| 6000 + i)?;
-            // SAFETY: a timeline semaphore of this device.
-            let reached = unsafe { c.device.get_semaphore_counter_value(timeline) }
-                .ctx("vkGetSemaphoreCounterValue")?;
             let wanted = match chain {
                 Chain::DeviceGroup => value - 1,
                 _ => value,
             };
+            // Wait for the value (bounded) rather than read the counter the
+            // moment the fence signals: Mesa's runtime installs the timeline
+            // points of a deferred (wait-before-signal) submission from its
+            // submit thread, and the counter can lag the fence by a moment.
+            let semaphores = [timeline];
+            let values = [wanted];
+            let wait = vk::SemaphoreWaitInfo::default().semaphores(&semaphores).values(&values);
+            // SAFETY: a timeline semaphore of this device; a bounded wait.
+            let _ = unsafe { c.device.wait_semaphores(&wait, 2_000_000_000) };
+            // SAFETY: a timeline semaphore of this device.
+            let reached = unsafe { c.device.get_semaphore_counter_value(timeline) }
+                .ctx("vkGetSemaphoreCounterValue")?;
             if reached != wanted {
                 return Err(Error(format!(
                     "{chain:?}: the application's timeline is at {reached}, not {wanted}"
