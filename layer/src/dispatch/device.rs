@@ -54,7 +54,6 @@ fn_table!(DeviceFns, vk::Device, vk::PFN_vkGetDeviceProcAddr {
     create_command_pool: PFN_vkCreateCommandPool = c"vkCreateCommandPool";
     end_command_buffer: PFN_vkEndCommandBuffer = c"vkEndCommandBuffer";
     cmd_copy_buffer: PFN_vkCmdCopyBuffer = c"vkCmdCopyBuffer";
-    reset_fences: PFN_vkResetFences = c"vkResetFences";
     map_memory: PFN_vkMapMemory = c"vkMapMemory";
     unmap_memory: PFN_vkUnmapMemory = c"vkUnmapMemory";
     map_memory2: PFN_vkMapMemory2KHR = c"vkMapMemory2KHR" | c"vkMapMemory2";

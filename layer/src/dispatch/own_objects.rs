@@ -116,46 +116,12 @@ impl Device {
         Ok(cb[0])
     }
 
-    /// Records, into `cb`, a whole-buffer copy from `src` to `dst` between
-    /// two barriers that order it after everything earlier in submission
-    /// order and before everything later. Resubmittable while pending.
-    pub fn record_copy(
-        &self,
-        cb: vk::CommandBuffer,
-        src: vk::Buffer,
-        dst: vk::Buffer,
-        size: u64,
-    ) -> vk::Result {
-        let (Some(end), Some(copy)) = (self.fns.end_command_buffer, self.fns.cmd_copy_buffer) else {
-            return MISSING;
-        };
-        let begin =
-            vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::SIMULTANEOUS_USE);
-        let r = self.begin_command_buffer(cb, &begin);
-        if r != vk::Result::SUCCESS {
-            return r;
-        }
-        let all = [vk::MemoryBarrier::default()
-            .src_access_mask(vk::AccessFlags::MEMORY_WRITE)
-            .dst_access_mask(vk::AccessFlags::MEMORY_READ | vk::AccessFlags::MEMORY_WRITE)];
-        let stage = vk::PipelineStageFlags::ALL_COMMANDS;
-        self.cmd_pipeline_barrier(cb, stage, stage, vk::DependencyFlags::empty(), &all, &[], &[]);
-        let region = [vk::BufferCopy::default().size(size)];
-        crate::lock_order::assert_unlocked("record_copy");
-        // SAFETY: see the module doc; a recording command buffer and two
-        // transfer buffers of at least `size` bytes.
-        unsafe { copy(cb, src, dst, 1, region.as_ptr()) };
-        self.cmd_pipeline_barrier(cb, stage, stage, vk::DependencyFlags::empty(), &all, &[], &[]);
-        crate::lock_order::assert_unlocked("record_copy");
-        // SAFETY: the command buffer is recording.
-        unsafe { end(cb) }
-    }
-
-    /// Records, into `cb`, one full memory barrier (all stages, all
-    /// accesses): a layer batch's semaphore waits block it, and it orders
-    /// everything later in submission order after them. Resubmittable
-    /// while pending.
-    pub fn record_gate(&self, cb: vk::CommandBuffer) -> vk::Result {
+    /// Records, into `cb` (resubmittable while pending), `body` between
+    /// two full memory barriers (all stages, all accesses), which order it
+    /// after everything earlier in submission order and before everything
+    /// later. With an empty body it is a *gate*: a layer batch's semaphore
+    /// waits block its barrier, which then orders everything after it.
+    fn record_between_full_barriers(&self, cb: vk::CommandBuffer, body: impl FnOnce()) -> vk::Result {
         let Some(end) = self.fns.end_command_buffer else { return MISSING };
         let begin =
             vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::SIMULTANEOUS_USE);
@@ -168,15 +134,34 @@ impl Device {
             .dst_access_mask(vk::AccessFlags::MEMORY_READ | vk::AccessFlags::MEMORY_WRITE)];
         let stage = vk::PipelineStageFlags::ALL_COMMANDS;
         self.cmd_pipeline_barrier(cb, stage, stage, vk::DependencyFlags::empty(), &all, &[], &[]);
-        crate::lock_order::assert_unlocked("record_gate");
+        body();
+        self.cmd_pipeline_barrier(cb, stage, stage, vk::DependencyFlags::empty(), &all, &[], &[]);
+        crate::lock_order::assert_unlocked("vkEndCommandBuffer");
         // SAFETY: the command buffer is recording.
         unsafe { end(cb) }
     }
 
-    pub fn reset_fence(&self, fence: vk::Fence) -> vk::Result {
-        let Some(f) = self.fns.reset_fences else { return MISSING };
-        crate::lock_order::assert_unlocked("reset_fence");
-        // SAFETY: see the module doc; one fence of this device.
-        unsafe { f(self.handle, 1, &fence) }
+    /// Records, into `cb`, a whole-buffer copy from `src` to `dst` between
+    /// full barriers.
+    pub fn record_copy(
+        &self,
+        cb: vk::CommandBuffer,
+        src: vk::Buffer,
+        dst: vk::Buffer,
+        size: u64,
+    ) -> vk::Result {
+        let Some(copy) = self.fns.cmd_copy_buffer else { return MISSING };
+        self.record_between_full_barriers(cb, || {
+            let region = [vk::BufferCopy::default().size(size)];
+            crate::lock_order::assert_unlocked("vkCmdCopyBuffer");
+            // SAFETY: see the module doc; a recording command buffer and two
+            // transfer buffers of at least `size` bytes.
+            unsafe { copy(cb, src, dst, 1, region.as_ptr()) };
+        })
+    }
+
+    /// Records the gate (see [`Self::record_between_full_barriers`]).
+    pub fn record_gate(&self, cb: vk::CommandBuffer) -> vk::Result {
+        self.record_between_full_barriers(cb, || {})
     }
 }

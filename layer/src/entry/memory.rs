@@ -139,21 +139,48 @@ fn mapped_ranges<'a>(
     (out.iter().zip(ranges).any(|(a, b)| a.memory != b.memory)).then_some(out)
 }
 
+/// `vkFlushMappedMemoryRanges` and `vkInvalidateMappedMemoryRanges`: the
+/// ranges of dynamic attachments name their mapped import.
+///
+/// # Safety
+/// `p_ranges` holds `count` valid ranges (Vulkan valid usage).
+unsafe fn mapped_ranges_call(
+    call: &'static str,
+    device: vk::Device,
+    count: u32,
+    p_ranges: *const vk::MappedMemoryRange<'_>,
+    down: fn(&Device, &[vk::MappedMemoryRange<'_>]) -> vk::Result,
+) -> vk::Result {
+    guard(call, vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
+        // SAFETY: a valid device handle (Vulkan valid usage).
+        let Some(dev) = (unsafe { crate::dispatch::device(device) }) else {
+            super::unknown_handle(call);
+            return vk::Result::ERROR_OUT_OF_HOST_MEMORY;
+        };
+        // SAFETY: forwarded from this function's contract.
+        let ranges = unsafe { slice(p_ranges, count) };
+        match mapped_ranges(dev, ranges) {
+            Some(r) => down(dev, &r),
+            None => down(dev, ranges),
+        }
+    })
+}
+
 pub(super) unsafe extern "system" fn flush_mapped_memory_ranges(
     device: vk::Device,
     count: u32,
     p_ranges: *const vk::MappedMemoryRange<'_>,
 ) -> vk::Result {
-    guard("vkFlushMappedMemoryRanges", vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
-        let dev =
-            device_or_return!("vkFlushMappedMemoryRanges", device, vk::Result::ERROR_OUT_OF_HOST_MEMORY);
-        // SAFETY: `count` valid ranges (Vulkan valid usage).
-        let ranges = unsafe { slice(p_ranges, count) };
-        match mapped_ranges(dev, ranges) {
-            Some(r) => dev.flush_mapped_memory_ranges(&r),
-            None => dev.flush_mapped_memory_ranges(ranges),
-        }
-    })
+    // SAFETY: the application's arguments (Vulkan valid usage).
+    unsafe {
+        mapped_ranges_call(
+            "vkFlushMappedMemoryRanges",
+            device,
+            count,
+            p_ranges,
+            Device::flush_mapped_memory_ranges,
+        )
+    }
 }
 
 pub(super) unsafe extern "system" fn invalidate_mapped_memory_ranges(
@@ -161,14 +188,14 @@ pub(super) unsafe extern "system" fn invalidate_mapped_memory_ranges(
     count: u32,
     p_ranges: *const vk::MappedMemoryRange<'_>,
 ) -> vk::Result {
-    guard("vkInvalidateMappedMemoryRanges", vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
-        let dev =
-            device_or_return!("vkInvalidateMappedMemoryRanges", device, vk::Result::ERROR_OUT_OF_HOST_MEMORY);
-        // SAFETY: `count` valid ranges (Vulkan valid usage).
-        let ranges = unsafe { slice(p_ranges, count) };
-        match mapped_ranges(dev, ranges) {
-            Some(r) => dev.invalidate_mapped_memory_ranges(&r),
-            None => dev.invalidate_mapped_memory_ranges(ranges),
-        }
-    })
+    // SAFETY: the application's arguments (Vulkan valid usage).
+    unsafe {
+        mapped_ranges_call(
+            "vkInvalidateMappedMemoryRanges",
+            device,
+            count,
+            p_ranges,
+            Device::invalidate_mapped_memory_ranges,
+        )
+    }
 }

@@ -74,8 +74,9 @@ pub fn dup_raw(fd: std::os::fd::RawFd) -> SysResult<std::os::fd::OwnedFd> {
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(new) })
 }
 
-/// Turns `nix`'s result into ours, naming the operation.
-pub(crate) trait Op<T> {
+/// Turns `nix`'s and std's results into ours, naming the operation (the
+/// test crate's kernel helpers use it too).
+pub trait Op<T> {
     fn op(self, op: &'static str) -> SysResult<T>;
 }
 

@@ -8,24 +8,7 @@ pub mod syncobj;
 pub mod udmabuf;
 pub mod vgem;
 
-pub use dynabuf::sys::{SysError, SysResult};
-
-/// Turns `nix`'s and std's results into [`SysResult`], naming the call.
-pub(crate) trait Op<T> {
-    fn op(self, op: &'static str) -> SysResult<T>;
-}
-
-impl<T> Op<T> for nix::Result<T> {
-    fn op(self, op: &'static str) -> SysResult<T> {
-        self.map_err(|e| SysError::new(op, e))
-    }
-}
-
-impl<T> Op<T> for std::io::Result<T> {
-    fn op(self, op: &'static str) -> SysResult<T> {
-        self.map_err(|e| SysError::io(op, e))
-    }
-}
+pub use dynabuf::sys::{Op, SysError, SysResult};
 
 /// The first DRM node whose driver is `driver` (`vgem`, `virtio_gpu`, …),
 /// a card node or a render node. Minor numbers depend on module load
