@@ -7,8 +7,7 @@
 //! 2. `Registry`: the process-wide dma-buf registry (`hooks::dma_bufs`);
 //! 3. `Commands`: a device's recorded ownership transfers;
 //! 4. `Queues`: a device's queue → family map;
-//! 5. `Semaphores`: a device's set of application timeline semaphores;
-//! 6. `Leaf`: every lock of the sync engine and the waiter (semaphore
+//! 5. `Leaf`: every lock of the sync engine and the waiter (semaphore
 //!    pools, retire timelines, gates, the waiter's free list); nothing is
 //!    taken while one is held.
 //!
@@ -30,8 +29,7 @@ pub enum Level {
     Registry = 2,
     Commands = 3,
     Queues = 4,
-    Semaphores = 5,
-    Leaf = 6,
+    Leaf = 5,
 }
 
 #[cfg(debug_assertions)]
@@ -43,7 +41,8 @@ thread_local! {
 /// A held lock: its guard, and (in debug builds) the level it raised.
 #[derive(Debug)]
 pub struct Guard<'a, T> {
-    guard: MutexGuard<'a, T>,
+    /// Always `Some` but inside [`wait_timeout`].
+    guard: Option<MutexGuard<'a, T>>,
     #[cfg(debug_assertions)]
     previous: u8,
 }
@@ -62,7 +61,7 @@ pub fn lock<T>(m: &Mutex<T>, level: Level) -> Guard<'_, T> {
     #[cfg(not(debug_assertions))]
     let _ = level;
     Guard {
-        guard: m.lock().unwrap_or_else(PoisonError::into_inner),
+        guard: Some(m.lock().unwrap_or_else(PoisonError::into_inner)),
         #[cfg(debug_assertions)]
         previous,
     }
@@ -78,14 +77,34 @@ impl<T> Drop for Guard<'_, T> {
 impl<T> Deref for Guard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.guard
+        match &self.guard {
+            Some(g) => g,
+            None => unreachable!("a guard is only empty inside wait_timeout"),
+        }
     }
 }
 
 impl<T> DerefMut for Guard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
+        match &mut self.guard {
+            Some(g) => g,
+            None => unreachable!("a guard is only empty inside wait_timeout"),
+        }
     }
+}
+
+/// Waits on `condvar` with the lock released meanwhile (up to
+/// `timeout`); the held level stays as it was.
+pub fn wait_timeout<'a, T>(
+    mut guard: Guard<'a, T>,
+    condvar: &std::sync::Condvar,
+    timeout: std::time::Duration,
+) -> Guard<'a, T> {
+    if let Some(inner) = guard.guard.take() {
+        let (inner, _) = condvar.wait_timeout(inner, timeout).unwrap_or_else(PoisonError::into_inner);
+        guard.guard = Some(inner);
+    }
+    guard
 }
 
 /// Asserts (debug builds) that this thread holds none of the layer's

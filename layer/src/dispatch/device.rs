@@ -99,6 +99,34 @@ pub fn hand_over_fd(fd: OwnedFd, call: impl FnOnce(RawFd) -> vk::Result) -> vk::
     result
 }
 
+/// Exports SYNC_FD fences of a device's semaphores from another thread
+/// (the release publisher), without holding the device state.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncFdExporter {
+    device: vk::Device,
+    get_fd: vk::PFN_vkGetSemaphoreFdKHR,
+}
+
+impl SyncFdExporter {
+    /// As [`Device::export_sync_fd`]. The device must outlive every call:
+    /// the owner joins the exporting thread before the device is destroyed.
+    pub fn export(&self, semaphore: vk::Semaphore) -> Result<Option<OwnedFd>, vk::Result> {
+        let info = vk::SemaphoreGetFdInfoKHR::default()
+            .semaphore(semaphore)
+            .handle_type(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
+        let mut fd = -1;
+        crate::lock_order::assert_unlocked("vkGetSemaphoreFdKHR");
+        // SAFETY: the device is alive (the owner's contract above) and the
+        // semaphore is the layer's own, with a signal submitted.
+        match unsafe { (self.get_fd)(self.device, &info, &mut fd) } {
+            // SAFETY: a successful vkGetSemaphoreFdKHR returns a new fd (or
+            // -1) that the caller owns.
+            vk::Result::SUCCESS => Ok((fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })),
+            e => Err(e),
+        }
+    }
+}
+
 /// Signals a device's timeline semaphores from another thread (the sync
 /// waiter), without holding the device state.
 #[derive(Clone, Copy, Debug)]
@@ -550,32 +578,6 @@ impl Device {
         unsafe { f(self.handle, info, std::ptr::null(), out) }
     }
 
-    /// The application's `vkCreateSemaphore`.
-    pub fn create_semaphore_for_app(
-        &self,
-        info: &vk::SemaphoreCreateInfo<'_>,
-        allocator: Option<&vk::AllocationCallbacks<'_>>,
-        out: &mut vk::Semaphore,
-    ) -> vk::Result {
-        let Some(f) = self.fns.create_semaphore else { return MISSING };
-        crate::lock_order::assert_unlocked("create_semaphore_for_app");
-        // SAFETY: see the module doc.
-        unsafe { f(self.handle, info, opt(allocator), out) }
-    }
-
-    /// The application's `vkDestroySemaphore`.
-    pub fn destroy_semaphore_for_app(
-        &self,
-        semaphore: vk::Semaphore,
-        allocator: Option<&vk::AllocationCallbacks<'_>>,
-    ) {
-        if let Some(f) = self.fns.destroy_semaphore {
-            crate::lock_order::assert_unlocked("destroy_semaphore_for_app");
-            // SAFETY: see the module doc.
-            unsafe { f(self.handle, semaphore, opt(allocator)) }
-        }
-    }
-
     pub fn destroy_semaphore(&self, semaphore: vk::Semaphore) {
         if let Some(f) = self.fns.destroy_semaphore {
             crate::lock_order::assert_unlocked("destroy_semaphore");
@@ -622,6 +624,11 @@ impl Device {
             vk::Result::SUCCESS => Ok(v),
             e => Err(e),
         }
+    }
+
+    /// A handle for exporting SYNC_FD fences from the publisher thread.
+    pub fn sync_fd_exporter(&self) -> Option<SyncFdExporter> {
+        Some(SyncFdExporter { device: self.handle, get_fd: self.fns.get_semaphore_fd? })
     }
 
     /// A handle for signalling timelines from the waiter thread.

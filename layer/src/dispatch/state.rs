@@ -75,11 +75,6 @@ pub struct DeviceState {
     /// `commands.recorded()`, readable without the lock.
     recorded_transfers: AtomicUsize,
     queue_infos: Mutex<HashMap<vk::Queue, QueueInfo>>,
-    /// The application's timeline semaphores (for seeing a submission that
-    /// waits for a value nobody has signalled yet).
-    app_timelines: Mutex<std::collections::HashSet<vk::Semaphore>>,
-    /// `app_timelines.len()`, readable without the lock.
-    app_timeline_count: AtomicUsize,
     /// Counters, when `DYNABUF_STATS=1`.
     pub stats: Option<DeviceStats>,
     /// What the probe found.
@@ -118,8 +113,6 @@ impl DeviceState {
             commands: Mutex::default(),
             recorded_transfers: AtomicUsize::new(0),
             queue_infos: Mutex::default(),
-            app_timelines: Mutex::default(),
-            app_timeline_count: AtomicUsize::new(0),
             stats: stats.then(DeviceStats::default),
             caps: Capabilities::default(),
             drm: None,
@@ -200,29 +193,6 @@ impl DeviceState {
 
     pub fn queue_retrieved(&self, queue: vk::Queue, info: QueueInfo) {
         lock(&self.queue_infos, Level::Queues).insert(queue, info);
-    }
-
-    /// The application created (`true`) or destroyed a semaphore.
-    pub fn app_semaphore(&self, semaphore: vk::Semaphore, timeline: bool) {
-        if !timeline && self.app_timeline_count.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let mut set = lock(&self.app_timelines, Level::Semaphores);
-        if timeline {
-            set.insert(semaphore);
-        } else {
-            set.remove(&semaphore);
-        }
-        self.app_timeline_count.store(set.len(), Ordering::Relaxed);
-    }
-
-    /// Which of `waits` are on application timeline semaphores.
-    pub fn timeline_waits(&self, waits: Vec<(vk::Semaphore, u64)>) -> Vec<(vk::Semaphore, u64)> {
-        if self.app_timeline_count.load(Ordering::Relaxed) == 0 {
-            return Vec::new();
-        }
-        let set = lock(&self.app_timelines, Level::Semaphores);
-        waits.into_iter().filter(|(s, _)| set.contains(s)).collect()
     }
 
     pub fn queue_info(&self, queue: vk::Queue) -> Option<QueueInfo> {

@@ -15,7 +15,6 @@ mod instance;
 mod memory;
 mod queue;
 mod resource;
-mod semaphore;
 
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -133,8 +132,6 @@ static HOOKS: &[Hook] = hooks! {
     c"vkFlushMappedMemoryRanges" => Device, memory::flush_mapped_memory_ranges as PFN_vkFlushMappedMemoryRanges;
     c"vkInvalidateMappedMemoryRanges" => Device, memory::invalidate_mapped_memory_ranges as PFN_vkInvalidateMappedMemoryRanges;
     c"vkCmdExecuteCommands" => Device, command::cmd_execute_commands as PFN_vkCmdExecuteCommands;
-    c"vkCreateSemaphore" => Device, semaphore::create_semaphore as PFN_vkCreateSemaphore;
-    c"vkDestroySemaphore" => Device, semaphore::destroy_semaphore as PFN_vkDestroySemaphore;
     c"vkBindBufferMemory" => Device, resource::bind_buffer_memory as PFN_vkBindBufferMemory;
     c"vkBindImageMemory" => Device, resource::bind_image_memory as PFN_vkBindImageMemory;
     c"vkBindBufferMemory2" => Device, resource::bind_buffer_memory2 as PFN_vkBindBufferMemory2;

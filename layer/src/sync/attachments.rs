@@ -22,6 +22,9 @@ pub(super) struct DynamicWork {
     /// Per batch index, the copies out of the backing to run last in it
     /// (the batch that releases: before its own signals).
     pub copy_out: BTreeMap<usize, Vec<vk::CommandBuffer>>,
+    /// Read acquires to wait for before batch 0: never-filled backings
+    /// copied in there (their copy must see the dma-buf's finished writes).
+    pub fill_acquires: Vec<super::plan::Handover>,
     /// The attachments counted in flight for this submission (memory,
     /// generation).
     pub touched: Vec<(vk::DeviceMemory, u64)>,
@@ -80,11 +83,26 @@ pub(super) fn prepare(
     }
     // A backing that never had the dma-buf's content, released without an
     // acquire here: copied in before the submission's first batch.
-    let acquired: Vec<vk::DeviceMemory> = plan.acquires.values().flatten().map(|h| h.memory).collect();
+    // An acquire at or before the first release fills it anyway.
+    let filled_first = |m: vk::DeviceMemory| {
+        let first_acquire =
+            plan.acquires.iter().find(|(_, l)| l.iter().any(|h| h.memory == m)).map(|(&b, _)| b);
+        let first_release = plan
+            .releases
+            .iter()
+            .filter(|h| h.memory == m)
+            .flat_map(|h| h.release_batches.iter().copied())
+            .min();
+        match (first_acquire, first_release) {
+            (Some(a), Some(r)) => a <= r,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    };
     let stale: Vec<vk::DeviceMemory> = dev.state.with_memory(|t| {
         work.touched
             .iter()
-            .filter(|&&(m, g)| !acquired.contains(&m) && t.dynamic_of(m, g).is_some_and(|d| d.stale))
+            .filter(|&&(m, g)| !filled_first(m) && t.dynamic_of(m, g).is_some_and(|d| d.stale))
             .map(|&(m, _)| m)
             .collect()
     });
@@ -93,10 +111,14 @@ pub(super) fn prepare(
             work.copy_in.entry(0).or_default().insert(0, c.copy_in);
             dev.state.count(|s| &s.copies_in);
         }
+        if let Some(h) = plan.releases.iter().find(|h| h.memory == m) {
+            work.fill_acquires.push(super::plan::Handover { writes: false, batch: 0, ..h.clone() });
+        }
     }
     for h in &plan.releases {
-        if let Some(c) = copies.get(&h.memory) {
-            work.copy_out.entry(h.batch).or_default().push(c.copy_out);
+        let Some(c) = copies.get(&h.memory) else { continue };
+        for &batch in &h.release_batches {
+            work.copy_out.entry(batch).or_default().push(c.copy_out);
             dev.state.count(|s| &s.copies_out);
         }
     }

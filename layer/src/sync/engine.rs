@@ -12,7 +12,7 @@ use ash::vk;
 
 use super::acquire::{self, Inline};
 use super::plan::Plan;
-use super::release::{self, Publish, Reuse};
+use super::release::{self, Publisher, Reuse};
 use super::strategy::{self, Strategy};
 use super::submit::{self, Additions, AroundBatch};
 use super::waiter::ThreadBridge;
@@ -140,7 +140,8 @@ pub struct SyncEngine {
     timeout: Duration,
     warned_no_publish: AtomicBool,
     warned_ioctl: AtomicBool,
-    warned_wait_before_signal: AtomicBool,
+    /// Publishes release fences (when SYNC_FD export works).
+    publisher: Option<Publisher>,
     /// Synchronised submissions so far (for `DYNABUF_EVICT=every:N`).
     submissions: AtomicU64,
     evict: EvictPolicy,
@@ -175,17 +176,25 @@ impl SyncEngine {
                 }
             },
         };
+        let publisher = match publish.then(|| Publisher::new(dev)) {
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                log_warn!("{name}: no release publisher thread ({e:?}); releases wait for the GPU instead");
+                None
+            }
+            None => None,
+        };
         log_info!("{name}: implicit sync: {strategy}; fence timeout {} ms", settings.fence_timeout_ms);
         Some(SyncEngine {
             bridge,
             pool: SemaphorePool::default(),
             retire: Mutex::new(HashMap::new()),
             gates: Mutex::new(HashMap::new()),
-            can_publish: publish,
+            can_publish: publisher.is_some(),
             timeout,
             warned_no_publish: AtomicBool::new(false),
             warned_ioctl: AtomicBool::new(false),
-            warned_wait_before_signal: AtomicBool::new(false),
+            publisher,
             submissions: AtomicU64::new(0),
             evict: settings.evict,
         })
@@ -289,6 +298,19 @@ impl SyncEngine {
         (inline, gate)
     }
 
+    /// Release semaphores the publisher finished with after their
+    /// submissions stopped waiting go back to the pool's lists.
+    fn take_published(&self) {
+        let Some(p) = &self.publisher else { return };
+        for f in p.take_finished() {
+            let (timeline, value) = f.retire;
+            match f.reuse {
+                Reuse::Reuse => self.pool.retire_after(timeline, value, &[f.semaphore]),
+                Reuse::Discard => self.pool.discard_after(timeline, value, f.semaphore),
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn run_submission(
         &self,
@@ -300,6 +322,7 @@ impl SyncEngine {
         plan: &Plan,
         driver: &mut Driver,
     ) -> vk::Result {
+        self.take_published();
         self.pool.reclaim(dev);
         let count = self.submissions.fetch_add(1, Ordering::Relaxed) + 1;
         let dynamic = match attachments::prepare(dev, queue, plan, count, self.evict, self.timeout) {
@@ -314,11 +337,12 @@ impl SyncEngine {
         let mut used = Vec::new();
         let mut around: BTreeMap<usize, AroundBatch> = BTreeMap::new();
         let deadline = std::time::Instant::now() + self.timeout;
-        for (&batch, list) in &plan.acquires {
+        let fill = (!dynamic.fill_acquires.is_empty()).then_some((0, &dynamic.fill_acquires));
+        for (batch, list) in fill.into_iter().chain(plan.acquires.iter().map(|(&b, l)| (b, l))) {
             let got = acquire::batch(dev, &*self.bridge, &self.pool, list, inline, deadline, &ioctl_failed);
             used.extend(got.pool_semaphores);
             if !got.waits.is_empty() {
-                around.entry(batch).or_default().waits = got.waits;
+                around.entry(batch).or_default().waits.extend(got.waits);
             }
         }
         for (&batch, copies) in &dynamic.copy_in {
@@ -327,21 +351,20 @@ impl SyncEngine {
         for (&batch, copies) in &dynamic.copy_out {
             around.entry(batch).or_default().last.extend(copies);
         }
-        let release =
-            if !plan.releases.is_empty() && self.can_publish && !self.waits_before_signal(dev, submits) {
-                match self.pool.take(dev) {
-                    Ok(s) => {
-                        used.push(s);
-                        Some(s)
-                    }
-                    Err(e) => {
-                        log_warn!("{}: no release semaphore ({e:?})", dev.state.name);
-                        None
-                    }
+        let release = if !plan.releases.is_empty() && self.can_publish {
+            match self.pool.take(dev) {
+                Ok(s) => {
+                    used.push(s);
+                    Some(s)
                 }
-            } else {
-                None
-            };
+                Err(e) => {
+                    log_warn!("{}: no release semaphore ({e:?})", dev.state.name);
+                    None
+                }
+            }
+        } else {
+            None
+        };
         // The common case, an acquire whose fences had all signalled and no
         // release: nothing to add, so the submission goes down untouched.
         if around.is_empty() && used.is_empty() && plan.releases.is_empty() && dynamic.touched.is_empty() {
@@ -379,55 +402,33 @@ impl SyncEngine {
         }
         let mut reusable = used;
         if !plan.releases.is_empty() {
-            let how = match release {
-                Some(s) => Publish::Semaphore(s),
-                None => {
+            match (release, &self.publisher) {
+                (Some(s), Some(publisher)) => {
+                    reusable.retain(|&u| u != s);
+                    let outcome = driver
+                        .time(|| publisher.publish(dev, s, (timeline, value), &plan.releases, self.timeout));
+                    match outcome {
+                        Some(Reuse::Reuse) => self.pool.retire_after(timeline, value, &[s]),
+                        Some(Reuse::Discard) => {
+                            self.pool.discard_after(timeline, value, s);
+                            // Peers must still not see unfinished work.
+                            release::wait_for_gpu(dev, timeline, value, self.timeout);
+                        }
+                        // Published later; the semaphore comes back then.
+                        None => {}
+                    }
+                }
+                _ => {
                     if !self.can_publish {
                         self.warn_no_publish(dev);
                     }
-                    Publish::WaitForGpu(timeline, value)
+                    release::wait_for_gpu(dev, timeline, value, self.timeout);
                 }
-            };
-            let reuse =
-                driver.time(|| release::publish(dev, &plan.releases, how, self.timeout, &ioctl_failed));
-            if let (Reuse::Discard, Some(s)) = (reuse, release) {
-                reusable.retain(|&u| u != s);
-                self.pool.discard_after(timeline, value, s);
-                // Peers must still not see unfinished work.
-                release::publish(
-                    dev,
-                    &plan.releases,
-                    Publish::WaitForGpu(timeline, value),
-                    self.timeout,
-                    &ioctl_failed,
-                );
             }
         }
         self.pool.retire_after(timeline, value, &reusable);
         attachments::finish(dev, &dynamic.touched, Some((queue, timeline, value)));
         result
-    }
-
-    /// Whether the submission waits for an application timeline value not
-    /// signalled yet (the application may signal it from the host after
-    /// the call): exporting a release fence would then block until it is
-    /// (Mesa's wait-before-signal), so the layer waits for the GPU, bounded,
-    /// instead (logged once).
-    fn waits_before_signal(&self, dev: &Device, submits: &Submits<'_>) -> bool {
-        let pending = dev
-            .state
-            .timeline_waits(submits.valued_waits())
-            .into_iter()
-            .any(|(s, v)| dev.timeline_value(s).is_ok_and(|now| now < v));
-        if pending && !self.warned_wait_before_signal.swap(true, Ordering::Relaxed) {
-            log_warn!(
-                "{}: a releasing submission waits for a timeline value not signalled yet; its release \
-                 fence can only be published once the GPU is done (the layer waits, at most the fence \
-                 timeout)",
-                dev.state.name
-            );
-        }
-        pending
     }
 
     fn warn_no_publish(&self, dev: &Device) {
@@ -444,6 +445,10 @@ impl SyncEngine {
     /// when the application has waited for the device).
     pub fn shutdown(&self, dev: &Device) {
         self.bridge.shutdown(dev);
+        if let Some(p) = &self.publisher {
+            p.shutdown();
+        }
+        self.take_published();
         // The application waited for its work; the layer's trailing batches
         // may still be pending (bounded wait for each queue's last one).
         let last: Vec<(vk::Semaphore, u64)> =

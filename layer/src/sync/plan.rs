@@ -25,6 +25,10 @@ pub struct Handover {
     pub writes: bool,
     /// The batch that carries it (for a release: the last that does).
     pub batch: usize,
+    /// For a release: every batch that releases it, in order (a dynamic
+    /// attachment copies out at each, so a later acquire in the same
+    /// submission does not overwrite what was released before it).
+    pub release_batches: Vec<usize>,
 }
 
 /// What one submission does with dma-bufs.
@@ -52,6 +56,11 @@ fn merge(list: &mut Vec<Handover>, h: Handover) {
         Some(x) => {
             x.writes |= h.writes;
             x.batch = x.batch.max(h.batch);
+            for b in h.release_batches {
+                if !x.release_batches.contains(&b) {
+                    x.release_batches.push(b);
+                }
+            }
         }
         None => list.push(h),
     }
@@ -72,6 +81,7 @@ pub fn build(dev: &Device, submits: &Submits<'_>, scope: SyncScope) -> Plan {
                     fd: d.fd.clone(),
                     writes: true,
                     batch: 0,
+                    release_batches: Vec::new(),
                 })
                 .collect()
         });
@@ -80,7 +90,8 @@ pub fn build(dev: &Device, submits: &Submits<'_>, scope: SyncScope) -> Plan {
                 merge(plan.acquires.entry(0).or_default(), h.clone());
             }
             let last = submits.len() - 1;
-            plan.releases = all.into_iter().map(|h| Handover { batch: last, ..h }).collect();
+            plan.releases =
+                all.into_iter().map(|h| Handover { batch: last, release_batches: vec![last], ..h }).collect();
         }
         return plan;
     }
@@ -110,10 +121,20 @@ pub fn build(dev: &Device, submits: &Submits<'_>, scope: SyncScope) -> Plan {
                     continue;
                 };
                 let dynamic = t.get(memory).is_some_and(|r| r.dynamic.is_some());
-                let h = Handover { key: d.key, memory, dynamic, fd: d.fd.clone(), writes: x.writes, batch };
+                let h = Handover {
+                    key: d.key,
+                    memory,
+                    dynamic,
+                    fd: d.fd.clone(),
+                    writes: x.writes,
+                    batch,
+                    release_batches: Vec::new(),
+                };
                 match x.direction {
                     Direction::Acquire => merge(plan.acquires.entry(batch).or_default(), h),
-                    Direction::Release => merge(&mut plan.releases, h),
+                    Direction::Release => {
+                        merge(&mut plan.releases, Handover { release_batches: vec![batch], ..h })
+                    }
                 }
             }
         }

@@ -37,7 +37,6 @@ extends!(
     TimelineSemaphoreSubmitInfo,
     DeviceGroupSubmitInfo,
     ProtectedSubmitInfo,
-    SemaphoreTypeCreateInfo,
 );
 
 /// Iterates the raw nodes of a chain.

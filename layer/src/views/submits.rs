@@ -86,39 +86,6 @@ impl<'a> Submits<'a> {
         }
     }
 
-    /// Every (semaphore, value) the submission waits for where a value is
-    /// given (timeline semaphores; binary ones carry a value the driver
-    /// ignores, so callers check which are timelines).
-    pub fn valued_waits(&self) -> Vec<(vk::Semaphore, u64)> {
-        match *self {
-            Submits::V1(infos) => infos
-                .iter()
-                .flat_map(|info| {
-                    // SAFETY: the constructor's contract covers the arrays
-                    // and the pNext chain.
-                    let semaphores = unsafe { slice(info.p_wait_semaphores, info.wait_semaphore_count) };
-                    // SAFETY: as above.
-                    let timeline: Option<&vk::TimelineSemaphoreSubmitInfo<'_>> =
-                        unsafe { pnext::find(info.p_next) };
-                    // SAFETY: the structure's array holds its count of values.
-                    let values = timeline.map_or(&[][..], |t| unsafe {
-                        slice(t.p_wait_semaphore_values, t.wait_semaphore_value_count)
-                    });
-                    semaphores.iter().copied().zip(values.iter().copied()).collect::<Vec<_>>()
-                })
-                .collect(),
-            Submits::V2(infos) => infos
-                .iter()
-                .flat_map(|info| {
-                    // SAFETY: the constructor's contract vouches for the array.
-                    unsafe { slice(info.p_wait_semaphore_infos, info.wait_semaphore_info_count) }
-                        .iter()
-                        .map(|w| (w.semaphore, w.value))
-                })
-                .collect(),
-        }
-    }
-
     /// Every command buffer submitted, in order.
     pub fn command_buffers(&self) -> Box<dyn Iterator<Item = vk::CommandBuffer> + 'a> {
         match *self {
