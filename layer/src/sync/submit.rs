@@ -173,6 +173,10 @@ pub fn submit_v2(
         waits: Vec<vk::SemaphoreSubmitInfo<'s>>,
         before: Vec<vk::CommandBufferSubmitInfo<'s>>,
         inside: Option<Vec<vk::CommandBufferSubmitInfo<'s>>>,
+        /// The batch's own signals widened to every stage, when copies out
+        /// run last in it (a narrower stage mask would leave the layer's
+        /// transfer out of the signal's first scope).
+        signals: Option<Vec<vk::SemaphoreSubmitInfo<'s>>>,
         after: Vec<vk::CommandBufferSubmitInfo<'s>>,
     }
     let storage: Vec<Option<Storage<'_>>> = (0..infos.len())
@@ -192,7 +196,15 @@ pub fn submit_v2(
                     .chain(a.last.iter().map(cb_info))
                     .collect()
             });
-            Some(Storage { waits, before, inside, after: l.after.iter().map(cb_info).collect() })
+            let signals = (l.inside.is_some() && !add.around[&i].last.is_empty()).then(|| {
+                let all = vk::PipelineStageFlags2::ALL_COMMANDS;
+                submits
+                    .v2_signals(i)
+                    .iter()
+                    .map(|s| vk::SemaphoreSubmitInfo { stage_mask: all, ..*s })
+                    .collect()
+            });
+            Some(Storage { waits, before, inside, signals, after: l.after.iter().map(cb_info).collect() })
         })
         .collect();
     let signals: Vec<vk::SemaphoreSubmitInfo<'_>> = add.signals.iter().map(semaphore_info).collect();
@@ -212,6 +224,9 @@ pub fn submit_v2(
         if let Some(cbs) = &s.inside {
             own.command_buffer_info_count = cbs.len() as u32;
             own.p_command_buffer_infos = cbs.as_ptr();
+        }
+        if let Some(signals) = &s.signals {
+            own.p_signal_semaphore_infos = signals.as_ptr();
         }
         out.push(own);
         if !s.after.is_empty() {

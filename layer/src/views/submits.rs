@@ -86,6 +86,17 @@ impl<'a> Submits<'a> {
         }
     }
 
+    /// Batch `i`'s signal infos (`vkQueueSubmit2`).
+    pub fn v2_signals(&self, i: usize) -> &'a [vk::SemaphoreSubmitInfo<'a>] {
+        match *self {
+            Submits::V2(infos) => infos.get(i).map_or(&[], |info| {
+                // SAFETY: the constructor's contract vouches for the array.
+                unsafe { slice(info.p_signal_semaphore_infos, info.signal_semaphore_info_count) }
+            }),
+            Submits::V1(_) => &[],
+        }
+    }
+
     /// Every command buffer submitted, in order.
     pub fn command_buffers(&self) -> Box<dyn Iterator<Item = vk::CommandBuffer> + 'a> {
         match *self {
