@@ -76,6 +76,9 @@ const TESTS: &[Test] = tests![
     robustness::an_injected_backing_failure_keeps_imports_pinned,
     robustness::two_processes_handing_over_at_submit_rely_on_the_released_fence,
     robustness::two_devices_in_one_process_handing_over_at_submit_rely_on_the_released_fence,
+    robustness::a_release_behind_an_unsignalled_application_timeline_never_hangs,
+    robustness::release_then_acquire_in_one_submission_keeps_the_released_writes,
+    robustness::a_first_use_that_only_releases_publishes_the_dma_bufs_content_plus_the_gpus_writes,
 ];
 
 fn main() -> std::process::ExitCode {

@@ -519,3 +519,248 @@ pub fn two_devices_in_one_process_handing_over_at_submit_rely_on_the_released_fe
     println!("  without the layer: {}", wrong.trim());
     Ok(Outcome::Pass)
 }
+
+/// Runs the client as [`run_unchecked`] does, but kills it when it has not
+/// finished within `limit`: `Err` saying so, with what it printed by then.
+/// With validation on, also fails on any message validation alone does
+/// not produce.
+fn bounded(
+    args: &[&str],
+    layer: Layer,
+    mode: Validation,
+    envs: &[(&str, &str)],
+    limit: Duration,
+) -> Result<(Run, Duration), String> {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    crate::common::require_layer();
+    let mut cmd = Command::new(CLIENT);
+    dynabuf_client::env::vulkan_env_with(&mut cmd, layer, mode).args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let what = format!("dynabuf-client {} with {envs:?} ({layer:?}, validation {mode:?})", args.join(" "));
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn {what}: {e}"))?;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let status = loop {
+        match child.try_wait().map_err(|e| format!("wait for {what}: {e}"))? {
+            Some(status) => break Some(status),
+            None if start.elapsed() >= limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let elapsed = start.elapsed();
+    let run = Run {
+        ok: status.is_some_and(|s| s.success()),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+        status: status.map_or_else(|| format!("killed after {} s", limit.as_secs()), |s| s.to_string()),
+    };
+    if status.is_none() {
+        return Err(failed(&run, &format!("{what} did not finish within {} s: it hangs", limit.as_secs())));
+    }
+    validation::check(&what, layer, mode, &[&run.stderr, &run.stdout])?;
+    Ok((run, elapsed))
+}
+
+/// How long a client that should take seconds may run before the test
+/// calls it hung and kills it.
+const HANG: Duration = Duration::from_secs(30);
+
+pub fn a_release_behind_an_unsignalled_application_timeline_never_hangs() -> TestResult {
+    require_kernel_tier!();
+    // ONE vkQueueSubmit whose batch waits for an application timeline at
+    // value 1 and acquires, adds 1000 to and releases a udmabuf; the
+    // client signals the timeline from the host only after vkQueueSubmit
+    // returns. Mesa's vkGetSemaphoreFdKHR of the release fence waits until
+    // the work is really submitted, which is after that host signal: a
+    // layer that exported it inside vkQueueSubmit deadlocked there (the
+    // layer before the publisher thread did). The layer exports it on its
+    // publisher thread and waits at most DYNABUF_FENCE_TIMEOUT_MS.
+    let envs = [("DYNABUF_FENCE_TIMEOUT_MS", "1000"), ("DYNABUF_STATS", "1"), ("DYNABUF_LOG", "debug")];
+    let args = ["timeline-release"];
+    // The control first: without the layer the client itself never blocks,
+    // so a hang below is the layer's.
+    let (control, control_took) = bounded(&args, Layer::Off, Validation::from_env(), &[], HANG)?;
+    ensure!(
+        control.ok && control.value("timeline_release_ok").as_deref() == Some("true"),
+        "{}",
+        failed(&control, "without the layer")
+    );
+    let control_ms: u64 = control.value("submit_ms").and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
+    ensure!(control_ms < 1000, "without the layer vkQueueSubmit took {control_ms} ms:\n{}", control.stdout);
+    // Plain, and with validation below the layer (a wait-before-signal
+    // batch with the layer's batches and its SYNC_FD export is valid
+    // Vulkan); one run when DYNABUF_TEST_VALIDATION already asks for it.
+    let mut runs = Vec::new();
+    if Validation::from_env() == Validation::Off {
+        runs.push((bounded(&args, Layer::On, Validation::Off, &envs, HANG)?, "under the layer"));
+    }
+    let mode = match Validation::from_env() {
+        Validation::Alone => Validation::Alone,
+        _ => Validation::Below,
+    };
+    runs.push((bounded(&args, Layer::On, mode, &envs, HANG)?, "under the layer, validation below"));
+    let mut measured = Vec::new();
+    for ((run, took), how) in &runs {
+        ensure!(
+            run.ok && run.value("timeline_release_ok").as_deref() == Some("true"),
+            "{}",
+            failed(run, how)
+        );
+        let submit_ms: u64 = run.value("submit_ms").and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
+        let total_ms: u64 = run.value("total_ms").and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
+        ensure!(
+            submit_ms < 5000,
+            "{how}: vkQueueSubmit took {submit_ms} ms (fence timeout 1000 ms):\n{}",
+            run.stderr
+        );
+        ensure!(
+            !layer_lines_with(&run.stderr, &["exporting a release fence is blocked"]).is_empty(),
+            "{how}: no warning that the release fence's export was blocked (was the timeline wait \
+             really pending at the export?):\n{}",
+            run.stderr
+        );
+        ensure!(stat(&run.stderr, "releases_published") == [1], "{how}:\n{}", run.stderr);
+        // The export returned once the host signalled, and the fence did
+        // land in the dma-buf (late).
+        ensure!(
+            !layer_lines_with(&run.stderr, &["published a Write fence"]).is_empty(),
+            "{how}: the release fence was never published:\n{}",
+            run.stderr
+        );
+        let early = run.value("ready_before_signal").unwrap_or_default();
+        measured.push(format!(
+            "{how}: submit {submit_ms} ms, job done {total_ms} ms, client {} ms, dma-buf ready before the \
+             host signal: {early}",
+            took.as_millis()
+        ));
+    }
+    println!(
+        "  fence timeout 1000 ms: {}; without the layer: submit {control_ms} ms, client {} ms",
+        measured.join("; "),
+        control_took.as_millis()
+    );
+    Ok(Outcome::Pass)
+}
+
+/// The client's `NAME=ok checksum=X` values, in order.
+fn checksums(run: &Run, names: &[&str]) -> Result<Vec<String>, String> {
+    names
+        .iter()
+        .map(|n| match run.value(n).as_deref() {
+            Some("ok") => {
+                let line = run.stdout.lines().find(|l| l.starts_with(&format!("{n}="))).unwrap_or_default();
+                Ok(line.to_string())
+            }
+            _ => Err(format!("{n}: no ok line:\n{}", run.stdout)),
+        })
+        .collect()
+}
+
+pub fn release_then_acquire_in_one_submission_keeps_the_released_writes() -> TestResult {
+    require_kernel_tier!();
+    // ONE vkQueueSubmit of three batches on a dynamic attachment (evicted
+    // at every submission): each batch acquires, adds (1, 10, 100) and
+    // releases; and batch 0 acquire + fill + release, batch 1 acquire +
+    // add 10, batch 2 add 100 + release. A batch's copy-in reads the
+    // dma-buf, so the batch before must have copied its writes out: the
+    // layer before it copied out at every releasing batch copied out only
+    // at the last one, and batch 1's copy-in overwrote batch 0's writes
+    // (`all_three` read pattern + 100 instead of pattern + 111). The CPU
+    // checks the exact composition; the pinned control (the application's
+    // memory is the dma-buf, no copies) must give the same checksums.
+    let names = ["all_three", "fill_acquire_release"];
+    let envs = [
+        ("DYNABUF_ATTACH", "dynamic"),
+        ("DYNABUF_EVICT", "every:1"),
+        ("DYNABUF_STATS", "1"),
+        ("DYNABUF_LOG", "debug"),
+    ];
+    let dynamic = client(&["release-acquire"], Layer::On, &envs);
+    ensure!(
+        dynamic.ok && dynamic.value("release_acquire_ok").as_deref() == Some("true"),
+        "{}",
+        failed(&dynamic, "dynamic")
+    );
+    // Two fresh dynamic imports; copies out at each releasing batch (3 + 2)
+    // and in at each acquiring one (3 + 2).
+    ensure!(stat(&dynamic.stderr, "dynamic_attachments") == [2], "{}", stats_lines(&dynamic.stderr));
+    ensure!(stat(&dynamic.stderr, "copies_out") == [5], "{}", stats_lines(&dynamic.stderr));
+    ensure!(stat(&dynamic.stderr, "copies_in") == [5], "{}", stats_lines(&dynamic.stderr));
+    let pinned =
+        client(&["release-acquire"], Layer::On, &[("DYNABUF_ATTACH", "pinned"), ("DYNABUF_STATS", "1")]);
+    ensure!(
+        pinned.ok && pinned.value("release_acquire_ok").as_deref() == Some("true"),
+        "{}",
+        failed(&pinned, "pinned")
+    );
+    ensure!(stat(&pinned.stderr, "dynamic_attachments") == [0], "{}", stats_lines(&pinned.stderr));
+    let (d, p) = (checksums(&dynamic, &names)?, checksums(&pinned, &names)?);
+    ensure!(d == p, "dynamic and pinned differ:\ndynamic {d:?}\npinned  {p:?}");
+    Ok(Outcome::Pass)
+}
+
+pub fn a_first_use_that_only_releases_publishes_the_dma_bufs_content_plus_the_gpus_writes() -> TestResult {
+    require_kernel_tier!();
+    // The CPU fills a udmabuf with a pattern before the import; the first
+    // submission on the (dynamic) attachment records no acquire: the GPU
+    // fills the first half and the batch releases (`release_only`), and
+    // in a second scenario another batch of the same submission then
+    // acquires, adds 1 and releases (`release_then_acquire`). The backing
+    // never had the dma-buf's content, and the release copies the whole
+    // backing out: without the layer's first fill (before it, a first use
+    // that only released copied nothing in) the second half would read the
+    // backing's zeros instead of the pattern; with the earlier rule "no
+    // fill when the submission acquires anywhere", the second scenario
+    // lost the pattern too. The pinned control gives the same checksums.
+    let names = ["release_only", "release_then_acquire"];
+    let envs = [
+        ("DYNABUF_ATTACH", "dynamic"),
+        ("DYNABUF_EVICT", "every:1"),
+        ("DYNABUF_STATS", "1"),
+        ("DYNABUF_LOG", "debug"),
+    ];
+    let dynamic = client(&["first-release"], Layer::On, &envs);
+    ensure!(
+        dynamic.ok && dynamic.value("first_release_ok").as_deref() == Some("true"),
+        "{}",
+        failed(&dynamic, "dynamic")
+    );
+    ensure!(stat(&dynamic.stderr, "dynamic_attachments") == [2], "{}", stats_lines(&dynamic.stderr));
+    // Each scenario fills its backing first (1 + 1), and the second also
+    // copies in at its acquire (1); out at each release (1 + 2).
+    ensure!(stat(&dynamic.stderr, "copies_in") == [3], "{}", stats_lines(&dynamic.stderr));
+    ensure!(stat(&dynamic.stderr, "copies_out") == [3], "{}", stats_lines(&dynamic.stderr));
+    let pinned =
+        client(&["first-release"], Layer::On, &[("DYNABUF_ATTACH", "pinned"), ("DYNABUF_STATS", "1")]);
+    ensure!(
+        pinned.ok && pinned.value("first_release_ok").as_deref() == Some("true"),
+        "{}",
+        failed(&pinned, "pinned")
+    );
+    ensure!(stat(&pinned.stderr, "dynamic_attachments") == [0], "{}", stats_lines(&pinned.stderr));
+    let (d, p) = (checksums(&dynamic, &names)?, checksums(&pinned, &names)?);
+    ensure!(d == p, "dynamic and pinned differ:\ndynamic {d:?}\npinned  {p:?}");
+    Ok(Outcome::Pass)
+}

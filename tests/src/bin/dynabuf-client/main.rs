@@ -68,6 +68,13 @@
 //!                                         ROUNDS jobs (with a pending vgem read fence); fds
 //! dynabuf-client two-devices FRAMES LEN wait|nowait
 //!                                         producer and consumer devices in one process
+//! dynabuf-client timeline-release [LEN]   one submit waiting on an unsignalled application
+//!                                         timeline + acquire/add/release; the host signals
+//!                                         it after vkQueueSubmit returns ("submit_ms=N")
+//! dynabuf-client release-acquire [LEN]    one submit of three batches releasing and
+//!                                         re-acquiring a fresh import; memfd checks
+//! dynabuf-client first-release [LEN]      a fresh import's first use writes half of it and
+//!                                         only releases; memfd checks
 //! ```
 
 use std::process::ExitCode;
@@ -135,6 +142,9 @@ fn main() -> ExitCode {
         Some("release-peek") => cmd_release_peek(rest),
         Some("sync-file-fault") => cmd_sync_file_fault(rest),
         Some("two-devices") => cmd_two_devices(rest),
+        Some("timeline-release") => cmd_timeline_release(rest),
+        Some("release-acquire") => cmd_release_acquire(rest),
+        Some("first-release") => cmd_first_release(rest),
         _ => Err(Error(
             "usage: dynabuf-client compute|probe|multi|threads|external|dmabuf-import|dmabuf-export [args]"
                 .into(),
