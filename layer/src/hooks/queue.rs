@@ -59,9 +59,6 @@ fn synchronised(
     let engine = dev.state.sync::<crate::sync::SyncEngine>()?;
     let plan = plan::build(dev, submits, crate::settings::get().sync_scope);
     if plan.is_empty() {
-        if submits.has_waits() {
-            engine.note_waits(queue, submits);
-        }
         return None;
     }
     dev.state.count(|s| &s.submits_with_transfers);

@@ -142,9 +142,6 @@ pub struct SyncEngine {
     warned_ioctl: AtomicBool,
     /// Publishes release fences (when SYNC_FD export works).
     publisher: Option<Publisher>,
-    /// Queues some submission waited on a semaphore on (see
-    /// [`SyncEngine::note_waits`]).
-    queues_with_waits: Mutex<std::collections::HashSet<vk::Queue>>,
     /// Synchronised submissions so far (for `DYNABUF_EVICT=every:N`).
     submissions: AtomicU64,
     evict: EvictPolicy,
@@ -198,7 +195,6 @@ impl SyncEngine {
             warned_no_publish: AtomicBool::new(false),
             warned_ioctl: AtomicBool::new(false),
             publisher,
-            queues_with_waits: Mutex::default(),
             submissions: AtomicU64::new(0),
             evict: settings.evict,
         })
@@ -300,24 +296,6 @@ impl SyncEngine {
             Inline::No
         };
         (inline, gate)
-    }
-
-    /// Notes that a submission on `queue` waits on semaphores (when it does,
-    /// or `force`), and says whether any submission the layer saw on the
-    /// queue ever did: such a queue may hold deferred (wait-before-signal)
-    /// work, behind which a SYNC_FD export blocks, so its releases are
-    /// published from the publisher thread. Submissions made while the
-    /// device was quiet (nothing shared yet) are not seen.
-    pub fn note_waits(&self, queue: vk::Queue, submits: &Submits<'_>) -> bool {
-        let mut waited = lock(&self.queues_with_waits);
-        if submits.has_waits() {
-            waited.insert(queue);
-        }
-        waited.contains(&queue)
-    }
-
-    fn force_waits(&self, queue: vk::Queue) {
-        lock(&self.queues_with_waits).insert(queue);
     }
 
     /// Release semaphores the publisher finished with after their
@@ -422,25 +400,13 @@ impl SyncEngine {
         if let Some(r) = lock(&self.retire).get_mut(&queue) {
             r.submitted = r.submitted.max(value);
         }
-        if around.values().any(|a| !a.waits.is_empty()) {
-            self.force_waits(queue);
-        }
-        let queue_saw_waits = self.note_waits(queue, submits);
         let mut reusable = used;
         if !plan.releases.is_empty() {
             match (release, &self.publisher) {
                 (Some(s), Some(publisher)) => {
                     reusable.retain(|&u| u != s);
-                    let outcome = driver.time(|| {
-                        publisher.publish(
-                            dev,
-                            s,
-                            (timeline, value),
-                            &plan.releases,
-                            self.timeout,
-                            !queue_saw_waits,
-                        )
-                    });
+                    let outcome = driver
+                        .time(|| publisher.publish(dev, s, (timeline, value), &plan.releases, self.timeout));
                     match outcome {
                         Some(Reuse::Reuse) => self.pool.retire_after(timeline, value, &[s]),
                         Some(Reuse::Discard) => {

@@ -123,10 +123,6 @@ impl Publisher {
     /// done within `timeout`, and what becomes of the semaphore. `None`: the
     /// export is still blocked; the semaphore comes back through
     /// [`Self::take_finished`].
-    ///
-    /// `inline`: nothing on the queue can be waiting for an unsignalled
-    /// semaphore (it never saw a semaphore wait), so the export cannot
-    /// block and runs right here, without the thread hop.
     pub fn publish(
         &self,
         dev: &Device,
@@ -134,7 +130,6 @@ impl Publisher {
         retire: (vk::Semaphore, u64),
         releases: &[Handover],
         timeout: Duration,
-        inline: bool,
     ) -> Option<Reuse> {
         let targets: Vec<Target> = releases
             .iter()
@@ -142,9 +137,6 @@ impl Publisher {
             .collect();
         for _ in releases {
             dev.state.count(|s| &s.releases_published);
-        }
-        if let (true, Some(exporter)) = (inline, dev.sync_fd_exporter()) {
-            return Some(export_and_import(&exporter, &dev.state.name, semaphore, &targets));
         }
         let slot: JobSlot = Arc::new((Mutex::new(JobState::Pending), Condvar::new()));
         let sender = lock(&self.sender).clone()?;

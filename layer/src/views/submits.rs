@@ -97,14 +97,6 @@ impl<'a> Submits<'a> {
         }
     }
 
-    /// Whether any batch waits on a semaphore.
-    pub fn has_waits(&self) -> bool {
-        match *self {
-            Submits::V1(infos) => infos.iter().any(|i| i.wait_semaphore_count > 0),
-            Submits::V2(infos) => infos.iter().any(|i| i.wait_semaphore_info_count > 0),
-        }
-    }
-
     /// Every command buffer submitted, in order.
     pub fn command_buffers(&self) -> Box<dyn Iterator<Item = vk::CommandBuffer> + 'a> {
         match *self {

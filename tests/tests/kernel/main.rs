@@ -77,6 +77,7 @@ const TESTS: &[Test] = tests![
     robustness::two_processes_handing_over_at_submit_rely_on_the_released_fence,
     robustness::two_devices_in_one_process_handing_over_at_submit_rely_on_the_released_fence,
     robustness::a_release_behind_an_unsignalled_application_timeline_never_hangs,
+    robustness::a_release_behind_an_earlier_unsignalled_wait_on_its_queue_never_hangs,
     robustness::release_then_acquire_in_one_submission_keeps_the_released_writes,
     robustness::a_first_use_that_only_releases_publishes_the_dma_bufs_content_plus_the_gpus_writes,
 ];

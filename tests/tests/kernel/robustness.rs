@@ -595,10 +595,13 @@ pub fn a_release_behind_an_unsignalled_application_timeline_never_hangs() -> Tes
     // returns. Mesa's vkGetSemaphoreFdKHR of the release fence waits until
     // the work is really submitted, which is after that host signal: a
     // layer that exported it inside vkQueueSubmit deadlocked there (the
-    // layer before the publisher thread did). The layer exports it on its
-    // publisher thread and waits at most DYNABUF_FENCE_TIMEOUT_MS.
+    // client was killed after 30 s under the layer of a24dae1), and one
+    // that waited for the GPU instead published no fence at all (fea6c15:
+    // `releases_published=0`, no warning). The layer exports it on its
+    // publisher thread and waits at most DYNABUF_FENCE_TIMEOUT_MS; the
+    // fence lands once the export returns.
     let envs = [("DYNABUF_FENCE_TIMEOUT_MS", "1000"), ("DYNABUF_STATS", "1"), ("DYNABUF_LOG", "debug")];
-    let args = ["timeline-release"];
+    let args = ["timeline-release", "same"];
     // The control first: without the layer the client itself never blocks,
     // so a hang below is the layer's.
     let (control, control_took) = bounded(&args, Layer::Off, Validation::from_env(), &[], HANG)?;
@@ -684,10 +687,11 @@ pub fn release_then_acquire_in_one_submission_keeps_the_released_writes() -> Tes
     // at every submission): each batch acquires, adds (1, 10, 100) and
     // releases; and batch 0 acquire + fill + release, batch 1 acquire +
     // add 10, batch 2 add 100 + release. A batch's copy-in reads the
-    // dma-buf, so the batch before must have copied its writes out: the
-    // layer before it copied out at every releasing batch copied out only
-    // at the last one, and batch 1's copy-in overwrote batch 0's writes
-    // (`all_three` read pattern + 100 instead of pattern + 111). The CPU
+    // dma-buf, so the batch before must have copied its writes out. The
+    // layer before copies out at every releasing batch (fea6c15) copied out
+    // only at the last one, and batch 1's copy-in overwrote batch 0's
+    // writes (`all_three` read pattern + 100 instead of pattern + 111,
+    // `copies_out=1`). The CPU
     // checks the exact composition; the pinned control (the application's
     // memory is the dma-buf, no copies) must give the same checksums.
     let names = ["all_three", "fill_acquire_release"];
@@ -729,11 +733,11 @@ pub fn a_first_use_that_only_releases_publishes_the_dma_bufs_content_plus_the_gp
     // in a second scenario another batch of the same submission then
     // acquires, adds 1 and releases (`release_then_acquire`). The backing
     // never had the dma-buf's content, and the release copies the whole
-    // backing out: without the layer's first fill (before it, a first use
-    // that only released copied nothing in) the second half would read the
-    // backing's zeros instead of the pattern; with the earlier rule "no
-    // fill when the submission acquires anywhere", the second scenario
-    // lost the pattern too. The pinned control gives the same checksums.
+    // backing out. Before the layer filled such a backing first (a24dae1)
+    // the second half read the backing's zeros instead of the pattern
+    // (`release_only`: data[2048] = 0); with the later rule "no fill when
+    // the submission acquires anywhere" (fea6c15) `release_then_acquire`
+    // lost batch 0's writes. The pinned control gives the same checksums.
     let names = ["release_only", "release_then_acquire"];
     let envs = [
         ("DYNABUF_ATTACH", "dynamic"),
@@ -762,5 +766,50 @@ pub fn a_first_use_that_only_releases_publishes_the_dma_bufs_content_plus_the_gp
     ensure!(stat(&pinned.stderr, "dynamic_attachments") == [0], "{}", stats_lines(&pinned.stderr));
     let (d, p) = (checksums(&dynamic, &names)?, checksums(&pinned, &names)?);
     ensure!(d == p, "dynamic and pinned differ:\ndynamic {d:?}\npinned  {p:?}");
+    Ok(Outcome::Pass)
+}
+
+pub fn a_release_behind_an_earlier_unsignalled_wait_on_its_queue_never_hangs() -> TestResult {
+    require_kernel_tier!();
+    // As the test above, but the wait for the application's timeline is an
+    // earlier vkQueueSubmit on the same queue (a batch that only waits);
+    // the releasing submission itself waits on nothing. Mesa defers every
+    // later submission on the queue behind the pending wait, so the
+    // release's SYNC_FD export blocks until the host signal, which comes
+    // after vkQueueSubmit returns. `ahead`: the waiting batch comes after
+    // the import and the recording of the job; `before-import`: before
+    // both, while the device shares nothing (with statistics off, the
+    // default, such a submission goes straight to the driver, unseen by
+    // the layer). Statistics stay off here for that reason.
+    let envs = [("DYNABUF_FENCE_TIMEOUT_MS", "1000"), ("DYNABUF_LOG", "debug")];
+    let mut measured = Vec::new();
+    for mode in ["ahead", "before-import"] {
+        let args = ["timeline-release", mode];
+        let (run, took) = bounded(&args, Layer::On, Validation::from_env(), &envs, HANG)?;
+        ensure!(
+            run.ok && run.value("timeline_release_ok").as_deref() == Some("true"),
+            "{}",
+            failed(&run, mode)
+        );
+        let submit_ms: u64 = run.value("submit_ms").and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
+        ensure!(submit_ms < 5000, "{mode}: vkQueueSubmit took {submit_ms} ms (fence timeout 1000 ms)");
+        ensure!(
+            !layer_lines_with(&run.stderr, &["published a Write fence"]).is_empty(),
+            "{mode}: the release fence was never published:\n{}",
+            run.stderr
+        );
+        measured.push(format!("{mode}: submit {submit_ms} ms, client {} ms", took.as_millis()));
+    }
+    // The control: without the layer neither blocks.
+    for mode in ["ahead", "before-import"] {
+        let (control, _) =
+            bounded(&["timeline-release", mode], Layer::Off, Validation::from_env(), &[], HANG)?;
+        ensure!(
+            control.ok && control.value("timeline_release_ok").as_deref() == Some("true"),
+            "{}",
+            failed(&control, &format!("{mode} without the layer"))
+        );
+    }
+    println!("  fence timeout 1000 ms: {}", measured.join("; "));
     Ok(Outcome::Pass)
 }

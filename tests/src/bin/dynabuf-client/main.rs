@@ -68,9 +68,11 @@
 //!                                         ROUNDS jobs (with a pending vgem read fence); fds
 //! dynabuf-client two-devices FRAMES LEN wait|nowait
 //!                                         producer and consumer devices in one process
-//! dynabuf-client timeline-release [LEN]   one submit waiting on an unsignalled application
-//!                                         timeline + acquire/add/release; the host signals
-//!                                         it after vkQueueSubmit returns ("submit_ms=N")
+//! dynabuf-client timeline-release [same|ahead|before-import] [LEN]
+//!                                         an acquire/add/release behind a wait on an
+//!                                         unsignalled application timeline (in its batch, or
+//!                                         an earlier submit); the host signals it after
+//!                                         vkQueueSubmit returns ("submit_ms=N")
 //! dynabuf-client release-acquire [LEN]    one submit of three batches releasing and
 //!                                         re-acquiring a fresh import; memfd checks
 //! dynabuf-client first-release [LEN]      a fresh import's first use writes half of it and

@@ -871,76 +871,131 @@ pub fn cmd_two_devices(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `timeline-release [LEN]`: ONE `vkQueueSubmit` whose batch waits for an
-/// application timeline semaphore at value 1, which nobody has signalled
-/// yet, and acquires (FOREIGN → local) a udmabuf, adds 1000 and releases
-/// it (local → FOREIGN). Only after `vkQueueSubmit` returns does the client
-/// signal the timeline from the host (`vkSignalSemaphore`); then it waits
-/// for its fence and checks the content through the memfd. Prints
-/// `submitted submit_ms=N` as soon as the submit returns, then
-/// `timeline_release_ok=true submit_ms=N total_ms=M` (`ready_before_signal`:
-/// whether a peer's `poll()` found the dma-buf ready between the two). A layer that waited,
-/// inside `vkQueueSubmit`, for the release's work to be submitted
-/// (`vkGetSemaphoreFdKHR` of a SYNC_FD behind a wait-before-signal) would
-/// never return: the signal it waits for comes after the call.
+/// `timeline-release [same|ahead|before-import] [LEN]`: a release whose
+/// work sits behind a wait for an application timeline semaphore at value
+/// 1, which nobody has signalled yet:
+/// - `same` (default): ONE `vkQueueSubmit` whose batch waits for the
+///   timeline and acquires (FOREIGN → local) a udmabuf, adds 1000 and
+///   releases it (local → FOREIGN);
+/// - `ahead`: an earlier `vkQueueSubmit` on the same queue, made after the
+///   import, is a batch that only waits for the timeline; the job's own
+///   submission waits on nothing;
+/// - `before-import`: as `ahead`, but the waiting batch is submitted
+///   before the udmabuf is imported (while the device shares nothing).
+///
+/// Only after the job's `vkQueueSubmit` returns does the client signal the
+/// timeline from the host (`vkSignalSemaphore`); then it waits for its
+/// fence and checks the content through the memfd. Prints `submitted
+/// submit_ms=N ready_before_signal=B` as soon as the submit returns (B:
+/// whether a peer's `poll()` finds the dma-buf ready then, before any of
+/// the work can have run), then `timeline_release_ok=true submit_ms=N
+/// total_ms=M`. A layer that waited, inside `vkQueueSubmit`, for the
+/// release's work to be submitted (`vkGetSemaphoreFdKHR` of a SYNC_FD
+/// behind a wait-before-signal) would never return: the signal it waits
+/// for comes after the call.
 pub fn cmd_timeline_release(args: &[String]) -> Result<()> {
-    let len = arg(args, 0, 4096);
+    let mode = args.first().map_or("same", String::as_str);
+    if !["same", "ahead", "before-import"].contains(&mode) {
+        return Err(Error(format!("{mode:?}: expected same, ahead or before-import")));
+    }
+    let len = arg(args, 1, 4096);
     let (c, _) = client_with(&[])?;
-    let buf = Udmabuf::new(len)?;
-    buf.write(|i| i)?;
-    let imported = dmabuf::import_fd(&c, buf.dmabuf.as_fd(), len)?;
-    let kernel = Kernel::new(&c, Shader::Increment)?;
-    let job = dmabuf::foreign_job(&c, &kernel, imported.buffer, AcquireKind::Write, 1000, len)?;
     let mut type_info =
         vk::SemaphoreTypeCreateInfo::default().semaphore_type(vk::SemaphoreType::TIMELINE).initial_value(0);
     let info = vk::SemaphoreCreateInfo::default().push_next(&mut type_info);
     // SAFETY: a valid create info; the device has timelineSemaphore enabled.
     let timeline = unsafe { c.device.create_semaphore(&info, None) }.ctx("vkCreateSemaphore(timeline)")?;
-    let mut submitted = false;
-    let outcome = (|| {
-        let cbs = [job.cb];
-        let waits = [timeline];
-        let stages = [vk::PipelineStageFlags::ALL_COMMANDS];
-        let values = [1u64];
+    let waits = [timeline];
+    let stages = [vk::PipelineStageFlags::ALL_COMMANDS];
+    let values = [1u64];
+    let mut waiting = false;
+    // A batch that only waits for the timeline.
+    let wait_alone = |waiting: &mut bool| -> Result<()> {
         let mut timeline_info = vk::TimelineSemaphoreSubmitInfo::default().wait_semaphore_values(&values);
         let submit = vk::SubmitInfo::default()
             .wait_semaphores(&waits)
             .wait_dst_stage_mask(&stages)
-            .command_buffers(&cbs)
             .push_next(&mut timeline_info);
-        let t = Instant::now();
-        // SAFETY: a recorded command buffer, a timeline of this device with a
-        // wait value its host signal below reaches (wait-before-signal), and
-        // an unsignalled fence; the job is not pending.
-        unsafe { c.device.queue_submit(c.queues[0], &[submit], job.fence) }.ctx("vkQueueSubmit")?;
-        submitted = true;
-        let submit_ms = t.elapsed().as_millis();
-        // As a peer would see it now: the work cannot have started, but
-        // its release fence may not be in the dma-buf yet.
-        let ready = wait_for_writers(buf.dmabuf.as_fd(), Duration::ZERO)?;
-        say(&format!("submitted submit_ms={submit_ms} ready_before_signal={ready}"));
-        let signal = vk::SemaphoreSignalInfo::default().semaphore(timeline).value(1);
-        // SAFETY: a timeline of this device, signalled to a higher value.
-        unsafe { c.device.signal_semaphore(&signal) }.ctx("vkSignalSemaphore")?;
-        job.wait(&c)?;
-        submitted = false;
-        let total_ms = t.elapsed().as_millis();
-        buf.expect("after the job", |i| i + 1000)?;
-        say(&format!("timeline_release_ok=true submit_ms={submit_ms} total_ms={total_ms}"));
+        // SAFETY: a timeline of this device with a wait value its host
+        // signal below reaches (wait-before-signal).
+        unsafe { c.device.queue_submit(c.queues[0], &[submit], vk::Fence::null()) }
+            .ctx("vkQueueSubmit(wait)")?;
+        *waiting = true;
         Ok(())
-    })();
-    if submitted {
-        // Whatever failed, nothing may still wait on the timeline below.
+    };
+    let signal_and_drain = || {
         let signal = vk::SemaphoreSignalInfo::default().semaphore(timeline).value(1);
-        // SAFETY: as above; a failed signal leaves the wait to time out.
+        // SAFETY: a timeline of this device, signalled to a higher value; a
+        // failed signal leaves the waits to time out.
         let _ = unsafe { c.device.signal_semaphore(&signal) };
-        let _ = job.wait(&c);
+        // SAFETY: the device's queue; waits for everything submitted.
+        let _ = unsafe { c.device.queue_wait_idle(c.queues[0]) };
+    };
+    if mode == "before-import" {
+        if let Err(e) = wait_alone(&mut waiting) {
+            // SAFETY: nothing was submitted that uses it.
+            unsafe { c.device.destroy_semaphore(timeline, None) };
+            return Err(e);
+        }
+    }
+    let outcome = (|| {
+        let buf = Udmabuf::new(len)?;
+        buf.write(|i| i)?;
+        let imported = dmabuf::import_fd(&c, buf.dmabuf.as_fd(), len)?;
+        let kernel = Kernel::new(&c, Shader::Increment)?;
+        let job = dmabuf::foreign_job(&c, &kernel, imported.buffer, AcquireKind::Write, 1000, len);
+        let ran = job.as_ref().map_err(|e| Error(e.to_string())).and_then(|job| {
+            if mode == "ahead" {
+                wait_alone(&mut waiting)?;
+            }
+            let cbs = [job.cb];
+            let mut timeline_info = vk::TimelineSemaphoreSubmitInfo::default().wait_semaphore_values(&values);
+            let submit = match mode {
+                "same" => vk::SubmitInfo::default()
+                    .wait_semaphores(&waits)
+                    .wait_dst_stage_mask(&stages)
+                    .command_buffers(&cbs)
+                    .push_next(&mut timeline_info),
+                _ => vk::SubmitInfo::default().command_buffers(&cbs),
+            };
+            let t = Instant::now();
+            // SAFETY: a recorded command buffer, a timeline of this device
+            // with a wait value its host signal below reaches
+            // (wait-before-signal), and an unsignalled fence; the job is
+            // not pending.
+            unsafe { c.device.queue_submit(c.queues[0], &[submit], job.fence) }.ctx("vkQueueSubmit")?;
+            waiting = true;
+            let submit_ms = t.elapsed().as_millis();
+            // As a peer would see it now: none of the work can have run.
+            let ready = wait_for_writers(buf.dmabuf.as_fd(), Duration::ZERO)?;
+            say(&format!("submitted submit_ms={submit_ms} ready_before_signal={ready}"));
+            let signal = vk::SemaphoreSignalInfo::default().semaphore(timeline).value(1);
+            // SAFETY: a timeline of this device, signalled to a higher value.
+            unsafe { c.device.signal_semaphore(&signal) }.ctx("vkSignalSemaphore")?;
+            job.wait(&c)?;
+            waiting = false;
+            let total_ms = t.elapsed().as_millis();
+            buf.expect("after the job", |i| i + 1000)?;
+            say(&format!("timeline_release_ok=true submit_ms={submit_ms} total_ms={total_ms}"));
+            Ok(())
+        });
+        if waiting {
+            // Whatever failed, nothing may still wait on the timeline below.
+            signal_and_drain();
+            waiting = false;
+        }
+        if let Ok(job) = job {
+            job.destroy(&c);
+        }
+        kernel.destroy(&c);
+        imported.destroy(&c);
+        ran
+    })();
+    if waiting {
+        signal_and_drain();
     }
     // SAFETY: every submission that used it has completed.
     unsafe { c.device.destroy_semaphore(timeline, None) };
-    job.destroy(&c);
-    kernel.destroy(&c);
-    imported.destroy(&c);
     outcome
 }
 
