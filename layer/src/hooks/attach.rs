@@ -193,9 +193,12 @@ pub fn release(dev: &Device, d: &Dynamic) {
     // The application waited for its own work, which holds the layer's
     // copies; the layer's trailing batch may still be pending: wait for
     // every queue's last use (bounded) before freeing what it may touch.
+    // One deadline for all queues: at most the fence timeout in all.
     let timeout = std::time::Duration::from_millis(crate::settings::get().fence_timeout_ms);
+    let deadline = std::time::Instant::now() + timeout;
     for &(_, timeline, value) in &d.last_uses {
-        if dev.wait_timeline(timeline, value, timeout.as_nanos() as u64) != vk::Result::SUCCESS {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if dev.wait_timeline(timeline, value, left.as_nanos() as u64) != vk::Result::SUCCESS {
             log_warn!(
                 "{}: a freed dynamic attachment was still in use past the fence timeout",
                 dev.state.name

@@ -70,10 +70,13 @@ pub fn choose(dev: &Device, plan: &Plan, policy: EvictPolicy, count: u64) -> Vec
     chosen.into_iter().map(<vk::DeviceMemory as vk::Handle>::from_raw).collect()
 }
 
-/// Waits (bounded) for every use of an import to retire.
+/// Waits (bounded: `timeout` for all queues together) for every use of an
+/// import to retire.
 fn retired(dev: &Device, uses: &[LastUse], timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
     uses.iter().all(|&(_, timeline, value)| {
-        dev.wait_timeline(timeline, value, timeout.as_nanos() as u64) == vk::Result::SUCCESS
+        let left = deadline.saturating_duration_since(Instant::now());
+        dev.wait_timeline(timeline, value, left.as_nanos() as u64) == vk::Result::SUCCESS
     })
 }
 
