@@ -259,6 +259,24 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_handle_is_not_the_attachment_of_an_older_generation() {
+        use crate::registry::dynamic::{Dynamic, Internal};
+        let internal = || Internal::new(vk::DeviceMemory::from_raw(9), vk::Buffer::from_raw(9));
+        let mut t = MemoryTable::default();
+        let mut first = dma_import();
+        first.dynamic = Some(Dynamic::new(64, 0, vk::Buffer::null(), internal()));
+        t.insert(mem(1), first);
+        let old = t.dynamic_mut(mem(1)).unwrap().generation;
+        assert!(t.dynamic_of(mem(1), old).is_some());
+        // Freed, and the handle comes back for another allocation.
+        t.remove(mem(1));
+        let mut second = dma_import();
+        second.dynamic = Some(Dynamic::new(64, 0, vk::Buffer::null(), internal()));
+        t.insert(mem(1), second);
+        assert!(t.dynamic_of(mem(1), old).is_none(), "work on the old attachment must not land here");
+    }
+
+    #[test]
     fn reinserting_a_handle_forgets_stale_bindings() {
         let mut t = MemoryTable::default();
         t.insert(mem(1), dma_import());

@@ -141,3 +141,35 @@ pub fn build(dev: &Device, submits: &Submits<'_>, scope: SyncScope) -> Plan {
     });
     plan
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(ino: u64, batch: usize, writes: bool) -> Handover {
+        let fd = std::fs::File::open("/dev/null").map(OwnedFd::from).expect("/dev/null");
+        Handover {
+            key: DmaBufKey { dev: 1, ino },
+            memory: ash::vk::DeviceMemory::null(),
+            dynamic: true,
+            fd: Arc::new(fd),
+            writes,
+            batch,
+            release_batches: vec![batch],
+        }
+    }
+
+    /// A dma-buf released in two batches of one submission is published
+    /// once, and a dynamic one copies out after each releasing batch.
+    #[test]
+    fn releases_of_one_dma_buf_merge_and_keep_every_batch() {
+        let mut list = Vec::new();
+        merge(&mut list, release(7, 0, false));
+        merge(&mut list, release(8, 1, true));
+        merge(&mut list, release(7, 2, true));
+        merge(&mut list, release(7, 2, false));
+        assert_eq!(list.len(), 2);
+        assert_eq!((list[0].batch, list[0].writes, list[0].release_batches.clone()), (2, true, vec![0, 2]));
+        assert_eq!(list[1].release_batches, vec![1]);
+    }
+}
