@@ -166,17 +166,34 @@ pub fn foreign_job(
     add: u32,
     count: u32,
 ) -> Result<Job> {
-    let family = c.family;
     if kind == AcquireKind::None {
         return Job::new(c, kernel, buffer, Push { seed: add, count });
     }
+    acquire_job(c, kernel, buffer, kind, Push { seed: add, count }, true)
+}
+
+/// A job over an imported dma-buf: acquire from FOREIGN (`kind`), run
+/// `kernel` with `push`, and release to FOREIGN when `release`.
+pub fn acquire_job(
+    c: &Client,
+    kernel: &Kernel,
+    buffer: vk::Buffer,
+    kind: AcquireKind,
+    push: Push,
+    release: bool,
+) -> Result<Job> {
+    let family = c.family;
     Job::with_barriers(
         c,
         kernel,
         buffer,
-        Push { seed: add, count },
+        push,
         |d, cb| foreign_acquire(d, cb, buffer, family, kind),
-        |d, cb| ownership_barrier(d, cb, buffer, vk::QUEUE_FAMILY_FOREIGN_EXT, family, false),
+        |d, cb| {
+            if release {
+                ownership_barrier(d, cb, buffer, vk::QUEUE_FAMILY_FOREIGN_EXT, family, false)
+            }
+        },
     )
 }
 

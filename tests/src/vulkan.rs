@@ -22,6 +22,10 @@ pub struct ClientOptions {
     pub queues: u32,
     /// Enable no device extensions (also set by `DYNABUF_CLIENT_BARE=1`).
     pub bare: bool,
+    /// More device extensions to enable where the device offers them.
+    pub extra_extensions: Vec<CString>,
+    /// Enable the `timelineSemaphore` feature (Vulkan 1.2).
+    pub timeline: bool,
 }
 
 /// Device extensions the client enables when the device offers them.
@@ -96,16 +100,22 @@ impl Client {
         let bare = opts.bare || std::env::var_os("DYNABUF_CLIENT_BARE").is_some_and(|v| v == "1");
         let extensions: Vec<CString> = WANTED_DEVICE_EXTENSIONS
             .iter()
+            .copied()
+            .chain(opts.extra_extensions.iter().map(CString::as_c_str))
             .filter(|_| !bare)
-            .filter(|w| available.iter().any(|a| a.extension_name_as_c_str() == Ok(**w)))
-            .map(|w| CString::from(*w))
+            .filter(|w| available.iter().any(|a| a.extension_name_as_c_str() == Ok(*w)))
+            .map(CString::from)
             .collect();
         let ext_ptrs: Vec<_> = extensions.iter().map(|e| e.as_ptr()).collect();
+        let mut vk12 = vk::PhysicalDeviceVulkan12Features::default().timeline_semaphore(opts.timeline);
         let mut vk13 = vk::PhysicalDeviceVulkan13Features::default().synchronization2(true);
-        let info = vk::DeviceCreateInfo::default()
+        let mut info = vk::DeviceCreateInfo::default()
             .queue_create_infos(&queue_info)
             .enabled_extension_names(&ext_ptrs)
             .push_next(&mut vk13);
+        if opts.timeline {
+            info = info.push_next(&mut vk12);
+        }
         // SAFETY: a valid create info whose pointers outlive the call.
         let device = unsafe { instance.create_device(physical, &info, None) }.ctx("vkCreateDevice")?;
         // SAFETY: queues that the create info asked for.

@@ -12,6 +12,7 @@ use ash::vk;
 
 use super::fn_table::fn_table;
 use super::loader_abi::PfnSetDeviceLoaderData;
+use super::off_thread::{SyncFdExporter, TimelineSignaller};
 use super::state::DeviceState;
 
 fn_table!(DeviceFns, vk::Device, vk::PFN_vkGetDeviceProcAddr {
@@ -97,53 +98,6 @@ pub fn hand_over_fd(fd: OwnedFd, call: impl FnOnce(RawFd) -> vk::Result) -> vk::
         }
     }
     result
-}
-
-/// Exports SYNC_FD fences of a device's semaphores from another thread
-/// (the release publisher), without holding the device state.
-#[derive(Clone, Copy, Debug)]
-pub struct SyncFdExporter {
-    device: vk::Device,
-    get_fd: vk::PFN_vkGetSemaphoreFdKHR,
-}
-
-impl SyncFdExporter {
-    /// As [`Device::export_sync_fd`]. The device must outlive every call:
-    /// the owner joins the exporting thread before the device is destroyed.
-    pub fn export(&self, semaphore: vk::Semaphore) -> Result<Option<OwnedFd>, vk::Result> {
-        let info = vk::SemaphoreGetFdInfoKHR::default()
-            .semaphore(semaphore)
-            .handle_type(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
-        let mut fd = -1;
-        crate::lock_order::assert_unlocked("vkGetSemaphoreFdKHR");
-        // SAFETY: the device is alive (the owner's contract above) and the
-        // semaphore is the layer's own, with a signal submitted.
-        match unsafe { (self.get_fd)(self.device, &info, &mut fd) } {
-            // SAFETY: a successful vkGetSemaphoreFdKHR returns a new fd (or
-            // -1) that the caller owns.
-            vk::Result::SUCCESS => Ok((fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })),
-            e => Err(e),
-        }
-    }
-}
-
-/// Signals a device's timeline semaphores from another thread (the sync
-/// waiter), without holding the device state.
-#[derive(Clone, Copy, Debug)]
-pub struct TimelineSignaller {
-    device: vk::Device,
-    signal: vk::PFN_vkSignalSemaphore,
-}
-
-impl TimelineSignaller {
-    /// The device must outlive every call: the owner joins the signalling
-    /// thread before the device is destroyed.
-    pub fn signal(&self, semaphore: vk::Semaphore, value: u64) -> vk::Result {
-        let info = vk::SemaphoreSignalInfo::default().semaphore(semaphore).value(value);
-        // SAFETY: the device is alive (the owner's contract above) and the
-        // semaphore is the layer's own timeline semaphore of this device.
-        unsafe { (self.signal)(self.device, &info) }
-    }
 }
 
 fn opt<T>(p: Option<&T>) -> *const T {

@@ -13,6 +13,7 @@ pub mod fn_table;
 pub mod instance;
 pub mod link;
 pub mod loader_abi;
+pub mod off_thread;
 pub mod own_objects;
 pub mod state;
 pub mod table;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use ash::vk;
 
 use super::plan::Handover;
-use crate::dispatch::device::SyncFdExporter;
+use crate::dispatch::off_thread::SyncFdExporter;
 use crate::dispatch::Device;
 use crate::sys::dma_buf::{self, Access};
 
