@@ -28,6 +28,9 @@ fn_table!(DeviceFns, vk::Device, vk::PFN_vkGetDeviceProcAddr {
     bind_image_memory2: PFN_vkBindImageMemory2 = c"vkBindImageMemory2" | c"vkBindImageMemory2KHR";
     destroy_buffer: PFN_vkDestroyBuffer = c"vkDestroyBuffer";
     destroy_image: PFN_vkDestroyImage = c"vkDestroyImage";
+    create_image: PFN_vkCreateImage = c"vkCreateImage";
+    get_image_memory_requirements2: PFN_vkGetImageMemoryRequirements2 = c"vkGetImageMemoryRequirements2" | c"vkGetImageMemoryRequirements2KHR";
+    get_image_subresource_layout: PFN_vkGetImageSubresourceLayout = c"vkGetImageSubresourceLayout";
     allocate_command_buffers: PFN_vkAllocateCommandBuffers = c"vkAllocateCommandBuffers";
     free_command_buffers: PFN_vkFreeCommandBuffers = c"vkFreeCommandBuffers";
     begin_command_buffer: PFN_vkBeginCommandBuffer = c"vkBeginCommandBuffer";

@@ -141,21 +141,24 @@ impl Device {
         unsafe { end(cb) }
     }
 
-    /// Records, into `cb`, a whole-buffer copy from `src` to `dst` between
+    /// Records, into `cb`, a copy of the bytes in `extent` from `src` to `dst` between
     /// full barriers.
     pub fn record_copy(
         &self,
         cb: vk::CommandBuffer,
         src: vk::Buffer,
         dst: vk::Buffer,
-        size: u64,
+        extent: crate::registry::Span,
     ) -> vk::Result {
         let Some(copy) = self.fns.cmd_copy_buffer else { return MISSING };
         self.record_between_full_barriers(cb, || {
-            let region = [vk::BufferCopy::default().size(size)];
+            let region = [vk::BufferCopy::default()
+                .src_offset(extent.offset)
+                .dst_offset(extent.offset)
+                .size(extent.size)];
             crate::lock_order::assert_unlocked("vkCmdCopyBuffer");
             // SAFETY: see the module doc; a recording command buffer and two
-            // transfer buffers of at least `size` bytes.
+            // transfer buffers holding `extent` (the caller clamps it to the memory).
             unsafe { copy(cb, src, dst, 1, region.as_ptr()) };
         })
     }

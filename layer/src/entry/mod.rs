@@ -139,6 +139,7 @@ static HOOKS: &[Hook] = hooks! {
     c"vkBindImageMemory2" => Device, resource::bind_image_memory2 as PFN_vkBindImageMemory2;
     c"vkBindImageMemory2KHR" => Device, resource::bind_image_memory2 as PFN_vkBindImageMemory2;
     c"vkDestroyBuffer" => Device, resource::destroy_buffer as PFN_vkDestroyBuffer;
+    c"vkCreateImage" => Device, resource::create_image as PFN_vkCreateImage;
     c"vkDestroyImage" => Device, resource::destroy_image as PFN_vkDestroyImage;
     c"vkAllocateCommandBuffers" => Device, command::allocate_command_buffers as PFN_vkAllocateCommandBuffers;
     c"vkFreeCommandBuffers" => Device, command::free_command_buffers as PFN_vkFreeCommandBuffers;

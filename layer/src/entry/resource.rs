@@ -4,6 +4,8 @@ use ash::vk;
 
 use super::{device_or_return, guard, slice};
 use crate::hooks::resource;
+use crate::registry::Planes;
+use crate::views::images;
 
 pub(super) unsafe extern "system" fn bind_buffer_memory(
     device: vk::Device,
@@ -49,7 +51,27 @@ pub(super) unsafe extern "system" fn bind_image_memory2(
     guard("vkBindImageMemory2", vk::Result::ERROR_UNKNOWN, || {
         let dev = device_or_return!("vkBindImageMemory2", device, vk::Result::ERROR_INITIALIZATION_FAILED);
         // SAFETY: `count` valid structures, per Vulkan valid usage.
-        resource::bind_images(dev, unsafe { slice(p_infos, count) })
+        let infos = unsafe { slice(p_infos, count) };
+        // SAFETY: each info's pNext chain is valid (Vulkan valid usage).
+        let planes: Vec<Planes> = infos.iter().map(|i| unsafe { images::planes_of(i) }).collect();
+        resource::bind_images(dev, infos, &planes)
+    })
+}
+
+pub(super) unsafe extern "system" fn create_image(
+    device: vk::Device,
+    p_info: *const vk::ImageCreateInfo<'_>,
+    p_allocator: *const vk::AllocationCallbacks<'_>,
+    p_image: *mut vk::Image,
+) -> vk::Result {
+    guard("vkCreateImage", vk::Result::ERROR_UNKNOWN, || {
+        let dev = device_or_return!("vkCreateImage", device, vk::Result::ERROR_INITIALIZATION_FAILED);
+        // SAFETY: valid pointers per Vulkan valid usage; the create info's
+        // chain is valid, and the allocator is the application's (or null).
+        let (info, allocator, image) = unsafe { (&*p_info, p_allocator.as_ref(), &mut *p_image) };
+        // SAFETY: as above.
+        let for_dma_buf = unsafe { images::for_dma_buf(info) };
+        resource::create_image(dev, info, for_dma_buf, allocator, image)
     })
 }
 

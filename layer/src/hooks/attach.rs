@@ -72,8 +72,11 @@ pub fn pinned_because(
             "the buffer requires memory dedicated to it, which the layer's transfer buffer can't share",
         );
     }
-    if chain.dedicated.is_some_and(|d| d.image != vk::Image::null()) {
-        return Some("memory dedicated to an image can't back the layer's byte copies");
+    if chain.dedicated.is_some_and(|d| d.image != vk::Image::null() && dev.image_requires_dedicated(d.image)) {
+        return Some(
+            "the image requires memory dedicated to it, which the layer's transfer buffer can't share \
+             (an image twin for image copies is not built yet)",
+        );
     }
     if allocator.is_some() {
         return Some("application allocation callbacks");
@@ -93,8 +96,12 @@ pub fn pinned_because(
 /// Imports the dma-buf as internal memory and allocates the backing the
 /// application will see. Returns the driver's result; on success `memory`
 /// is the backing (dynamic) or the import itself (pinned fallback, logged).
-/// A dedication to a buffer is dropped from both allocations: it is a hint,
-/// and the layer binds its own transfer buffers to them.
+/// A dedication (to a buffer, or to an image that does not require one) is
+/// dropped from both allocations: it is a hint, and the layer binds its own
+/// transfer buffers to them. Images are copied as bytes: an image shared
+/// through a dma-buf is wholly in its memory (that is what lets a peer use
+/// it), and the application's image is bound at the same offset of a
+/// backing of the same memory type, so the same bytes are the same pixels.
 pub fn import(
     dev: &Device,
     info: &vk::MemoryAllocateInfo<'_>,

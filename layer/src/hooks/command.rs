@@ -5,8 +5,8 @@
 use ash::vk;
 
 use crate::dispatch::Device;
-use crate::registry::transfers::{self, Direction, OwnershipTransfer};
-use crate::registry::Resource;
+use crate::registry::transfers::{self, Barrier, Direction, OwnershipTransfer};
+use crate::registry::{Planes, Resource};
 
 pub fn allocate(
     dev: &Device,
@@ -55,7 +55,7 @@ pub fn destroy_pool(dev: &Device, pool: vk::CommandPool, allocator: Option<&vk::
 /// them against `cb`.
 fn record(dev: &Device, cb: vk::CommandBuffer, found: Vec<OwnershipTransfer>) {
     let found: Vec<_> =
-        dev.state.with_memory(|t| found.into_iter().filter(|x| t.memory_of(x.resource).is_some()).collect());
+        dev.state.with_memory(|t| found.into_iter().filter(|x| t.is_bound(x.resource)).collect());
     if found.is_empty() {
         return;
     }
@@ -95,20 +95,26 @@ fn legacy_access(a: vk::AccessFlags) -> vk::AccessFlags2 {
     vk::AccessFlags2::from_raw(u64::from(a.as_raw()))
 }
 
-/// The ownership transfers among one barrier command's buffer and image
-/// barriers.
-fn scan<'a, B, I>(buffers: B, images: I) -> Vec<OwnershipTransfer>
-where
-    B: IntoIterator<Item = (vk::Buffer, u32, u32, vk::AccessFlags2)> + 'a,
-    I: IntoIterator<Item = (vk::Image, u32, u32, vk::AccessFlags2)> + 'a,
-{
-    let buffers = buffers
-        .into_iter()
-        .filter_map(|(b, src, dst, access)| transfers::transfer_of(Resource::Buffer(b), src, dst, access));
-    let images = images
-        .into_iter()
-        .filter_map(|(i, src, dst, access)| transfers::transfer_of(Resource::Image(i), src, dst, access));
-    buffers.chain(images).collect()
+/// The ownership transfers among one barrier command's barriers.
+fn scan(barriers: impl IntoIterator<Item = Barrier>) -> Vec<OwnershipTransfer> {
+    barriers.into_iter().filter_map(transfers::transfer_of).collect()
+}
+
+fn image_barrier(
+    image: vk::Image,
+    range: &vk::ImageSubresourceRange,
+    families: (u32, u32),
+    layouts: (vk::ImageLayout, vk::ImageLayout),
+    dst_access: vk::AccessFlags2,
+) -> Barrier {
+    Barrier {
+        resource: Resource::Image(image),
+        planes: Planes::of_aspect(range.aspect_mask),
+        src_family: families.0,
+        dst_family: families.1,
+        dst_access,
+        transitions_layout: layouts.0 != layouts.1,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -124,24 +130,24 @@ pub fn pipeline_barrier(
     images: &[vk::ImageMemoryBarrier<'_>],
 ) {
     if dev.state.has_external_memory() {
-        let found = scan(
-            buffers.iter().map(|b| {
-                (
-                    b.buffer,
-                    b.src_queue_family_index,
-                    b.dst_queue_family_index,
-                    legacy_access(b.dst_access_mask),
-                )
-            }),
-            images.iter().map(|i| {
-                (
-                    i.image,
-                    i.src_queue_family_index,
-                    i.dst_queue_family_index,
-                    legacy_access(i.dst_access_mask),
-                )
-            }),
-        );
+        let buffers = buffers.iter().map(|b| {
+            Barrier::buffer(
+                b.buffer,
+                b.src_queue_family_index,
+                b.dst_queue_family_index,
+                legacy_access(b.dst_access_mask),
+            )
+        });
+        let images = images.iter().map(|i| {
+            image_barrier(
+                i.image,
+                &i.subresource_range,
+                (i.src_queue_family_index, i.dst_queue_family_index),
+                (i.old_layout, i.new_layout),
+                legacy_access(i.dst_access_mask),
+            )
+        });
+        let found = scan(buffers.chain(images));
         if !found.is_empty() {
             record(dev, cb, found);
         }
@@ -158,14 +164,19 @@ pub fn pipeline_barrier2(
     images: &[vk::ImageMemoryBarrier2<'_>],
 ) {
     if dev.state.has_external_memory() {
-        let found = scan(
-            buffers
-                .iter()
-                .map(|b| (b.buffer, b.src_queue_family_index, b.dst_queue_family_index, b.dst_access_mask)),
-            images
-                .iter()
-                .map(|i| (i.image, i.src_queue_family_index, i.dst_queue_family_index, i.dst_access_mask)),
-        );
+        let buffers = buffers.iter().map(|b| {
+            Barrier::buffer(b.buffer, b.src_queue_family_index, b.dst_queue_family_index, b.dst_access_mask)
+        });
+        let images = images.iter().map(|i| {
+            image_barrier(
+                i.image,
+                &i.subresource_range,
+                (i.src_queue_family_index, i.dst_queue_family_index),
+                (i.old_layout, i.new_layout),
+                i.dst_access_mask,
+            )
+        });
+        let found = scan(buffers.chain(images));
         if !found.is_empty() {
             record(dev, cb, found);
         }

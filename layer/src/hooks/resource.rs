@@ -1,26 +1,70 @@
-//! Binding buffers and images to memory, and destroying them: which
-//! resources live in external memory.
+//! Creating images, binding buffers and images to memory, and destroying
+//! them: which resources live in external memory, which planes of a
+//! disjoint image live where, and (for dynamic attachments) which bytes of
+//! the memory they occupy.
 
 use ash::vk;
 
 use crate::dispatch::Device;
-use crate::registry::Resource;
+use crate::registry::{ImageInfo, Planes, Resource, Span};
 
-fn bound(dev: &Device, resource: Resource, memory: vk::DeviceMemory) {
-    if dev.state.with_memory(|t| t.bind(resource, memory)) {
+/// Where `planes` of `resource`, bound at `offset`, lie in the memory; asked
+/// of the driver only for a dynamic attachment, whose copies cover exactly
+/// what is bound (two imports of one dma-buf, such as a disjoint image's
+/// planes at two offsets, must not copy over each other's bytes).
+fn span_of(dev: &Device, resource: Resource, planes: Planes, offset: u64) -> Option<Span> {
+    let at = |start: u64, size: u64| Some(Span { offset: offset.checked_add(start)?, size });
+    match resource {
+        Resource::Buffer(b) => at(0, dev.buffer_size_in_memory(b)?),
+        Resource::Image(i) => {
+            let info = dev.state.with_memory(|t| t.image_info(i))?;
+            match planes.single().filter(|_| info.disjoint) {
+                None => at(0, dev.image_size_in_memory(i, None)?),
+                Some(plane) if info.has_explicit_layout() => {
+                    let layout = dev.image_plane_layout(i, info.plane_aspect(plane))?;
+                    at(layout.offset, layout.size)
+                }
+                Some(plane) => at(0, dev.image_size_in_memory(i, Some(info.plane_aspect(plane)))?),
+            }
+        }
+    }
+}
+
+fn bound(dev: &Device, resource: Resource, memory: vk::DeviceMemory, planes: Planes, offset: u64) {
+    let span = match dev.state.with_memory(|t| t.is_dynamic(memory)) {
+        true => span_of(dev, resource, planes, offset),
+        false => None,
+    };
+    if dev.state.with_memory(|t| t.bind(resource, memory, planes, span)) {
         dev.state.count(|s| &s.external_binds);
         log_trace!(
-            "{}: {resource:?} bound to external memory {:#x}",
+            "{}: {resource:?} ({planes:?}, {span:?}) bound to external memory {:#x}",
             dev.state.name,
             vk::Handle::as_raw(memory)
         );
     }
 }
 
+/// `for_dma_buf`: the image is created for dma-buf memory.
+pub fn create_image(
+    dev: &Device,
+    info: &vk::ImageCreateInfo<'_>,
+    for_dma_buf: bool,
+    allocator: Option<&vk::AllocationCallbacks<'_>>,
+    image: &mut vk::Image,
+) -> vk::Result {
+    let result = dev.create_image(info, allocator, image);
+    if result == vk::Result::SUCCESS && for_dma_buf && dev.state.has_external_memory() {
+        let record = ImageInfo::new(info.format, info.tiling, info.flags);
+        dev.state.with_memory(|t| t.image_created(*image, record));
+    }
+    result
+}
+
 pub fn bind_buffer(dev: &Device, buffer: vk::Buffer, memory: vk::DeviceMemory, offset: u64) -> vk::Result {
     let result = dev.bind_buffer_memory(buffer, memory, offset);
     if result == vk::Result::SUCCESS && dev.state.has_external_memory() {
-        bound(dev, Resource::Buffer(buffer), memory);
+        bound(dev, Resource::Buffer(buffer), memory, Planes::ALL, offset);
     }
     result
 }
@@ -28,7 +72,7 @@ pub fn bind_buffer(dev: &Device, buffer: vk::Buffer, memory: vk::DeviceMemory, o
 pub fn bind_image(dev: &Device, image: vk::Image, memory: vk::DeviceMemory, offset: u64) -> vk::Result {
     let result = dev.bind_image_memory(image, memory, offset);
     if result == vk::Result::SUCCESS && dev.state.has_external_memory() {
-        bound(dev, Resource::Image(image), memory);
+        bound(dev, Resource::Image(image), memory, Planes::ALL, offset);
     }
     result
 }
@@ -38,17 +82,18 @@ pub fn bind_buffers(dev: &Device, infos: &[vk::BindBufferMemoryInfo<'_>]) -> vk:
     // On failure the bindings' state is undefined (the spec); track none.
     if result == vk::Result::SUCCESS && dev.state.has_external_memory() {
         for i in infos {
-            bound(dev, Resource::Buffer(i.buffer), i.memory);
+            bound(dev, Resource::Buffer(i.buffer), i.memory, Planes::ALL, i.memory_offset);
         }
     }
     result
 }
 
-pub fn bind_images(dev: &Device, infos: &[vk::BindImageMemoryInfo<'_>]) -> vk::Result {
+/// `planes[i]`: what `infos[i]` binds (a plane of a disjoint image, or all).
+pub fn bind_images(dev: &Device, infos: &[vk::BindImageMemoryInfo<'_>], planes: &[Planes]) -> vk::Result {
     let result = dev.bind_image_memory2(infos);
     if result == vk::Result::SUCCESS && dev.state.has_external_memory() {
-        for i in infos {
-            bound(dev, Resource::Image(i.image), i.memory);
+        for (i, p) in infos.iter().zip(planes) {
+            bound(dev, Resource::Image(i.image), i.memory, *p, i.memory_offset);
         }
     }
     result

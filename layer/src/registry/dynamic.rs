@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use ash::vk;
 
+use super::span::Span;
+
 /// `DYNABUF_ATTACH`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttachMode {
@@ -55,6 +57,8 @@ impl EvictPolicy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Copies {
     pub family: u32,
+    /// The bytes they copy: those the attachment's resources occupy.
+    pub extent: Span,
     pub pool: vk::CommandPool,
     /// dma-buf → backing, and backing → dma-buf.
     pub copy_in: vk::CommandBuffer,
@@ -76,8 +80,11 @@ impl Internal {
         Internal { memory, buffer, copies: Vec::new() }
     }
 
-    pub fn copies_for(&self, family: u32) -> Option<Copies> {
-        self.copies.iter().find(|c| c.family == family).copied()
+    /// The copies recorded for `family` over `extent` (a binding that
+    /// changes the extent gets copies of its own; the older ones stay until
+    /// the import goes, since submissions may still hold them).
+    pub fn copies_for(&self, family: u32, extent: Span) -> Option<Copies> {
+        self.copies.iter().find(|c| c.family == family && c.extent == extent).copied()
     }
 }
 
@@ -128,6 +135,10 @@ pub struct Dynamic {
     /// use copies in, whether it acquires or only releases (a release of a
     /// partly written backing would otherwise publish uninitialised bytes).
     pub stale: bool,
+    /// The bytes the backing holds the dma-buf's content for (copies cover
+    /// the extent of the bound resources; a binding outside it makes the
+    /// backing stale again).
+    pub extent: Span,
 }
 
 /// What [`Dynamic::begin_use`] found.
@@ -157,6 +168,7 @@ impl Dynamic {
             last_used_at: Instant::now(),
             mapped: None,
             stale: true,
+            extent: Span { offset: 0, size },
         }
     }
 
@@ -199,11 +211,15 @@ impl Dynamic {
         }
     }
 
-    /// Starts a use on queue family `family`.
-    pub fn begin_use(&mut self, family: u32) -> Use {
+    /// Starts a use on queue family `family` of the bytes in `extent`.
+    pub fn begin_use(&mut self, family: u32, extent: Span) -> Use {
+        if !matches!(self.residency, Residency::Moving) {
+            self.stale |= !self.extent.contains(extent);
+            self.extent = extent;
+        }
         match &self.residency {
             Residency::Moving => Use::Busy,
-            Residency::Resident(i) => match i.copies_for(family) {
+            Residency::Resident(i) => match i.copies_for(family, extent) {
                 Some(c) => {
                     self.in_flight += 1;
                     Use::Ready(c)
@@ -332,9 +348,12 @@ mod tests {
         Internal::new(vk::DeviceMemory::from_raw(n), vk::Buffer::from_raw(n))
     }
 
+    const ALL: Span = Span { offset: 0, size: 64 };
+
     fn copies(family: u32) -> Copies {
         Copies {
             family,
+            extent: ALL,
             pool: vk::CommandPool::from_raw(7),
             copy_in: vk::CommandBuffer::from_raw(8),
             copy_out: vk::CommandBuffer::from_raw(9),
@@ -344,7 +363,7 @@ mod tests {
     #[test]
     fn an_attachment_in_flight_or_mapped_is_not_evicted() {
         let mut d = Dynamic::new(64, 0, vk::Buffer::null(), internal(1));
-        assert_eq!(d.begin_use(0), Use::Work(Some(internal(1))));
+        assert_eq!(d.begin_use(0, ALL), Use::Work(Some(internal(1))));
         let mut i = internal(1);
         i.copies.push(copies(0));
         d.end_work(Some(i), true);
@@ -357,12 +376,12 @@ mod tests {
         assert_eq!(d.unmap(), Some(vk::DeviceMemory::from_raw(1)));
         let (taken, uses) = d.begin_evict().unwrap();
         assert_eq!(uses, vec![(q, vk::Semaphore::from_raw(6), 3)]);
-        assert_eq!(d.begin_use(0), Use::Busy, "moving");
+        assert_eq!(d.begin_use(0, ALL), Use::Busy, "moving");
         d.end_evict(Ok(()));
         drop(taken);
         assert_eq!(d.residency, Residency::Invalidated);
         assert!(d.last_uses.is_empty());
-        assert_eq!(d.begin_use(0), Use::Work(None));
+        assert_eq!(d.begin_use(0, ALL), Use::Work(None));
         d.end_work(None, true);
         assert_eq!((d.residency.clone(), d.in_flight), (Residency::Invalidated, 0));
     }
@@ -375,13 +394,13 @@ mod tests {
         let (a, b) = (vk::Queue::from_raw(1), vk::Queue::from_raw(2));
         let t = vk::Semaphore::from_raw(9);
         for (q, v) in [(a, 1), (b, 1), (a, 2)] {
-            assert!(matches!(d.begin_use(0), Use::Ready(_)));
+            assert!(matches!(d.begin_use(0, ALL), Use::Ready(_)));
             d.finish_use(Some((q, t, v)), Instant::now());
         }
         assert_eq!(d.last_uses, vec![(a, t, 2), (b, t, 1)]);
         assert_eq!(d.in_flight, 0);
         // A use on another family needs copies recorded first.
-        assert_eq!(d.begin_use(1), Use::Work(Some(d_internal_with(0))));
+        assert_eq!(d.begin_use(1, ALL), Use::Work(Some(d_internal_with(0))));
     }
 
     fn d_internal_with(family: u32) -> Internal {
@@ -438,5 +457,28 @@ mod tests {
         // 2 MiB about to come in: one more must go.
         assert_eq!(victims(EvictPolicy::Budget(6 * mib), 1, now, &r, 2 * mib), vec![2, 1]);
         assert_eq!(victims(EvictPolicy::Budget(8 * mib), 1, now, &r, 0), Vec::<u64>::new());
+    }
+
+    /// A binding beyond what the backing was filled for makes it stale (its
+    /// next use copies in); a narrower one needs copies of its own but keeps
+    /// the content.
+    #[test]
+    fn an_extent_beyond_the_filled_one_refills_the_backing() {
+        let mut d = Dynamic::new(64, 0, vk::Buffer::null(), d_internal_with(0));
+        d.stale = false;
+        let low = Span { offset: 0, size: 16 };
+        assert_eq!(d.begin_use(0, low), Use::Work(Some(d_internal_with(0))), "no copies for this extent yet");
+        assert!(!d.stale);
+        let mut i = d_internal_with(0);
+        i.copies.push(Copies { extent: low, ..copies(0) });
+        d.end_work(Some(i), true);
+        d.finish_use(None, Instant::now());
+        assert!(matches!(d.begin_use(0, low), Use::Ready(c) if c.extent == low));
+        d.finish_use(None, Instant::now());
+        assert!(!d.stale);
+        let wider = Span { offset: 0, size: 32 };
+        assert!(matches!(d.begin_use(0, wider), Use::Work(Some(_))));
+        assert!(d.stale, "bytes 16..32 were never copied in");
+        assert_eq!(d.extent, wider);
     }
 }

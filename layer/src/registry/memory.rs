@@ -7,6 +7,9 @@ use std::sync::Arc;
 use ash::vk;
 
 use super::dma_bufs::DmaBufKey;
+use super::images::ImageInfo;
+use super::planes::Planes;
+pub use super::span::Span;
 
 /// A buffer or an image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -75,12 +78,25 @@ impl ExternalMemory {
     }
 }
 
+/// One binding of (part of) a resource.
+#[derive(Clone, Copy, Debug)]
+struct Binding {
+    memory: vk::DeviceMemory,
+    planes: Planes,
+    /// Where it lies in the memory; `None` when the layer did not ask
+    /// (pinned memory, where nothing is copied).
+    span: Option<Span>,
+}
+
 /// All external memory of one device, with a reverse index from resource to
-/// memory so destroying a resource finds its binding without a scan.
+/// its bindings (one, or one per plane of a disjoint image) so destroying a
+/// resource finds them without a scan, and the images created for external
+/// memory.
 #[derive(Debug, Default)]
 pub struct MemoryTable {
     memories: HashMap<vk::DeviceMemory, ExternalMemory>,
-    bound_to: HashMap<Resource, vk::DeviceMemory>,
+    bound_to: HashMap<Resource, Vec<Binding>>,
+    images: HashMap<vk::Image, ImageInfo>,
 }
 
 impl MemoryTable {
@@ -101,7 +117,16 @@ impl MemoryTable {
             // A handle value reused after a free the layer missed: forget the
             // stale bindings too.
             for r in old.bound {
-                self.bound_to.remove(&r);
+                self.forget_binding(r, memory);
+            }
+        }
+    }
+
+    fn forget_binding(&mut self, resource: Resource, memory: vk::DeviceMemory) {
+        if let Some(list) = self.bound_to.get_mut(&resource) {
+            list.retain(|b| b.memory != memory);
+            if list.is_empty() {
+                self.bound_to.remove(&resource);
             }
         }
     }
@@ -110,39 +135,100 @@ impl MemoryTable {
     pub fn remove(&mut self, memory: vk::DeviceMemory) -> Option<ExternalMemory> {
         let record = self.memories.remove(&memory)?;
         for r in &record.bound {
-            self.bound_to.remove(r);
+            self.forget_binding(*r, memory);
         }
         Some(record)
     }
 
-    /// Records that `resource` is bound to `memory`, when `memory` is tracked.
+    /// Records that `planes` of `resource` (all of it, unless a plane of a
+    /// disjoint image) are bound to `memory`, when `memory` is tracked.
     /// Returns whether it was.
-    pub fn bind(&mut self, resource: Resource, memory: vk::DeviceMemory) -> bool {
+    pub fn bind(
+        &mut self,
+        resource: Resource,
+        memory: vk::DeviceMemory,
+        planes: Planes,
+        span: Option<Span>,
+    ) -> bool {
         let Some(record) = self.memories.get_mut(&memory) else {
             return false;
         };
-        record.bound.push(resource);
-        self.bound_to.insert(resource, memory);
+        if !record.bound.contains(&resource) {
+            record.bound.push(resource);
+        }
+        let list = self.bound_to.entry(resource).or_default();
+        match list.iter_mut().find(|b| b.memory == memory) {
+            Some(b) => {
+                b.planes = b.planes.union(planes);
+                b.span = b.span.zip(span).map(|(a, b)| a.cover(b));
+            }
+            None => list.push(Binding { memory, planes, span }),
+        }
         true
     }
 
-    /// Forgets `resource`'s binding. Returns the memory it was bound to.
-    pub fn unbind(&mut self, resource: Resource) -> Option<vk::DeviceMemory> {
-        let memory = self.bound_to.remove(&resource)?;
-        if let Some(record) = self.memories.get_mut(&memory) {
-            record.bound.retain(|r| *r != resource);
+    /// The bytes of `memory` its bound resources occupy; `None` for all of
+    /// it (nothing bound, or a binding whose place is unknown).
+    pub fn extent_of(&self, memory: vk::DeviceMemory) -> Option<Span> {
+        let record = self.memories.get(&memory)?;
+        let mut spans = record
+            .bound
+            .iter()
+            .flat_map(|r| self.bound_to.get(r).into_iter().flatten())
+            .filter(|b| b.memory == memory)
+            .map(|b| b.span);
+        let first = spans.next()??;
+        spans.try_fold(first, |acc, s| Some(acc.cover(s?)))
+    }
+
+    /// Whether `memory` is a dynamic attachment (its bindings' places are
+    /// worth asking the driver for).
+    pub fn is_dynamic(&self, memory: vk::DeviceMemory) -> bool {
+        self.memories.get(&memory).is_some_and(|r| r.dynamic.is_some())
+    }
+
+    /// An image created for external memory.
+    pub fn image_created(&mut self, image: vk::Image, info: ImageInfo) {
+        self.images.insert(image, info);
+    }
+
+    pub fn image_info(&self, image: vk::Image) -> Option<ImageInfo> {
+        self.images.get(&image).copied()
+    }
+
+    /// Forgets `resource`'s bindings. Returns the memories it was bound to.
+    /// Also forgets an image's creation record.
+    pub fn unbind(&mut self, resource: Resource) -> Vec<vk::DeviceMemory> {
+        if let Resource::Image(i) = resource {
+            self.images.remove(&i);
         }
-        Some(memory)
+        let list = self.bound_to.remove(&resource).unwrap_or_default();
+        for b in &list {
+            if let Some(record) = self.memories.get_mut(&b.memory) {
+                record.bound.retain(|r| *r != resource);
+            }
+        }
+        list.into_iter().map(|b| b.memory).collect()
     }
 
-    /// The tracked memory `resource` is bound to.
-    pub fn memory_of(&self, resource: Resource) -> Option<vk::DeviceMemory> {
-        self.bound_to.get(&resource).copied()
+    /// Whether any part of `resource` is bound to tracked memory.
+    pub fn is_bound(&self, resource: Resource) -> bool {
+        self.bound_to.contains_key(&resource)
     }
 
-    /// The dma-buf behind the memory `resource` is bound to.
-    pub fn dma_buf_of(&self, resource: Resource) -> Option<&DmaBufRef> {
-        self.memories.get(self.bound_to.get(&resource)?)?.dma_buf.as_ref()
+    /// The tracked memories that hold `planes` of `resource`, each once,
+    /// with the dma-buf behind each (if known).
+    pub fn bindings_of(
+        &self,
+        resource: Resource,
+        planes: Planes,
+    ) -> impl Iterator<Item = (vk::DeviceMemory, &ExternalMemory)> + '_ {
+        self.bound_to
+            .get(&resource)
+            .into_iter()
+            .flatten()
+            .filter(move |b| b.planes.overlaps(planes))
+            .filter_map(|b| Some((b.memory, self.memories.get(&b.memory)?)))
     }
 
     /// Every dma-buf of the device with its memory (for
@@ -194,6 +280,11 @@ mod tests {
     use super::*;
     use ash::vk::Handle;
 
+    fn memory_of(t: &MemoryTable, r: Resource) -> Option<vk::DeviceMemory> {
+        let all: Vec<_> = t.bindings_of(r, Planes::ALL).map(|(m, _)| m).collect();
+        assert!(all.len() <= 1);
+        all.first().copied()
+    }
     fn mem(n: u64) -> vk::DeviceMemory {
         vk::DeviceMemory::from_raw(n)
     }
@@ -213,10 +304,10 @@ mod tests {
     fn bind_only_to_tracked_memory() {
         let mut t = MemoryTable::default();
         t.insert(mem(1), dma_import());
-        assert!(t.bind(buf(10), mem(1)));
-        assert!(!t.bind(buf(11), mem(2)));
-        assert_eq!(t.memory_of(buf(10)), Some(mem(1)));
-        assert_eq!(t.memory_of(buf(11)), None);
+        assert!(t.bind(buf(10), mem(1), Planes::ALL, None));
+        assert!(!t.bind(buf(11), mem(2), Planes::ALL, None));
+        assert_eq!(memory_of(&t, buf(10)), Some(mem(1)));
+        assert_eq!(memory_of(&t, buf(11)), None);
     }
 
     #[test]
@@ -224,13 +315,13 @@ mod tests {
         let mut t = MemoryTable::default();
         t.insert(mem(1), dma_import());
         t.insert(mem(2), dma_import());
-        t.bind(buf(10), mem(1));
-        t.bind(Resource::Image(vk::Image::from_raw(20)), mem(1));
-        t.bind(buf(30), mem(2));
+        t.bind(buf(10), mem(1), Planes::ALL, None);
+        t.bind(Resource::Image(vk::Image::from_raw(20)), mem(1), Planes::ALL, None);
+        t.bind(buf(30), mem(2), Planes::ALL, None);
         let gone = t.remove(mem(1)).unwrap();
         assert_eq!(gone.bound.len(), 2);
-        assert_eq!(t.memory_of(buf(10)), None);
-        assert_eq!(t.memory_of(buf(30)), Some(mem(2)));
+        assert_eq!(memory_of(&t, buf(10)), None);
+        assert_eq!(memory_of(&t, buf(30)), Some(mem(2)));
         assert_eq!(t.len(), 1);
         assert!(t.remove(mem(1)).is_none());
     }
@@ -239,11 +330,11 @@ mod tests {
     fn destroying_a_resource_unbinds_it() {
         let mut t = MemoryTable::default();
         t.insert(mem(1), dma_import());
-        t.bind(buf(10), mem(1));
-        t.bind(buf(11), mem(1));
-        assert_eq!(t.unbind(buf(10)), Some(mem(1)));
+        t.bind(buf(10), mem(1), Planes::ALL, None);
+        t.bind(buf(11), mem(1), Planes::ALL, None);
+        assert_eq!(t.unbind(buf(10)), vec![mem(1)]);
         assert_eq!(t.get(mem(1)).unwrap().bound, vec![buf(11)]);
-        assert_eq!(t.unbind(buf(10)), None);
+        assert!(t.unbind(buf(10)).is_empty());
     }
 
     #[test]
@@ -280,8 +371,67 @@ mod tests {
     fn reinserting_a_handle_forgets_stale_bindings() {
         let mut t = MemoryTable::default();
         t.insert(mem(1), dma_import());
-        t.bind(buf(10), mem(1));
+        t.bind(buf(10), mem(1), Planes::ALL, None);
         t.insert(mem(1), dma_import());
-        assert_eq!(t.memory_of(buf(10)), None);
+        assert_eq!(memory_of(&t, buf(10)), None);
+    }
+
+    #[test]
+    fn a_disjoint_image_has_one_binding_per_plane_and_barriers_pick_theirs() {
+        use vk::ImageAspectFlags as A;
+        let mut t = MemoryTable::default();
+        let image = Resource::Image(vk::Image::from_raw(20));
+        t.insert(mem(1), dma_import());
+        t.insert(mem(2), dma_import());
+        assert!(t.bind(image, mem(1), Planes::of_aspect(A::PLANE_0), None));
+        assert!(t.bind(image, mem(2), Planes::of_aspect(A::PLANE_1), None));
+        let picked = |t: &MemoryTable, aspect| {
+            t.bindings_of(image, Planes::of_aspect(aspect)).map(|(m, _)| m).collect::<Vec<_>>()
+        };
+        assert_eq!(picked(&t, A::PLANE_0), vec![mem(1)]);
+        assert_eq!(picked(&t, A::PLANE_1), vec![mem(2)]);
+        assert_eq!(picked(&t, A::COLOR), vec![mem(1), mem(2)]);
+        assert_eq!(picked(&t, A::PLANE_2), Vec::<vk::DeviceMemory>::new());
+        // Freeing one plane's memory keeps the other binding.
+        t.remove(mem(1));
+        assert_eq!(picked(&t, A::COLOR), vec![mem(2)]);
+        assert_eq!(t.unbind(image), vec![mem(2)]);
+        assert!(!t.is_bound(image));
+    }
+
+    #[test]
+    fn two_planes_in_one_memory_are_one_binding() {
+        use vk::ImageAspectFlags as A;
+        let mut t = MemoryTable::default();
+        let image = Resource::Image(vk::Image::from_raw(20));
+        t.insert(mem(1), dma_import());
+        t.bind(image, mem(1), Planes::of_aspect(A::PLANE_0), None);
+        t.bind(image, mem(1), Planes::of_aspect(A::PLANE_1), None);
+        assert_eq!(t.bindings_of(image, Planes::ALL).count(), 1);
+        assert_eq!(t.bindings_of(image, Planes::of_aspect(A::PLANE_1)).count(), 1);
+        assert_eq!(t.get(mem(1)).unwrap().bound, vec![image]);
+    }
+
+    /// Two imports of one dma-buf holding a disjoint image's planes at two
+    /// offsets: each copies only the bytes of its own plane, so neither
+    /// overwrites the other's in the dma-buf.
+    #[test]
+    fn the_extent_of_a_memory_covers_exactly_its_bindings() {
+        use vk::ImageAspectFlags as A;
+        let mut t = MemoryTable::default();
+        let image = Resource::Image(vk::Image::from_raw(20));
+        t.insert(mem(1), dma_import());
+        t.insert(mem(2), dma_import());
+        assert_eq!(t.extent_of(mem(1)), None, "nothing bound: all of it");
+        t.bind(image, mem(1), Planes::of_aspect(A::PLANE_0), Some(Span { offset: 0, size: 1024 }));
+        t.bind(image, mem(2), Planes::of_aspect(A::PLANE_1), Some(Span { offset: 1024, size: 512 }));
+        assert_eq!(t.extent_of(mem(1)), Some(Span { offset: 0, size: 1024 }));
+        assert_eq!(t.extent_of(mem(2)), Some(Span { offset: 1024, size: 512 }));
+        t.bind(buf(10), mem(1), Planes::ALL, Some(Span { offset: 2048, size: 16 }));
+        assert_eq!(t.extent_of(mem(1)), Some(Span { offset: 0, size: 2064 }));
+        t.bind(buf(11), mem(1), Planes::ALL, None);
+        assert_eq!(t.extent_of(mem(1)), None, "a binding of unknown place: all of it");
+        assert!(Span { offset: 0, size: 10 }.contains(Span { offset: 2, size: 8 }));
+        assert!(!Span { offset: 0, size: 10 }.contains(Span { offset: 2, size: 9 }));
     }
 }

@@ -13,9 +13,14 @@
 pub mod caps;
 pub mod dma_bufs;
 pub mod dynamic;
+pub mod images;
 pub mod memory;
+pub mod planes;
+pub mod span;
 pub mod transfers;
 
 pub use dma_bufs::{AttachmentRef, DmaBufInfo, DmaBufKey, DmaBufRegistry};
-pub use memory::{DmaBufRef, ExternalKind, ExternalMemory, MemoryTable, Resource};
+pub use images::ImageInfo;
+pub use memory::{DmaBufRef, ExternalKind, ExternalMemory, MemoryTable, Resource, Span};
+pub use planes::Planes;
 pub use transfers::{CommandLog, Direction, OwnershipTransfer};

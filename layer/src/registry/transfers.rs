@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use ash::vk;
 
 use super::memory::Resource;
+use super::planes::Planes;
 
 /// Which way a resource moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -22,6 +23,9 @@ pub enum Direction {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct OwnershipTransfer {
     pub resource: Resource,
+    /// The planes the barrier names (a disjoint image's planes may live in
+    /// different dma-bufs); [`Planes::ALL`] for buffers and whole images.
+    pub planes: Planes,
     pub direction: Direction,
     /// Acquire: the GPU will write (so wait for readers too). Release: the
     /// GPU wrote (so the published fence is a write fence). Unknown counts
@@ -72,23 +76,49 @@ pub fn writes(access: vk::AccessFlags2) -> bool {
     access.intersects(WRITE_ACCESS)
 }
 
-/// Builds the transfer a barrier describes, if it is one.
-/// `dst_access` is the barrier's destination access (what an acquire will
-/// do); a release is always counted as written until write tracking knows
-/// better.
+/// One barrier, as far as ownership transfers are concerned.
+#[derive(Clone, Copy, Debug)]
+pub struct Barrier {
+    pub resource: Resource,
+    pub planes: Planes,
+    pub src_family: u32,
+    pub dst_family: u32,
+    /// What an acquire will do.
+    pub dst_access: vk::AccessFlags2,
+    /// An image layout transition (old layout != new layout): it rewrites
+    /// the image's memory, so an acquire that carries one writes.
+    pub transitions_layout: bool,
+}
+
+impl Barrier {
+    pub fn buffer(
+        buffer: vk::Buffer,
+        src_family: u32,
+        dst_family: u32,
+        dst_access: vk::AccessFlags2,
+    ) -> Self {
+        Barrier {
+            resource: Resource::Buffer(buffer),
+            planes: Planes::ALL,
+            src_family,
+            dst_family,
+            dst_access,
+            transitions_layout: false,
+        }
+    }
+}
+
+/// Builds the transfer a barrier describes, if it is one. An acquire writes
+/// when its destination access does or it transitions the layout; a
+/// release is always counted as written until write tracking knows better.
 #[inline]
-pub fn transfer_of(
-    resource: Resource,
-    src_family: u32,
-    dst_family: u32,
-    dst_access: vk::AccessFlags2,
-) -> Option<OwnershipTransfer> {
-    let direction = classify(src_family, dst_family)?;
+pub fn transfer_of(b: Barrier) -> Option<OwnershipTransfer> {
+    let direction = classify(b.src_family, b.dst_family)?;
     let writes = match direction {
-        Direction::Acquire => writes(dst_access),
+        Direction::Acquire => writes(b.dst_access) || b.transitions_layout,
         Direction::Release => true,
     };
-    Some(OwnershipTransfer { resource, direction, writes })
+    Some(OwnershipTransfer { resource: b.resource, planes: b.planes, direction, writes })
 }
 
 /// Transfers recorded per command buffer, and which pool each command
@@ -165,8 +195,8 @@ mod tests {
     const EXTERNAL: u32 = vk::QUEUE_FAMILY_EXTERNAL;
     const IGNORED: u32 = vk::QUEUE_FAMILY_IGNORED;
 
-    fn res(n: u64) -> Resource {
-        Resource::Buffer(vk::Buffer::from_raw(n))
+    fn transfer_of(r: u64, src: u32, dst: u32, access: vk::AccessFlags2) -> Option<OwnershipTransfer> {
+        super::transfer_of(Barrier::buffer(vk::Buffer::from_raw(r), src, dst, access))
     }
     fn cb(n: u64) -> vk::CommandBuffer {
         vk::CommandBuffer::from_raw(n)
@@ -189,28 +219,40 @@ mod tests {
 
     #[test]
     fn acquire_writes_follow_destination_access_and_releases_count_as_written() {
-        let read = transfer_of(res(1), FOREIGN, LOCAL, vk::AccessFlags2::SHADER_READ).unwrap();
+        let read = transfer_of(1, FOREIGN, LOCAL, vk::AccessFlags2::SHADER_READ).unwrap();
         assert!(!read.writes);
-        let write = transfer_of(
-            res(1),
-            FOREIGN,
-            LOCAL,
-            vk::AccessFlags2::SHADER_READ | vk::AccessFlags2::SHADER_WRITE,
-        )
-        .unwrap();
+        let write =
+            transfer_of(1, FOREIGN, LOCAL, vk::AccessFlags2::SHADER_READ | vk::AccessFlags2::SHADER_WRITE)
+                .unwrap();
         assert!(write.writes);
         let legacy = vk::AccessFlags2::from_raw(vk::AccessFlags::TRANSFER_WRITE.as_raw() as u64);
-        assert!(transfer_of(res(1), EXTERNAL, LOCAL, legacy).unwrap().writes);
-        let release = transfer_of(res(1), LOCAL, FOREIGN, vk::AccessFlags2::empty()).unwrap();
+        assert!(transfer_of(1, EXTERNAL, LOCAL, legacy).unwrap().writes);
+        let release = transfer_of(1, LOCAL, FOREIGN, vk::AccessFlags2::empty()).unwrap();
         assert_eq!((release.direction, release.writes), (Direction::Release, true));
-        assert!(transfer_of(res(1), LOCAL, LOCAL, vk::AccessFlags2::SHADER_WRITE).is_none());
+        assert!(transfer_of(1, LOCAL, LOCAL, vk::AccessFlags2::SHADER_WRITE).is_none());
+    }
+
+    #[test]
+    fn an_image_acquire_that_transitions_its_layout_writes() {
+        let image = |transitions_layout| Barrier {
+            resource: Resource::Image(vk::Image::from_raw(5)),
+            planes: Planes::of_aspect(vk::ImageAspectFlags::PLANE_1),
+            src_family: FOREIGN,
+            dst_family: LOCAL,
+            dst_access: vk::AccessFlags2::SHADER_SAMPLED_READ,
+            transitions_layout,
+        };
+        let kept = super::transfer_of(image(false)).unwrap();
+        assert!(!kept.writes);
+        assert_eq!(kept.planes, Planes::of_aspect(vk::ImageAspectFlags::PLANE_1));
+        assert!(super::transfer_of(image(true)).unwrap().writes);
     }
 
     #[test]
     fn begin_reset_free_and_pool_reset_forget_records() {
         let pool = vk::CommandPool::from_raw(100);
         let other = vk::CommandPool::from_raw(200);
-        let t = transfer_of(res(1), FOREIGN, LOCAL, vk::AccessFlags2::SHADER_READ).unwrap();
+        let t = transfer_of(1, FOREIGN, LOCAL, vk::AccessFlags2::SHADER_READ).unwrap();
         let mut log = CommandLog::default();
         log.allocated(pool, &[cb(1), cb(2)]);
         log.allocated(other, &[cb(3)]);

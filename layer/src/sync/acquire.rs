@@ -53,7 +53,7 @@ pub fn batch(
     ioctl_failed: &dyn Fn(&str, &dyn std::fmt::Display),
 ) -> Acquired {
     let mut out = Acquired::default();
-    for a in acquires {
+    for a in &super::plan::once_per_dma_buf(acquires) {
         let access = if a.writes { Access::Write } else { Access::Read };
         if dma_buf::is_idle(a.fd.as_fd(), access).unwrap_or(false) {
             dev.state.count(|s| &s.acquires_ready);

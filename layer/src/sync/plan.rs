@@ -51,8 +51,11 @@ impl Plan {
     }
 }
 
+/// Adds `h` to `list`, merged with an earlier hand-over of the same memory
+/// (two memories importing one dma-buf, such as the planes of a disjoint
+/// image at two offsets, stay apart: each is its own attachment).
 fn merge(list: &mut Vec<Handover>, h: Handover) {
-    match list.iter_mut().find(|x| x.key == h.key) {
+    match list.iter_mut().find(|x| x.key == h.key && x.memory == h.memory) {
         Some(x) => {
             x.writes |= h.writes;
             x.batch = x.batch.max(h.batch);
@@ -64,6 +67,20 @@ fn merge(list: &mut Vec<Handover>, h: Handover) {
         }
         None => list.push(h),
     }
+}
+
+/// `list` with one entry per dma-buf (written if any of its entries is): an
+/// acquire waits for a dma-buf's fences once and a release publishes into it
+/// once, however many of the submission's memories import it.
+pub fn once_per_dma_buf(list: &[Handover]) -> Vec<Handover> {
+    let mut once: Vec<Handover> = Vec::with_capacity(list.len());
+    for h in list {
+        match once.iter_mut().find(|x| x.key == h.key) {
+            Some(x) => x.writes |= h.writes,
+            None => once.push(h.clone()),
+        }
+    }
+    once
 }
 
 /// Builds the plan. Work scales with the submission's command buffers and
@@ -117,23 +134,24 @@ pub fn build(dev: &Device, submits: &Submits<'_>, scope: SyncScope) -> Plan {
     dev.state.with_memory(|t| {
         for (batch, transfers) in recorded {
             for x in transfers {
-                let (Some(d), Some(memory)) = (t.dma_buf_of(x.resource), t.memory_of(x.resource)) else {
-                    continue;
-                };
-                let dynamic = t.get(memory).is_some_and(|r| r.dynamic.is_some());
-                let h = Handover {
-                    key: d.key,
-                    memory,
-                    dynamic,
-                    fd: d.fd.clone(),
-                    writes: x.writes,
-                    batch,
-                    release_batches: Vec::new(),
-                };
-                match x.direction {
-                    Direction::Acquire => merge(plan.acquires.entry(batch).or_default(), h),
-                    Direction::Release => {
-                        merge(&mut plan.releases, Handover { release_batches: vec![batch], ..h })
+                // Every dma-buf the barrier's planes are bound to (one for
+                // a buffer or a non-disjoint image).
+                for (memory, record) in t.bindings_of(x.resource, x.planes) {
+                    let Some(d) = &record.dma_buf else { continue };
+                    let h = Handover {
+                        key: d.key,
+                        memory,
+                        dynamic: record.dynamic.is_some(),
+                        fd: d.fd.clone(),
+                        writes: x.writes,
+                        batch,
+                        release_batches: Vec::new(),
+                    };
+                    match x.direction {
+                        Direction::Acquire => merge(plan.acquires.entry(batch).or_default(), h),
+                        Direction::Release => {
+                            merge(&mut plan.releases, Handover { release_batches: vec![batch], ..h })
+                        }
                     }
                 }
             }
@@ -147,10 +165,14 @@ mod tests {
     use super::*;
 
     fn release(ino: u64, batch: usize, writes: bool) -> Handover {
+        of_memory(ino, 0, batch, writes)
+    }
+
+    fn of_memory(ino: u64, memory: u64, batch: usize, writes: bool) -> Handover {
         let fd = std::fs::File::open("/dev/null").map(OwnedFd::from).expect("/dev/null");
         Handover {
             key: DmaBufKey { dev: 1, ino },
-            memory: ash::vk::DeviceMemory::null(),
+            memory: ash::vk::Handle::from_raw(memory),
             dynamic: true,
             fd: Arc::new(fd),
             writes,
@@ -171,5 +193,21 @@ mod tests {
         assert_eq!(list.len(), 2);
         assert_eq!((list[0].batch, list[0].writes, list[0].release_batches.clone()), (2, true, vec![0, 2]));
         assert_eq!(list[1].release_batches, vec![1]);
+    }
+
+    /// Two memories importing one dma-buf (a disjoint image's planes at two
+    /// offsets) are two attachments in the plan, but the dma-buf is waited
+    /// for and published into once, written if either writes.
+    #[test]
+    fn two_imports_of_one_dma_buf_stay_apart_and_sync_once() {
+        let mut list = Vec::new();
+        merge(&mut list, of_memory(7, 1, 0, false));
+        merge(&mut list, of_memory(7, 2, 0, true));
+        merge(&mut list, of_memory(8, 3, 0, false));
+        assert_eq!(list.len(), 3);
+        let once = once_per_dma_buf(&list);
+        assert_eq!(once.len(), 2);
+        assert!(once[0].writes && once[0].key.ino == 7);
+        assert!(!once[1].writes && once[1].key.ino == 8);
     }
 }

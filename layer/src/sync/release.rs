@@ -131,11 +131,11 @@ impl Publisher {
         releases: &[Handover],
         timeout: Duration,
     ) -> Option<Reuse> {
-        let targets: Vec<Target> = releases
-            .iter()
-            .map(|r| (r.fd.clone(), if r.writes { Access::Write } else { Access::Read }, r.key.to_string()))
+        let targets: Vec<Target> = super::plan::once_per_dma_buf(releases)
+            .into_iter()
+            .map(|r| (r.fd, if r.writes { Access::Write } else { Access::Read }, r.key.to_string()))
             .collect();
-        for _ in releases {
+        for _ in &targets {
             dev.state.count(|s| &s.releases_published);
         }
         let slot: JobSlot = Arc::new((Mutex::new(JobState::Pending), Condvar::new()));

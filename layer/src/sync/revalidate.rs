@@ -16,7 +16,7 @@ use ash::vk;
 
 use crate::dispatch::Device;
 use crate::registry::dynamic::{Copies, Dynamic, Internal, Use};
-use crate::registry::DmaBufKey;
+use crate::registry::{DmaBufKey, Span};
 use crate::sys::dma_buf;
 
 const DMA_BUF: vk::ExternalMemoryHandleTypeFlags = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
@@ -41,7 +41,7 @@ pub fn drop_internal(dev: &Device, internal: Internal) {
 fn record_copies(
     dev: &Device,
     backing_buffer: vk::Buffer,
-    size: u64,
+    extent: Span,
     internal: &mut Internal,
     family: u32,
 ) -> Result<Copies, vk::Result> {
@@ -49,12 +49,12 @@ fn record_copies(
     let recorded = (|| {
         let copy_in = dev.layer_command_buffer(pool)?;
         let copy_out = dev.layer_command_buffer(pool)?;
-        match dev.record_copy(copy_in, internal.buffer, backing_buffer, size) {
+        match dev.record_copy(copy_in, internal.buffer, backing_buffer, extent) {
             vk::Result::SUCCESS => {}
             e => return Err(e),
         }
-        match dev.record_copy(copy_out, backing_buffer, internal.buffer, size) {
-            vk::Result::SUCCESS => Ok(Copies { family, pool, copy_in, copy_out }),
+        match dev.record_copy(copy_out, backing_buffer, internal.buffer, extent) {
+            vk::Result::SUCCESS => Ok(Copies { family, extent, pool, copy_in, copy_out }),
             e => Err(e),
         }
     })();
@@ -110,6 +110,8 @@ struct Snapshot {
     size: u64,
     memory_type: u32,
     backing_buffer: vk::Buffer,
+    /// The bytes to copy (what the attachment's resources occupy).
+    extent: Span,
     key: DmaBufKey,
     fd: std::sync::Arc<OwnedFd>,
 }
@@ -117,14 +119,20 @@ struct Snapshot {
 fn begin(
     dev: &Device,
     memory: vk::DeviceMemory,
-    start: impl FnOnce(&mut Dynamic) -> Use,
+    start: impl FnOnce(&mut Dynamic, Span) -> Use,
 ) -> Option<Snapshot> {
     dev.state.with_memory(|t| {
         let (key, fd) = t.get(memory).and_then(|r| r.dma_buf.as_ref()).map(|d| (d.key, d.fd.clone()))?;
+        let bound = t.extent_of(memory);
         let d = t.dynamic_mut(memory)?;
+        let whole = Span { offset: 0, size: d.size };
+        // Bindings the driver placed past the memory's end (invalid) copy
+        // all of it.
+        let extent = bound.filter(|e| whole.contains(*e)).unwrap_or(whole);
         Some(Snapshot {
             generation: d.generation,
-            begun: start(d),
+            begun: start(d, extent),
+            extent,
             size: d.size,
             memory_type: d.memory_type,
             backing_buffer: d.backing_buffer,
@@ -182,7 +190,7 @@ pub fn for_submission(
 ) -> Result<Option<(Copies, u64)>, vk::Result> {
     let deadline = busy_deadline(timeout);
     loop {
-        let Some(s) = begin(dev, memory, |d| d.begin_use(family)) else { return Ok(None) };
+        let Some(s) = begin(dev, memory, |d, extent| d.begin_use(family, extent)) else { return Ok(None) };
         let taken = match s.begun {
             Use::Ready(c) => return Ok(Some((c, s.generation))),
             Use::Busy if Instant::now() < deadline => {
@@ -210,7 +218,7 @@ pub fn for_submission(
                 }
             },
         };
-        return match record_copies(dev, s.backing_buffer, s.size, &mut internal, family) {
+        return match record_copies(dev, s.backing_buffer, s.extent, &mut internal, family) {
             Ok(c) => match end(dev, (memory, s.generation), Some(internal), counted) {
                 true => Ok(Some((c, s.generation))),
                 false => Ok(None),
@@ -238,7 +246,7 @@ pub fn for_mapping(
 ) -> Result<Option<vk::DeviceMemory>, vk::Result> {
     let deadline = busy_deadline(timeout);
     loop {
-        let Some(s) = begin(dev, memory, Dynamic::begin_map) else { return Ok(None) };
+        let Some(s) = begin(dev, memory, |d, _| d.begin_map()) else { return Ok(None) };
         match s.begun {
             Use::Mapped(m) => return Ok(Some(m)),
             Use::Busy if Instant::now() < deadline => std::thread::sleep(Duration::from_micros(200)),

@@ -6,6 +6,7 @@
 //! constructor stating what it relies on.
 
 pub mod allocation;
+pub mod images;
 pub mod pnext;
 pub mod submits;
 

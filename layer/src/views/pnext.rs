@@ -37,6 +37,8 @@ extends!(
     TimelineSemaphoreSubmitInfo,
     DeviceGroupSubmitInfo,
     ProtectedSubmitInfo,
+    BindImagePlaneMemoryInfo,
+    ExternalMemoryImageCreateInfo,
 );
 
 /// Iterates the raw nodes of a chain.
