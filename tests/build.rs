@@ -1,9 +1,12 @@
-//! Compiles every GLSL compute shader in `shaders/` to SPIR-V with
-//! `glslangValidator` (Debian's `glslang-tools`, the Khronos reference
-//! compiler), into OUT_DIR; `src/shaders.rs` includes the results.
+//! Compiles every GLSL shader in `shaders/` (compute `.comp`, vertex
+//! `.vert`, fragment `.frag`) to SPIR-V with `glslangValidator` (Debian's
+//! `glslang-tools`, the Khronos reference compiler), into OUT_DIR as
+//! `NAME.STAGE.spv`; `src/shaders.rs` includes the results.
 
 use std::path::PathBuf;
 use std::process::Command;
+
+const STAGES: &[&str] = &["comp", "vert", "frag"];
 
 fn main() {
     let shader_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../shaders");
@@ -13,12 +16,14 @@ fn main() {
     let mut entries: Vec<_> = std::fs::read_dir(&shader_dir)
         .expect("shaders/ directory")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "comp"))
+        .filter(|p| p.extension().is_some_and(|e| STAGES.iter().any(|s| e == *s)))
         .collect();
     entries.sort();
     for src in entries {
         println!("cargo:rerun-if-changed={}", src.display());
-        let out = out_dir.join(src.file_name().unwrap()).with_extension("spv");
+        let mut name = src.file_name().unwrap().to_os_string();
+        name.push(".spv");
+        let out = out_dir.join(name);
         let status = Command::new(&compiler)
             .args(["-V", "--target-env", "vulkan1.1", "-o"])
             .arg(&out)

@@ -1,9 +1,21 @@
-//! SPIR-V for the compute shaders in `shaders/`, compiled by `build.rs`.
+//! SPIR-V for the shaders in `shaders/`, compiled by `build.rs`.
+
+macro_rules! spirv {
+    ($file:literal) => {
+        include_bytes!(concat!(env!("OUT_DIR"), "/", $file, ".spv"))
+    };
+}
 
 /// `shaders/fill.comp`: `data[i] = hash(i, seed)`.
-pub const FILL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fill.spv"));
+pub const FILL: &[u8] = spirv!("fill.comp");
 /// `shaders/increment.comp`: `data[i] += seed`.
-pub const INCREMENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/increment.spv"));
+pub const INCREMENT: &[u8] = spirv!("increment.comp");
+/// `shaders/scene.vert`: the demo producer's background and pinwheel blades.
+pub const SCENE_VERT: &[u8] = spirv!("scene.vert");
+/// `shaders/scene.frag`: their colours (a Julia set behind the blades).
+pub const SCENE_FRAG: &[u8] = spirv!("scene.frag");
+/// `shaders/sample.comp`: the demo consumer's sampling of the shared image.
+pub const SAMPLE: &[u8] = spirv!("sample.comp");
 
 /// The CPU twin of `fill.comp`.
 pub fn fill_expected(i: u32, seed: u32) -> u32 {
