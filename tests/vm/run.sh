@@ -8,8 +8,11 @@
 # exits with its status. A guest that does not finish within the timeout is
 # killed, the console's tail printed, and the run fails.
 #
-#   tests/vm/run.sh [--timeout SECONDS] [--env NAME]... -- COMMAND [ARGS...]
+#   tests/vm/run.sh [--timeout SECONDS] [--env NAME]... [--share DIR] -- COMMAND [ARGS...]
 #
+# --share DIR (an existing directory, absolute) is shared writable over a
+# second 9p device and mounted at the same path in the guest, so what the
+# command writes there is on this machine when it ends.
 # The command runs in the current directory with PATH, HOME=/tmp and every
 # variable named by --env (and every DYNABUF_* variable) copied in.
 set -euo pipefail
@@ -17,10 +20,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 timeout_s=600
 pass_env=()
+share=
 while [ $# -gt 0 ]; do
     case "$1" in
         --timeout) timeout_s="$2"; shift 2 ;;
         --env) pass_env+=("$2"); shift 2 ;;
+        --share) share=$(cd "$2" && pwd); shift 2 ;;
         --) shift; break ;;
         *) break ;;
     esac
@@ -55,6 +60,9 @@ output="$work/output.log"
     echo 'done'
     echo "modprobe -d '$kdir/modules' -S '$kver' vgem || echo 'vm: modprobe vgem failed'"
     echo "modprobe -d '$kdir/modules' -S '$kver' virtio_gpu || echo 'vm: modprobe virtio_gpu failed'"
+    if [ -n "$share" ]; then
+        printf 'mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 share %q || echo "vm: cannot mount the share %q"\n' "$share" "$share"
+    fi
     echo "export PATH='$PATH' HOME=/run/home XDG_CACHE_HOME=/run/home/.cache DYNABUF_IN_VM=1"
     echo 'mkdir -p /run/home' 
     for name in "${pass_env[@]}" $(compgen -e | grep '^DYNABUF_' || true); do
@@ -66,13 +74,17 @@ output="$work/output.log"
     echo 'sync; echo o > /proc/sysrq-trigger; sleep 5'
 } > "$work/guest.sh"
 
+share_args=()
+if [ -n "$share" ]; then
+    share_args=(-fsdev "local,id=share,path=$share,security_model=none" -device virtio-9p-pci,fsdev=share,mount_tag=share)
+fi
 start=$(date +%s.%N)
 qemu-system-x86_64 -accel tcg -machine q35 -cpu max -smp "${DYNABUF_VM_CPUS:-2}" -m "${DYNABUF_VM_MEM:-4G}" \
     -nodefaults -no-reboot -display none \
     -kernel "$kdir/vmlinuz" -initrd "$kdir/initramfs.gz" \
     -append "console=ttyS0 panic=-1 udmabuf.size_limit_mb=256 dynabuf.init=$work/guest.sh" \
     -fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
-    -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
+    -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot "${share_args[@]}" \
     -serial "file:$console" -serial "file:$output" \
     -device virtio-gpu-pci &
 qemu=$!
