@@ -7,10 +7,12 @@
 //! * [`vulkan`]: instance, device, queues and allocator;
 //! * [`compute`]: storage buffers and the compute shaders from `shaders/`;
 //! * [`shaders`]: the SPIR-V compiled from `shaders/` at build time;
+//! * [`contact_sheet`]: the demo's frames as PNG contact sheets;
 //! * [`measure`]: medians and interleaved rounds for the benchmarks;
 //! * [`kernel`]: udmabuf, vgem and syncobj helpers only tests need.
 
 pub mod compute;
+pub mod contact_sheet;
 pub mod dmabuf;
 pub mod env;
 pub mod external;
