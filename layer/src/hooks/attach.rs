@@ -72,7 +72,8 @@ pub fn pinned_because(
             "the buffer requires memory dedicated to it, which the layer's transfer buffer can't share",
         );
     }
-    if chain.dedicated.is_some_and(|d| d.image != vk::Image::null() && dev.image_requires_dedicated(d.image)) {
+    if chain.dedicated.is_some_and(|d| d.image != vk::Image::null() && dev.image_requires_dedicated(d.image))
+    {
         return Some(
             "the image requires memory dedicated to it, which the layer's transfer buffer can't share \
              (an image twin for image copies is not built yet)",

@@ -3,7 +3,7 @@
 
 use ash::vk;
 
-use super::{attach, dma_bufs};
+use super::{attach, dma_bufs, prime};
 use crate::dispatch::Device;
 use crate::registry::{ExternalKind, ExternalMemory};
 use crate::views::AllocationChain;
@@ -25,9 +25,12 @@ pub fn allocate(
         .import_fd
         .filter(|i| i.handle_type == vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT)
         .and_then(|i| dma_bufs::identify(i.fd));
+    let verdict = dma_buf.as_ref().and_then(|id| prime::whose(dev, id));
     let dynamic_import = dma_buf.is_some() && crate::settings::get().dynamic_attachments();
     let why_pinned = || match dev.state.dynamic {
-        Ok(()) => attach::pinned_because(dev, info, &chain, allocator),
+        Ok(()) => {
+            prime::auto_keeps_pinned(verdict).or_else(|| attach::pinned_because(dev, info, &chain, allocator))
+        }
         Err(why) => Some(why),
     };
     let (result, dynamic) = match dynamic_import.then(why_pinned) {
@@ -73,6 +76,7 @@ pub fn allocate(
     let mut record =
         ExternalMemory::new(kind, info.allocation_size, info.memory_type_index, chain.dedicated_to());
     record.dynamic = dynamic;
+    record.whose = verdict;
     dev.state.with_memory(|t| t.insert(*memory, record));
     if let Some(id) = dma_buf {
         dma_bufs::joined(dev, *memory, id, false);

@@ -15,6 +15,7 @@ pub mod device;
 pub mod dma_bufs;
 pub mod extensions;
 pub mod memory;
+pub mod prime;
 pub mod probe;
 pub mod queue;
 pub mod resource;

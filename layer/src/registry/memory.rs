@@ -61,6 +61,8 @@ pub struct ExternalMemory {
     pub dma_buf: Option<DmaBufRef>,
     /// Set for a dynamic attachment (the memory handle is the backing).
     pub dynamic: Option<super::dynamic::Dynamic>,
+    /// Whose buffer the import is, where the device has a DRM node.
+    pub whose: Option<crate::sys::prime::Whose>,
 }
 
 impl ExternalMemory {
@@ -74,6 +76,7 @@ impl ExternalMemory {
             bound: Vec::new(),
             dma_buf: None,
             dynamic: None,
+            whose: None,
         }
     }
 }

@@ -65,6 +65,16 @@ impl Node {
         &self.path
     }
 
+    /// The node's device as the kernel's `dev_name()` prints it (the
+    /// basename of `/sys/dev/char/MAJOR:MINOR/device`, e.g. `0000:00:02.0`).
+    pub fn device_name(&self) -> Option<String> {
+        let rdev = self.file.metadata().ok()?.rdev();
+        let link =
+            format!("/sys/dev/char/{}:{}/device", nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
+        let target = std::fs::read_link(link).ok()?;
+        Some(target.file_name()?.to_string_lossy().into_owned())
+    }
+
     /// `DRM_IOCTL_VERSION`'s driver name.
     pub fn driver_name(&self) -> SysResult<String> {
         let d = self.get_driver().op("DRM_IOCTL_VERSION")?;

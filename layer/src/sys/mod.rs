@@ -7,7 +7,9 @@
 //! to a `VkResult` in one place, [`SysError::to_vk`], as DESIGN.md says.
 
 pub mod dma_buf;
+pub mod dma_buf_debugfs;
 pub mod drm;
+pub mod prime;
 pub mod sync_file;
 
 use ash::vk;

@@ -19,6 +19,7 @@ mod robustness;
 mod sync_file_semantics;
 mod syncobj;
 mod vulkan;
+mod whose;
 
 use harness::Test;
 
@@ -41,6 +42,7 @@ const TESTS: &[Test] = tests![
     sync_file_semantics::prime_import_gives_one_handle_per_buffer,
     syncobj::syncobj_round_trips_on_virtio_gpu,
     syncobj::drm_nodes_are_found_by_driver_name,
+    whose::a_vgem_buffer_is_local_to_vgem_and_foreign_to_virtio_gpu,
     vulkan::vulkan_imports_a_dma_buf_under_the_layer,
     vulkan::vulkan_exports_a_dma_buf_under_the_layer,
     vulkan::probe_finds_dma_buf_and_sync_fd_support,
