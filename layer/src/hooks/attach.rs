@@ -72,8 +72,17 @@ pub fn pinned_because(
             "the buffer requires memory dedicated to it, which the layer's transfer buffer can't share",
         );
     }
-    if chain.dedicated.is_some_and(|d| d.image != vk::Image::null() && dev.image_requires_dedicated(d.image))
-    {
+    let dedicated_image = chain.dedicated.map(|d| d.image).filter(|i| *i != vk::Image::null());
+    let explicit = |i: vk::Image| {
+        dev.state.with_memory(|t| t.image_info(i)).is_some_and(|info| info.has_explicit_layout())
+    };
+    if dedicated_image.is_some_and(|i| !explicit(i)) {
+        return Some(
+            "memory dedicated to an image without an explicit layout (OPTIMAL tiling): Vulkan leaves its \
+             content undefined when its bytes are written through another resource, as the layer's copies do",
+        );
+    }
+    if dedicated_image.is_some_and(|i| dev.image_requires_dedicated(i)) {
         return Some(
             "the image requires memory dedicated to it, which the layer's transfer buffer can't share \
              (an image twin for image copies is not built yet)",

@@ -25,12 +25,10 @@ pub fn allocate(
         .import_fd
         .filter(|i| i.handle_type == vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT)
         .and_then(|i| dma_bufs::identify(i.fd));
-    let verdict = dma_buf.as_ref().and_then(|id| prime::whose(dev, id));
     let dynamic_import = dma_buf.is_some() && crate::settings::get().dynamic_attachments();
     let why_pinned = || match dev.state.dynamic {
-        Ok(()) => {
-            prime::auto_keeps_pinned(verdict).or_else(|| attach::pinned_because(dev, info, &chain, allocator))
-        }
+        Ok(()) => attach::pinned_because(dev, info, &chain, allocator)
+            .or_else(|| dma_buf.as_ref().and_then(|id| prime::auto_keeps_pinned(dev, id))),
         Err(why) => Some(why),
     };
     let (result, dynamic) = match dynamic_import.then(why_pinned) {
@@ -76,7 +74,6 @@ pub fn allocate(
     let mut record =
         ExternalMemory::new(kind, info.allocation_size, info.memory_type_index, chain.dedicated_to());
     record.dynamic = dynamic;
-    record.whose = verdict;
     dev.state.with_memory(|t| t.insert(*memory, record));
     if let Some(id) = dma_buf {
         dma_bufs::joined(dev, *memory, id, false);

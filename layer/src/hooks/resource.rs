@@ -22,7 +22,7 @@ fn span_of(dev: &Device, resource: Resource, planes: Planes, offset: u64) -> Opt
                 None => at(0, dev.image_size_in_memory(i, None)?),
                 Some(plane) if info.has_explicit_layout() => {
                     let layout = dev.image_plane_layout(i, info.plane_aspect(plane))?;
-                    at(layout.offset, layout.size)
+                    at(layout.offset, info.plane_bytes(&layout))
                 }
                 Some(plane) => at(0, dev.image_size_in_memory(i, Some(info.plane_aspect(plane)))?),
             }
@@ -30,9 +30,28 @@ fn span_of(dev: &Device, resource: Resource, planes: Planes, offset: u64) -> Opt
     }
 }
 
+/// Byte copies of an image whose layout is not explicit rely on the driver
+/// keeping all of it in its memory, as dma-buf sharing does; Vulkan's
+/// aliasing rules do not promise it. Said once per process.
+fn warn_if_optimal(dev: &Device, resource: Resource) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let Resource::Image(i) = resource else { return };
+    let optimal = dev.state.with_memory(|t| t.image_info(i)).is_some_and(|info| !info.has_explicit_layout());
+    if optimal && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        log_warn!(
+            "{}: an OPTIMAL-tiled image is bound to a dynamic attachment; its copies are byte copies, \
+             which Vulkan does not define for non-linear images (set DYNABUF_ATTACH=pinned if it shows wrong)",
+            dev.state.name
+        );
+    }
+}
+
 fn bound(dev: &Device, resource: Resource, memory: vk::DeviceMemory, planes: Planes, offset: u64) {
     let span = match dev.state.with_memory(|t| t.is_dynamic(memory)) {
-        true => span_of(dev, resource, planes, offset),
+        true => {
+            warn_if_optimal(dev, resource);
+            span_of(dev, resource, planes, offset)
+        }
         false => None,
     };
     if dev.state.with_memory(|t| t.bind(resource, memory, planes, span)) {
@@ -55,7 +74,7 @@ pub fn create_image(
 ) -> vk::Result {
     let result = dev.create_image(info, allocator, image);
     if result == vk::Result::SUCCESS && for_dma_buf && dev.state.has_external_memory() {
-        let record = ImageInfo::new(info.format, info.tiling, info.flags);
+        let record = ImageInfo::new(info);
         dev.state.with_memory(|t| t.image_created(*image, record));
     }
     result

@@ -14,15 +14,24 @@ pub struct ImageInfo {
     pub planes: u32,
     /// `VK_IMAGE_CREATE_DISJOINT_BIT`: each plane bound to its own memory.
     pub disjoint: bool,
+    /// Array layers (a plane's layout describes layer 0; the others follow
+    /// at its array pitch).
+    pub layers: u32,
 }
 
 impl ImageInfo {
-    pub fn new(format: vk::Format, tiling: vk::ImageTiling, flags: vk::ImageCreateFlags) -> Self {
+    pub fn new(info: &vk::ImageCreateInfo<'_>) -> Self {
         ImageInfo {
-            tiling,
-            planes: plane_count(format),
-            disjoint: flags.contains(vk::ImageCreateFlags::DISJOINT),
+            tiling: info.tiling,
+            planes: plane_count(info.format),
+            disjoint: info.flags.contains(vk::ImageCreateFlags::DISJOINT),
+            layers: info.array_layers.max(1),
         }
+    }
+
+    /// The bytes of a plane whose layer 0 has `layout`, over every layer.
+    pub fn plane_bytes(&self, layout: &vk::SubresourceLayout) -> u64 {
+        layout.array_pitch.saturating_mul(u64::from(self.layers - 1)).saturating_add(layout.size)
     }
 
     /// Whether `vkGetImageSubresourceLayout` may be asked (valid usage: only
@@ -93,32 +102,46 @@ mod tests {
 
     #[test]
     fn planes_and_the_aspects_that_name_them() {
-        let nv12 = ImageInfo::new(
+        let info = |format, tiling, flags| {
+            ImageInfo::new(
+                &vk::ImageCreateInfo::default().format(format).tiling(tiling).flags(flags).array_layers(1),
+            )
+        };
+        let nv12 = info(
             vk::Format::G8_B8R8_2PLANE_420_UNORM,
             vk::ImageTiling::LINEAR,
             vk::ImageCreateFlags::DISJOINT,
         );
         assert_eq!((nv12.planes, nv12.disjoint, nv12.has_explicit_layout()), (2, true, true));
         assert_eq!(nv12.plane_aspect(1), vk::ImageAspectFlags::PLANE_1);
-        let rgba = ImageInfo::new(
+        let rgba = info(
             vk::Format::R8G8B8A8_UNORM,
             vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT,
             vk::ImageCreateFlags::empty(),
         );
         assert_eq!(rgba.planes, 1);
         assert_eq!(rgba.plane_aspect(0), vk::ImageAspectFlags::MEMORY_PLANE_0_EXT);
-        let linear = ImageInfo::new(
-            vk::Format::R8G8B8A8_UNORM,
-            vk::ImageTiling::LINEAR,
-            vk::ImageCreateFlags::empty(),
-        );
+        let linear = info(vk::Format::R8G8B8A8_UNORM, vk::ImageTiling::LINEAR, vk::ImageCreateFlags::empty());
         assert_eq!(linear.plane_aspect(0), vk::ImageAspectFlags::COLOR);
-        let optimal = ImageInfo::new(
+        let optimal = info(
             vk::Format::G8_B8_R8_3PLANE_420_UNORM,
             vk::ImageTiling::OPTIMAL,
             vk::ImageCreateFlags::empty(),
         );
         assert_eq!(optimal.planes, 3);
         assert!(!optimal.has_explicit_layout());
+    }
+
+    #[test]
+    fn a_plane_of_an_array_spans_every_layer() {
+        let info = ImageInfo::new(
+            &vk::ImageCreateInfo::default()
+                .format(vk::Format::G8_B8R8_2PLANE_420_UNORM)
+                .tiling(vk::ImageTiling::LINEAR)
+                .array_layers(3),
+        );
+        let layout =
+            vk::SubresourceLayout { offset: 0, size: 100, row_pitch: 10, array_pitch: 128, depth_pitch: 0 };
+        assert_eq!(info.plane_bytes(&layout), 356);
     }
 }

@@ -61,8 +61,6 @@ pub struct ExternalMemory {
     pub dma_buf: Option<DmaBufRef>,
     /// Set for a dynamic attachment (the memory handle is the backing).
     pub dynamic: Option<super::dynamic::Dynamic>,
-    /// Whose buffer the import is, where the device has a DRM node.
-    pub whose: Option<crate::sys::prime::Whose>,
 }
 
 impl ExternalMemory {
@@ -76,7 +74,6 @@ impl ExternalMemory {
             bound: Vec::new(),
             dma_buf: None,
             dynamic: None,
-            whose: None,
         }
     }
 }
@@ -100,6 +97,23 @@ pub struct MemoryTable {
     memories: HashMap<vk::DeviceMemory, ExternalMemory>,
     bound_to: HashMap<Resource, Vec<Binding>>,
     images: HashMap<vk::Image, ImageInfo>,
+    /// How many of the device's memories import each dma-buf.
+    imports_of: HashMap<DmaBufKey, u32>,
+}
+
+/// What a dynamic attachment's copies cover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyExtent {
+    /// The whole memory: the device's only memory of its dma-buf.
+    Whole,
+    /// The bytes its resources occupy: another memory of the device imports
+    /// the same dma-buf (a disjoint image's planes at two offsets), and
+    /// each must copy only its own bytes or it would write the other's
+    /// back stale.
+    Part(Span),
+    /// Nothing: it shares its dma-buf with another memory and nothing is
+    /// bound to it, so it has no bytes of its own.
+    Nothing,
 }
 
 impl MemoryTable {
@@ -122,6 +136,9 @@ impl MemoryTable {
             for r in old.bound {
                 self.forget_binding(r, memory);
             }
+            if let Some(d) = old.dma_buf {
+                self.count_import(d.key, false);
+            }
         }
     }
 
@@ -140,7 +157,44 @@ impl MemoryTable {
         for r in &record.bound {
             self.forget_binding(*r, memory);
         }
+        if let Some(d) = &record.dma_buf {
+            self.count_import(d.key, false);
+        }
         Some(record)
+    }
+
+    fn count_import(&mut self, key: DmaBufKey, added: bool) {
+        let n = self.imports_of.entry(key).or_insert(0);
+        if added {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.imports_of.remove(&key);
+            }
+        }
+    }
+
+    /// What the copies of dynamic attachment `memory` (of `size` bytes)
+    /// cover; see [`CopyExtent`].
+    pub fn copy_extent(&self, memory: vk::DeviceMemory, size: u64) -> CopyExtent {
+        let shared = self
+            .memories
+            .get(&memory)
+            .and_then(|r| r.dma_buf.as_ref())
+            .is_some_and(|d| self.imports_of.get(&d.key).is_some_and(|n| *n > 1));
+        if !shared {
+            return CopyExtent::Whole;
+        }
+        let has_bindings = self.memories.get(&memory).is_some_and(|r| !r.bound.is_empty());
+        let whole = Span { offset: 0, size };
+        match self.extent_of(memory) {
+            _ if !has_bindings => CopyExtent::Nothing,
+            // Bindings the driver placed past the memory's end (invalid)
+            // copy all of it.
+            Some(e) if whole.contains(e) => CopyExtent::Part(e),
+            _ => CopyExtent::Whole,
+        }
     }
 
     /// Records that `planes` of `resource` (all of it, unless a plane of a
@@ -263,7 +317,11 @@ impl MemoryTable {
     /// Records the dma-buf behind `memory`. Returns whether it is tracked.
     pub fn set_dma_buf(&mut self, memory: vk::DeviceMemory, dma_buf: DmaBufRef) -> bool {
         let Some(record) = self.memories.get_mut(&memory) else { return false };
-        record.dma_buf.get_or_insert(dma_buf);
+        if record.dma_buf.is_none() {
+            let key = dma_buf.key;
+            record.dma_buf = Some(dma_buf);
+            self.count_import(key, true);
+        }
         true
     }
 
@@ -436,5 +494,31 @@ mod tests {
         assert_eq!(t.extent_of(mem(1)), None, "a binding of unknown place: all of it");
         assert!(Span { offset: 0, size: 10 }.contains(Span { offset: 2, size: 8 }));
         assert!(!Span { offset: 0, size: 10 }.contains(Span { offset: 2, size: 9 }));
+    }
+
+    /// The device's only memory of a dma-buf copies all of it; two memories
+    /// of one dma-buf (a disjoint image's planes at two offsets) copy only
+    /// their own bytes, and one with nothing bound copies nothing.
+    #[test]
+    fn copies_cover_the_whole_memory_unless_the_dma_buf_is_imported_twice() {
+        use vk::ImageAspectFlags as A;
+        let fd = || Arc::new(std::fs::File::open("/dev/null").map(OwnedFd::from).unwrap());
+        let key = DmaBufKey { dev: 1, ino: 7 };
+        let mut t = MemoryTable::default();
+        let image = Resource::Image(vk::Image::from_raw(20));
+        t.insert(mem(1), dma_import());
+        t.set_dma_buf(mem(1), DmaBufRef { key, fd: fd() });
+        t.bind(image, mem(1), Planes::of_aspect(A::PLANE_0), Some(Span { offset: 0, size: 1024 }));
+        assert_eq!(t.copy_extent(mem(1), 4096), CopyExtent::Whole);
+        t.insert(mem(2), dma_import());
+        t.set_dma_buf(mem(2), DmaBufRef { key, fd: fd() });
+        assert_eq!(t.copy_extent(mem(1), 4096), CopyExtent::Part(Span { offset: 0, size: 1024 }));
+        assert_eq!(t.copy_extent(mem(2), 4096), CopyExtent::Nothing);
+        t.bind(image, mem(2), Planes::of_aspect(A::PLANE_1), Some(Span { offset: 1024, size: 512 }));
+        assert_eq!(t.copy_extent(mem(2), 4096), CopyExtent::Part(Span { offset: 1024, size: 512 }));
+        t.bind(buf(9), mem(2), Planes::ALL, None);
+        assert_eq!(t.copy_extent(mem(2), 4096), CopyExtent::Whole, "a binding of unknown place");
+        t.remove(mem(2));
+        assert_eq!(t.copy_extent(mem(1), 4096), CopyExtent::Whole);
     }
 }

@@ -21,6 +21,6 @@ pub mod transfers;
 
 pub use dma_bufs::{AttachmentRef, DmaBufInfo, DmaBufKey, DmaBufRegistry};
 pub use images::ImageInfo;
-pub use memory::{DmaBufRef, ExternalKind, ExternalMemory, MemoryTable, Resource, Span};
+pub use memory::{CopyExtent, DmaBufRef, ExternalKind, ExternalMemory, MemoryTable, Resource, Span};
 pub use planes::Planes;
 pub use transfers::{CommandLog, Direction, OwnershipTransfer};

@@ -16,7 +16,7 @@ use ash::vk;
 
 use crate::dispatch::Device;
 use crate::registry::dynamic::{Copies, Dynamic, Internal, Use};
-use crate::registry::{DmaBufKey, Span};
+use crate::registry::{CopyExtent, DmaBufKey, Span};
 use crate::sys::dma_buf;
 
 const DMA_BUF: vk::ExternalMemoryHandleTypeFlags = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
@@ -123,12 +123,12 @@ fn begin(
 ) -> Option<Snapshot> {
     dev.state.with_memory(|t| {
         let (key, fd) = t.get(memory).and_then(|r| r.dma_buf.as_ref()).map(|d| (d.key, d.fd.clone()))?;
-        let bound = t.extent_of(memory);
+        let size = t.dynamic_mut(memory)?.size;
+        let extent = match t.copy_extent(memory, size) {
+            CopyExtent::Part(e) => e,
+            CopyExtent::Whole | CopyExtent::Nothing => Span { offset: 0, size },
+        };
         let d = t.dynamic_mut(memory)?;
-        let whole = Span { offset: 0, size: d.size };
-        // Bindings the driver placed past the memory's end (invalid) copy
-        // all of it.
-        let extent = bound.filter(|e| whole.contains(*e)).unwrap_or(whole);
         Some(Snapshot {
             generation: d.generation,
             begun: start(d, extent),
@@ -179,7 +179,8 @@ fn uncounted(d: &mut Dynamic, r: Option<Internal>) {
 /// Makes the attachment of `memory` resident with copies for `family`, and
 /// counts the caller's submission in flight (end it with
 /// `Dynamic::finish_use`, naming the generation returned). `Ok(None)`: not
-/// a dynamic attachment (any more).
+/// a dynamic attachment (any more), or one with no bytes of its own to copy
+/// (`CopyExtent::Nothing`).
 /// On failure the attachment stays invalidated and consistent, and a later
 /// submission can try again.
 pub fn for_submission(
@@ -189,6 +190,12 @@ pub fn for_submission(
     timeout: Duration,
 ) -> Result<Option<(Copies, u64)>, vk::Result> {
     let deadline = busy_deadline(timeout);
+    let nothing = dev.state.with_memory(|t| {
+        t.get(memory).and_then(|r| r.dynamic.as_ref()).map(|d| d.size).map(|size| t.copy_extent(memory, size))
+    }) == Some(CopyExtent::Nothing);
+    if nothing {
+        return Ok(None);
+    }
     loop {
         let Some(s) = begin(dev, memory, |d, extent| d.begin_use(family, extent)) else { return Ok(None) };
         let taken = match s.begun {

@@ -4,6 +4,7 @@
 //! devices the kernel attached to a buffer.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The default path of the list.
 pub const BUFINFO: &str = "/sys/kernel/debug/dma_buf/bufinfo";
@@ -56,8 +57,17 @@ pub fn parse(text: &str) -> HashMap<u64, BufInfo> {
 }
 
 /// The dma-buf with inode `ino`, if the list can be read and holds it.
+/// A list that could not be opened (no debugfs, not root) is not tried
+/// again by this process.
 pub fn read(ino: u64) -> Option<BufInfo> {
-    let text = std::fs::read_to_string(BUFINFO).ok()?;
+    static UNREADABLE: AtomicBool = AtomicBool::new(false);
+    if UNREADABLE.load(Ordering::Relaxed) {
+        return None;
+    }
+    let Ok(text) = std::fs::read_to_string(BUFINFO) else {
+        UNREADABLE.store(true, Ordering::Relaxed);
+        return None;
+    };
     parse(&text).remove(&ino)
 }
 

@@ -11,7 +11,7 @@
 use std::os::fd::BorrowedFd;
 
 use super::dma_buf_debugfs;
-use super::drm::{GemHandle, Node};
+use super::drm::Node;
 
 /// The exporter name of the GEM PRIME helpers, shared by many drivers.
 const GEM_PRIME_HELPERS: &str = "drm";
@@ -58,21 +58,26 @@ pub fn decide(
             Whose::Local("a self-import: the device's own GEM object, no attachment")
         }
         Some(false) => Whose::Foreign("exported by another driver"),
-        None if exporter == GEM_PRIME_HELPERS => Whose::Unknown,
-        None if exporter == node_driver => Whose::Local("exported by the device's driver"),
+        // Another device of the same driver exports under the same name:
+        // only the kernel's list could tell.
+        None if exporter == GEM_PRIME_HELPERS || exporter == node_driver => Whose::Unknown,
         None => Whose::Foreign("exported by another driver"),
     }
 }
 
-/// PRIME-imports `dmabuf` (whose fdinfo exporter is `exporter`) into
-/// `node` and decides whose it is. The GEM handle, when the import worked,
-/// is the caller's to close with [`Node::gem_close`].
-pub fn whose(node: &Node, dmabuf: BorrowedFd<'_>, exporter: &str, ino: u64) -> (Option<GemHandle>, Whose) {
-    let handle = node.prime_fd_to_handle(dmabuf).ok();
+/// PRIME-imports `dmabuf` (whose fdinfo exporter is `exporter`) into a
+/// DRM file of its own on the node at `path`, reads the kernel's verdict,
+/// and closes the file (which drops the handle and any attachment). A file
+/// per question: the node gives one handle per buffer per file, so two
+/// threads asking about one buffer through a shared file would close each
+/// other's handle between import and verdict.
+pub fn whose(path: &std::path::Path, dmabuf: BorrowedFd<'_>, exporter: &str, ino: u64) -> Whose {
+    let Ok(node) = Node::open(path) else { return Whose::Unknown };
+    let imported = node.prime_fd_to_handle(dmabuf).is_ok();
     let driver = node.driver_name().unwrap_or_default();
-    let attached = handle.and_then(|_| dma_buf_debugfs::read(ino)).map(|b| b.attached);
+    let attached = imported.then(|| dma_buf_debugfs::read(ino)).flatten().map(|b| b.attached);
     let device = node.device_name();
-    (handle, decide(handle.is_some(), exporter, &driver, attached.as_deref(), device.as_deref()))
+    decide(imported, exporter, &driver, attached.as_deref(), device.as_deref())
 }
 
 #[cfg(test)]
@@ -98,7 +103,8 @@ mod tests {
         assert!(matches!(decide(false, "drm", "virtio_gpu", None, None), Whose::Foreign(_)));
         // A named exporter without debugfs.
         assert!(matches!(decide(true, "udmabuf", "vgem", None, Some("vgem")), Whose::Foreign(_)));
-        assert!(decide(true, "i915", "i915", None, None).is_local());
+        assert_eq!(decide(true, "i915", "i915", None, None), Whose::Unknown, "maybe another i915 device");
+        assert!(decide(true, "i915", "i915", Some(&none), Some("0000:00:02.0")).is_local());
         // The GEM helpers' name without debugfs: the kernel did not say.
         assert_eq!(decide(true, "drm", "vgem", None, Some("vgem")), Whose::Unknown);
         // Another device of the same driver, attached: foreign.

@@ -31,11 +31,7 @@ fn debugfs_mounted() -> bool {
 fn verdict(node: &Node, fd: BorrowedFd<'_>) -> Result<Whose, String> {
     let info = dma_buf::info(fd).check("fdinfo")?.ok_or("not a dma-buf")?;
     let ino = dma_buf::identity(fd).check("fstat")?.ino;
-    let (handle, whose) = prime::whose(node, fd, &info.exporter, ino);
-    if let Some(h) = handle {
-        node.gem_close(h).check("GEM_CLOSE")?;
-    }
-    Ok(whose)
+    Ok(prime::whose(node.path(), fd, &info.exporter, ino))
 }
 
 /// A dumb buffer vgem exports as a dma-buf (its card node creates dumb
