@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # The main job: sets up the machine, builds dynabuf, and runs a small Vulkan
-# application under the layer on lavapipe: a producer device and a consumer
-# device share a buffer through an exported fd, with implicit sync supplied
-# by the layer. The application prints what it does; the layer prints what
-# it saw and did (imports, exports, acquires, releases, waits, evictions
-# and re-validations).
+# application under the layer on lavapipe: a producer device renders frames
+# into an image it exports as a dma-buf (with a DRM format modifier), a
+# consumer device imports it and samples every frame, and the application
+# never waits for the producer before submitting the consumer's work: the
+# layer's implicit sync is all that keeps the consumer from sampling a frame
+# still being drawn. It runs the frames twice, with the layer syncing and
+# with DYNABUF_SYNC=off, and writes what the consumer saw as contact sheets
+# into target/demo/ (with-sync.png, without-sync.png, and demo.png with both
+# side by side). The application prints what it does; the layer prints what
+# it saw and did (imports, exports, acquires, releases, waits).
 #
 # lavapipe exports real dma-bufs only where /dev/udmabuf exists. Where it
 # doesn't (a kernel without udmabuf, like this project's machines), the demo
-# runs in the kernel-tier VM (tests/vm/run.sh) so it shares a real dma-buf.
-# DYNABUF_DEMO_VM=0 runs it here anyway (sharing an opaque fd instead).
+# runs in the kernel-tier VM (tests/vm/run.sh), which writes the pictures
+# into this machine's target/demo/ through a shared directory.
+# DYNABUF_DEMO_VM=0 runs it here anyway (sharing an opaque fd instead, which
+# the layer cannot sync: the application then waits for the producer).
 #
-#   scripts/demo.sh [FRAMES]
+#   scripts/demo.sh [FRAMES] [dynabuf-demo options]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
@@ -24,15 +31,19 @@ export VK_INSTANCE_LAYERS=VK_LAYER_DYNABUF_dmabuf
 export NODEVICE_SELECT=1
 export DYNABUF_LOG="${DYNABUF_LOG:-debug}"
 export DYNABUF_STATS="${DYNABUF_STATS:-1}"
-# Dynamic attachments, invalidated every other submission, to show
-# eviction and transparent re-validation keeping the content right.
-export DYNABUF_EVICT="${DYNABUF_EVICT:-every:2}"
-# The demo records its ownership transfers, which dynamic attachments need.
-export DYNABUF_ATTACH="${DYNABUF_ATTACH:-dynamic}"
+out="$PWD/target/demo"
+mkdir -p "$out"
+rm -f "$out"/*.png
 if [ -e /dev/udmabuf ] || [ "${DYNABUF_DEMO_VM:-1}" = 0 ]; then
     echo "== running target/release/dynabuf-demo under VK_LAYER_DYNABUF_dmabuf here (driver: $icd)"
-    exec ./target/release/dynabuf-demo "$@" 2>&1
+    ./target/release/dynabuf-demo "$@" --out "$out" 2>&1
+else
+    echo "== no /dev/udmabuf here: running the demo in the kernel-tier VM (stock 6.12 kernel) to share a real dma-buf"
+    bash tests/vm/run.sh --timeout 600 --env VK_DRIVER_FILES --env VK_LAYER_PATH --env VK_INSTANCE_LAYERS \
+        --env NODEVICE_SELECT --share "$out" -- ./target/release/dynabuf-demo "$@" --out "$out"
 fi
-echo "== no /dev/udmabuf here: running the demo in the kernel-tier VM (stock 6.12 kernel) to share a real dma-buf"
-exec bash tests/vm/run.sh --timeout 600 --env VK_DRIVER_FILES --env VK_LAYER_PATH --env VK_INSTANCE_LAYERS \
-    --env NODEVICE_SELECT -- ./target/release/dynabuf-demo "$@"
+echo "== what the consumer saw (green: exactly the producer's frame, red: not):"
+for f in with-sync without-sync demo; do
+    [ -s "$out/$f.png" ] || { echo "demo.sh: $out/$f.png is missing" >&2; exit 1; }
+    echo "   $out/$f.png"
+done

@@ -92,6 +92,8 @@ pub fn write_png(path: &Path, picture: &Picture) -> Result<()> {
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), picture.width, picture.height);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Best);
+    encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
     let mut writer = encoder.write_header().ctx("PNG header")?;
     writer.write_image_data(&picture.rgb).ctx("PNG data")?;
     writer.finish().ctx(&format!("write {}", path.display()))

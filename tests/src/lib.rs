@@ -7,6 +7,8 @@
 //! * [`vulkan`]: instance, device, queues and allocator;
 //! * [`compute`]: storage buffers and the compute shaders from `shaders/`;
 //! * [`shaders`]: the SPIR-V compiled from `shaders/` at build time;
+//! * [`render`]: the demo's shared image, graphics pipeline and sampling
+//!   pass; [`scenario`]: the demo's frames;
 //! * [`contact_sheet`]: the demo's frames as PNG contact sheets;
 //! * [`measure`]: medians and interleaved rounds for the benchmarks;
 //! * [`kernel`]: udmabuf, vgem and syncobj helpers only tests need.
@@ -19,6 +21,7 @@ pub mod external;
 pub mod kernel;
 pub mod measure;
 pub mod pingpong;
+pub mod render;
 pub mod scenario;
 pub mod shaders;
 pub mod vulkan;

@@ -47,6 +47,7 @@ const TESTS: &[Test] = tests![
     vulkan::vulkan_exports_a_dma_buf_under_the_layer,
     vulkan::probe_finds_dma_buf_and_sync_fd_support,
     vulkan::demo_shares_a_dma_buf,
+    vulkan::demo_without_sync_samples_unfinished_frames,
     implicit_sync::acquire_waits_for_a_foreign_write_fence,
     implicit_sync::without_the_layer_the_same_client_reads_stale_content,
     implicit_sync::every_sync_mode_and_submit_entry_point_waits,
