@@ -100,9 +100,11 @@ pub struct StorageBuffer {
 
 impl StorageBuffer {
     pub fn new(c: &Client, len: u32) -> Result<Self> {
-        let info = vk::BufferCreateInfo::default()
-            .size(u64::from(len) * 4)
-            .usage(vk::BufferUsageFlags::STORAGE_BUFFER | vk::BufferUsageFlags::TRANSFER_DST);
+        let info = vk::BufferCreateInfo::default().size(u64::from(len) * 4).usage(
+            vk::BufferUsageFlags::STORAGE_BUFFER
+                | vk::BufferUsageFlags::TRANSFER_SRC
+                | vk::BufferUsageFlags::TRANSFER_DST,
+        );
         // SAFETY: a valid create info.
         let buffer = unsafe { c.device.create_buffer(&info, None) }.ctx("vkCreateBuffer")?;
         // SAFETY: a buffer of this device.

@@ -2,7 +2,7 @@
 //! buffers imported from an fd, through `VK_KHR_external_memory_fd` (and
 //! `VK_EXT_external_memory_dma_buf` for dma-bufs), mapped for host access.
 
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use ash::vk;
 
@@ -56,7 +56,9 @@ impl ExternalBuffer {
             .memory_type_index(type_index)
             .push_next(&mut export)
             .push_next(&mut dedicated);
-        Self::finish(c, buffer, &info, handle_type, len).map_err(Error::from)
+        // SAFETY: a valid allocate info whose chain outlives the call.
+        let memory = unsafe { c.device.allocate_memory(&info, None) };
+        Self::bound(c, buffer, memory, handle_type, len, req.size).map_err(Error::from)
     }
 
     /// A buffer in memory imported from `fd`. On success the driver owns the
@@ -73,20 +75,13 @@ impl ExternalBuffer {
         let buffer = unsafe { c.device.create_buffer(&buffer_info(size, &mut external), None) }?;
         // SAFETY: a buffer of this device.
         let req = unsafe { c.device.get_buffer_memory_requirements(buffer) };
-        let fd_bits = match (handle_type, &c.memory_fd) {
-            (vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT, Some(ext)) => {
-                let mut props = vk::MemoryFdPropertiesKHR::default();
-                // SAFETY: a valid fd (owned here) and out struct.
-                match unsafe { ext.get_memory_fd_properties(handle_type, fd.as_raw_fd(), &mut props) } {
-                    Ok(()) => props.memory_type_bits,
-                    Err(e) => {
-                        // SAFETY: the buffer is unused.
-                        unsafe { c.device.destroy_buffer(buffer, None) };
-                        return Err(e);
-                    }
-                }
+        let fd_bits = match importable_types(c, fd.as_fd(), handle_type) {
+            Ok(bits) => bits,
+            Err(e) => {
+                // SAFETY: the buffer is unused.
+                unsafe { c.device.destroy_buffer(buffer, None) };
+                return Err(e);
             }
-            _ => !0,
         };
         let Some(type_index) =
             c.memory_type(req.memory_type_bits & fd_bits, vk::MemoryPropertyFlags::HOST_VISIBLE)
@@ -95,37 +90,22 @@ impl ExternalBuffer {
             unsafe { c.device.destroy_buffer(buffer, None) };
             return Err(vk::Result::ERROR_INVALID_EXTERNAL_HANDLE);
         };
-        let identity = file_identity(fd.as_raw_fd());
-        let raw = fd.into_raw_fd();
-        let mut import = vk::ImportMemoryFdInfoKHR::default().handle_type(handle_type).fd(raw);
-        let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().buffer(buffer);
-        let info = vk::MemoryAllocateInfo::default()
-            .allocation_size(req.size)
-            .memory_type_index(type_index)
-            .push_next(&mut import)
-            .push_next(&mut dedicated);
-        Self::finish(c, buffer, &info, handle_type, len).map_err(|e| {
-            // A failed import leaves the fd with the application (the spec),
-            // but lavapipe 25.0 closes it anyway: close it only if it is
-            // still open and still the same file.
-            if identity.is_some() && file_identity(raw) == identity {
-                // SAFETY: `raw` is still open and names the file we passed,
-                // so the driver did not take it; we own it again.
-                drop(unsafe { OwnedFd::from_raw_fd(raw) });
-            }
-            e.vk
-        })
+        let dedicated = vk::MemoryDedicatedAllocateInfo::default().buffer(buffer);
+        let memory = import_memory(c, fd, handle_type, req.size, type_index, dedicated);
+        Self::bound(c, buffer, memory, handle_type, len, req.size).map_err(|e| e.vk)
     }
 
-    fn finish(
+    /// Binds `buffer` to `memory` (the result of allocating it), or
+    /// destroys what there is.
+    fn bound(
         c: &Client,
         buffer: vk::Buffer,
-        info: &vk::MemoryAllocateInfo<'_>,
+        memory: std::result::Result<vk::DeviceMemory, vk::Result>,
         handle_type: vk::ExternalMemoryHandleTypeFlags,
         len: u32,
+        size: u64,
     ) -> std::result::Result<Self, FinishError> {
-        // SAFETY: a valid allocate info whose chain outlives the call.
-        let memory = match unsafe { c.device.allocate_memory(info, None) } {
+        let memory = match memory {
             Ok(m) => m,
             Err(vk) => {
                 // SAFETY: the buffer is unused.
@@ -142,18 +122,12 @@ impl ExternalBuffer {
             }
             return Err(FinishError { vk, what: "vkBindBufferMemory" });
         }
-        Ok(ExternalBuffer { buffer, memory, handle_type, len, size: info.allocation_size })
+        Ok(ExternalBuffer { buffer, memory, handle_type, len, size })
     }
 
     /// Exports the memory as a new fd (`vkGetMemoryFdKHR`).
     pub fn export_fd(&self, c: &Client) -> Result<OwnedFd> {
-        let ext =
-            c.memory_fd.as_ref().ok_or_else(|| Error("VK_KHR_external_memory_fd not enabled".into()))?;
-        let info = vk::MemoryGetFdInfoKHR::default().memory(self.memory).handle_type(self.handle_type);
-        // SAFETY: memory of this device allocated exportable as this type.
-        let fd = unsafe { ext.get_memory_fd(&info) }.ctx("vkGetMemoryFdKHR")?;
-        // SAFETY: a successful vkGetMemoryFdKHR returns a new fd the caller owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        export_memory_fd(c, self.memory, self.handle_type)
     }
 
     /// Reads (`data == None`) or writes the content through a host mapping.
@@ -227,6 +201,75 @@ pub fn ownership_barrier(
     unsafe {
         d.cmd_pipeline_barrier(cb, src_stage, dst_stage, vk::DependencyFlags::empty(), &[], &barrier, &[])
     };
+}
+
+/// The memory types `fd` can be imported as: what
+/// `vkGetMemoryFdPropertiesKHR` says for a dma-buf, any for other handle
+/// types.
+pub fn importable_types(
+    c: &Client,
+    fd: BorrowedFd<'_>,
+    handle_type: vk::ExternalMemoryHandleTypeFlags,
+) -> std::result::Result<u32, vk::Result> {
+    match (handle_type, &c.memory_fd) {
+        (vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT, Some(ext)) => {
+            let mut props = vk::MemoryFdPropertiesKHR::default();
+            // SAFETY: a valid fd (borrowed for the call) and out struct.
+            unsafe { ext.get_memory_fd_properties(handle_type, fd.as_raw_fd(), &mut props) }?;
+            Ok(props.memory_type_bits)
+        }
+        _ => Ok(!0),
+    }
+}
+
+/// Imports `fd` as `size` bytes of memory type `type_index`, dedicated to
+/// the resource `dedicated` names (none when it names none). On success
+/// the driver owns the fd; on failure it is closed here (if the driver did
+/// not) and the driver's error returned.
+pub fn import_memory(
+    c: &Client,
+    fd: OwnedFd,
+    handle_type: vk::ExternalMemoryHandleTypeFlags,
+    size: u64,
+    type_index: u32,
+    mut dedicated: vk::MemoryDedicatedAllocateInfo<'_>,
+) -> std::result::Result<vk::DeviceMemory, vk::Result> {
+    let identity = file_identity(fd.as_raw_fd());
+    let raw = fd.into_raw_fd();
+    let mut import = vk::ImportMemoryFdInfoKHR::default().handle_type(handle_type).fd(raw);
+    let mut info = vk::MemoryAllocateInfo::default()
+        .allocation_size(size)
+        .memory_type_index(type_index)
+        .push_next(&mut import);
+    if dedicated.buffer != vk::Buffer::null() || dedicated.image != vk::Image::null() {
+        info = info.push_next(&mut dedicated);
+    }
+    // SAFETY: a valid allocate info whose chain outlives the call.
+    unsafe { c.device.allocate_memory(&info, None) }.inspect_err(|_| {
+        // A failed import leaves the fd with the application (the spec),
+        // but lavapipe 25.0 closes it anyway: close it only if it is still
+        // open and still the same file.
+        if identity.is_some() && file_identity(raw) == identity {
+            // SAFETY: `raw` is still open and names the file we passed, so
+            // the driver did not take it; we own it again.
+            drop(unsafe { OwnedFd::from_raw_fd(raw) });
+        }
+    })
+}
+
+/// Exports `memory` (allocated exportable as `handle_type`) as a new fd
+/// (`vkGetMemoryFdKHR`).
+pub fn export_memory_fd(
+    c: &Client,
+    memory: vk::DeviceMemory,
+    handle_type: vk::ExternalMemoryHandleTypeFlags,
+) -> Result<OwnedFd> {
+    let ext = c.memory_fd.as_ref().ok_or_else(|| Error("VK_KHR_external_memory_fd not enabled".into()))?;
+    let info = vk::MemoryGetFdInfoKHR::default().memory(memory).handle_type(handle_type);
+    // SAFETY: memory of this device allocated exportable as this type.
+    let fd = unsafe { ext.get_memory_fd(&info) }.ctx("vkGetMemoryFdKHR")?;
+    // SAFETY: a successful vkGetMemoryFdKHR returns a new fd the caller owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// `(st_dev, st_ino)` of an open fd, or `None` when it is not open.

@@ -7,6 +7,8 @@
 //! * [`vulkan`]: instance, device, queues and allocator;
 //! * [`compute`]: storage buffers and the compute shaders from `shaders/`;
 //! * [`shaders`]: the SPIR-V compiled from `shaders/` at build time;
+//! * [`image`]: images (RGBA8, NV12, three-plane) in dma-bufs, their
+//!   planes' layouts, ownership transfers naming planes;
 //! * [`render`]: the demo's shared image, graphics pipeline and sampling
 //!   pass; [`scenario`]: the demo's frames;
 //! * [`contact_sheet`]: the demo's frames as PNG contact sheets;
@@ -18,6 +20,7 @@ pub mod contact_sheet;
 pub mod dmabuf;
 pub mod env;
 pub mod external;
+pub mod image;
 pub mod kernel;
 pub mod measure;
 pub mod pingpong;

@@ -6,7 +6,9 @@
 //! (`tests/vm/run.sh`), where nothing may skip, twice: plain and with
 //! `DYNABUF_TEST_VALIDATION=below` (every client, also the `Layer::Off`
 //! controls, then runs the Khronos validation layer, and a message that
-//! validation alone does not produce fails the test).
+//! validation alone does not produce fails the test). `images::` shares
+//! images (RGBA8 linear and DRM-modifier, NV12 and three-plane, disjoint
+//! planes) instead of buffers.
 
 mod child;
 #[path = "../common/mod.rs"]
@@ -14,6 +16,7 @@ mod common;
 mod dynamic;
 mod fixture;
 mod harness;
+mod images;
 mod implicit_sync;
 mod robustness;
 mod sync_file_semantics;
@@ -83,6 +86,15 @@ const TESTS: &[Test] = tests![
     robustness::a_release_behind_an_earlier_unsignalled_wait_on_its_queue_never_hangs,
     robustness::release_then_acquire_in_one_submission_keeps_the_released_writes,
     robustness::a_first_use_that_only_releases_publishes_the_dma_bufs_content_plus_the_gpus_writes,
+    images::lavapipe_supports_the_image_kinds_the_tests_share,
+    images::an_acquire_of_an_image_waits_for_foreign_write_fences_on_its_dma_bufs,
+    images::an_acquire_of_an_image_for_writing_waits_before_it_writes,
+    images::a_layout_transition_in_an_acquire_waits_for_foreign_readers,
+    images::a_release_of_an_image_fences_every_dma_buf_it_is_bound_to,
+    images::an_acquire_of_a_whole_disjoint_image_waits_for_a_fence_on_any_planes_dma_buf,
+    images::an_acquire_naming_one_plane_waits_only_for_that_planes_dma_buf,
+    images::a_release_naming_planes_fences_only_their_dma_bufs,
+    images::planes_sharing_one_dma_buf_hand_it_over_once,
 ];
 
 fn main() -> std::process::ExitCode {

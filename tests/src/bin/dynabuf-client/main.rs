@@ -77,6 +77,17 @@
 //!                                         re-acquiring a fresh import; memfd checks
 //! dynabuf-client first-release [LEN]      a fresh import's first use writes half of it and
 //!                                         only releases; memfd checks
+//! dynabuf-client image-probe              image formats, modifiers and dma-buf support
+//! dynabuf-client image-ops KIND           copies and clears on an image of KIND, checked
+//!                                         from the CPU (KIND: FORMAT:TILING:MEMORY[:WxH],
+//!                                         see the images module)
+//! dynabuf-client image-acquire KIND read|write|transition|keep ASPECT FENCED
+//!                                         an image acquired (ASPECT: color, planes, pK)
+//!                                         while foreign fences on FENCED planes' dma-bufs
+//!                                         are pending; pixels checked
+//! dynabuf-client image-release KIND ASPECT [ROUNDS]
+//!                                         an image written and released; a peer reads it
+//!                                         right after each vkQueueSubmit
 //! ```
 
 use std::process::ExitCode;
@@ -84,11 +95,13 @@ use std::process::ExitCode;
 use dynabuf_client::{Error, Result};
 
 mod basic;
+mod images;
 mod residency;
 mod robustness;
 mod sharing;
 
 use basic::*;
+use images::*;
 use residency::*;
 use robustness::*;
 use sharing::*;
@@ -147,6 +160,10 @@ fn main() -> ExitCode {
         Some("timeline-release") => cmd_timeline_release(rest),
         Some("release-acquire") => cmd_release_acquire(rest),
         Some("first-release") => cmd_first_release(rest),
+        Some("image-probe") => cmd_image_probe(),
+        Some("image-ops") => cmd_image_ops(rest),
+        Some("image-acquire") => cmd_image_acquire(rest),
+        Some("image-release") => cmd_image_release(rest),
         _ => Err(Error(
             "usage: dynabuf-client compute|probe|multi|threads|external|dmabuf-import|dmabuf-export [args]"
                 .into(),

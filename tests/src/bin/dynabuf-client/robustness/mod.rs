@@ -33,12 +33,12 @@ pub use submits::*;
 
 const DMA_BUF: vk::ExternalMemoryHandleTypeFlags = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
 
-fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     println!("{line}");
     let _ = std::io::stdout().flush();
 }
 
-fn sys<T>(r: std::result::Result<T, dynabuf::sys::SysError>) -> Result<T> {
+pub(crate) fn sys<T>(r: std::result::Result<T, dynabuf::sys::SysError>) -> Result<T> {
     r.map_err(|e| Error(e.to_string()))
 }
 
@@ -149,7 +149,7 @@ impl ForeignWriter {
 }
 
 /// A foreign fence (vgem) on a dma-buf, held until [`HeldFence::signal`].
-struct HeldFence {
+pub(crate) struct HeldFence {
     vgem: Vgem,
     handle: dynabuf::sys::drm::GemHandle,
     fence: dynabuf_client::kernel::vgem::Fence,
@@ -157,13 +157,18 @@ struct HeldFence {
 
 impl HeldFence {
     fn attach(buf: &Udmabuf, write: bool) -> Result<Self> {
+        Self::on(buf.dmabuf.as_fd(), write)
+    }
+
+    /// A write (or read) fence on the dma-buf behind `fd`.
+    pub(crate) fn on(fd: std::os::fd::BorrowedFd<'_>, write: bool) -> Result<Self> {
         let vgem = sys(Vgem::open())?;
-        let handle = sys(vgem.import(buf.dmabuf.as_fd()))?;
+        let handle = sys(vgem.import(fd))?;
         let fence = sys(vgem.attach(handle, write))?;
         Ok(HeldFence { vgem, handle, fence })
     }
 
-    fn signal(self) -> Result<()> {
+    pub(crate) fn signal(self) -> Result<()> {
         sys(self.vgem.signal(self.fence))?;
         let _ = self.vgem.close(self.handle);
         Ok(())

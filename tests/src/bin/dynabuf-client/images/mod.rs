@@ -1,0 +1,195 @@
+//! Subcommands sharing *images* through dma-bufs (kernel tier; issue 9):
+//! what lavapipe supports (`image-probe`, `image-ops`), acquires that must
+//! wait for a foreign fence (`image-acquire`), releases a peer must be
+//! able to wait for (`image-release`), and barriers naming single planes
+//! of disjoint images (`image-planes`).
+//!
+//! Every subcommand takes a KIND, `FORMAT:TILING:MEMORY`:
+//! - FORMAT: `rgba8`, `nv12` or `yuv420-3p`;
+//! - TILING: `linear`; `mod=N[/OFFSET/PITCH]`, DRM-format-modifier
+//!   tiling with modifier N (decimal or 0x hex) and plane 0 at OFFSET with
+//!   rows of PITCH bytes (default: 0 and the row size rounded up to 256),
+//!   the client's choice (`VkImageDrmFormatModifierExplicitCreateInfoEXT`);
+//!   or `export`, an
+//!   exportable image whose modifier the driver picks among all it offers
+//!   (`VkImageDrmFormatModifierListCreateInfoEXT`), described to the CPU
+//!   side by `vkGetImageDrmFormatModifierPropertiesEXT` and
+//!   `vkGetImageSubresourceLayout(MEMORY_PLANE_0)`;
+//! - MEMORY: `whole` (one memory), `disjoint` (`DISJOINT` planes, each in
+//!   a udmabuf of its own) or `disjoint-one` (`DISJOINT` planes bound at
+//!   page-aligned offsets of one udmabuf imported once per plane);
+//! - and optionally `:WxH`, the size (default 64x32).
+//!
+//! The dma-bufs start with [`pixels::old`]'s pattern; a foreign writer
+//! (the client's own thread with a vgem fence, as a compositor or decoder
+//! would be) writes [`pixels::new`]'s.
+
+mod acquire;
+mod probe;
+mod release;
+mod shared;
+
+pub use acquire::*;
+pub use probe::*;
+pub use release::*;
+
+use std::ffi::CString;
+use std::time::{Duration, Instant};
+
+use ash::vk;
+use dynabuf_client::image::planar::format_named;
+use dynabuf_client::vulkan::{Client, ClientOptions};
+use dynabuf_client::{Error, Result};
+
+use crate::robustness::HeldFence;
+use shared::Dmabuf;
+
+/// How the shared image is made (the module's KIND).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Kind {
+    pub format: vk::Format,
+    pub tiling: KindTiling,
+    pub memory: Memory,
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KindTiling {
+    Linear,
+    /// A modifier, and plane 0's offset and row pitch if not the default.
+    Modifier(u64, Option<(u64, u64)>),
+    Export,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Memory {
+    Whole,
+    Disjoint,
+    DisjointOne,
+}
+
+impl Kind {
+    pub fn parse(s: Option<&String>) -> Result<Kind> {
+        let s = s.ok_or_else(|| Error("missing KIND (FORMAT:TILING:MEMORY[:WxH])".into()))?;
+        let bad = || Error(format!("KIND {s:?}: expected FORMAT:TILING:MEMORY[:WxH]"));
+        let parts: Vec<&str> = s.split(':').collect();
+        if !(3..=4).contains(&parts.len()) {
+            return Err(bad());
+        }
+        let format = format_named(parts[0]).ok_or_else(bad)?;
+        let number = |n: &str| match n.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).map_err(|_| bad()),
+            None => n.parse().map_err(|_| bad()),
+        };
+        let tiling = match parts[1] {
+            "linear" => KindTiling::Linear,
+            "export" => KindTiling::Export,
+            t => {
+                let fields: Vec<&str> = t.strip_prefix("mod=").ok_or_else(bad)?.split('/').collect();
+                let layout = match fields.len() {
+                    1 => None,
+                    3 => Some((number(fields[1])?, number(fields[2])?)),
+                    _ => return Err(bad()),
+                };
+                KindTiling::Modifier(number(fields[0])?, layout)
+            }
+        };
+        let memory = match parts[2] {
+            "whole" => Memory::Whole,
+            "disjoint" => Memory::Disjoint,
+            "disjoint-one" => Memory::DisjointOne,
+            _ => return Err(bad()),
+        };
+        let (width, height) = match parts.get(3) {
+            Some(size) => {
+                let (w, h) = size.split_once('x').ok_or_else(bad)?;
+                (number(w)? as u32, number(h)? as u32)
+            }
+            None => (shared::WIDTH, shared::HEIGHT),
+        };
+        Ok(Kind { format, tiling, memory, width, height })
+    }
+}
+
+/// A client whose device also enables the image extensions (where offered).
+pub(crate) fn image_client() -> Result<Client> {
+    Client::new(&ClientOptions {
+        extra_extensions: vec![
+            CString::from(ash::ext::image_drm_format_modifier::NAME),
+            CString::from(ash::khr::image_format_list::NAME),
+        ],
+        ..Default::default()
+    })
+}
+
+/// A foreign fence (vgem) held on a dma-buf by another thread that, after
+/// `delay`, writes [`pixels::new`]'s pattern there (when `content`) and
+/// signals: a foreign device finishing its frame.
+///
+/// [`pixels::new`]: dynabuf_client::image::pixels::new
+pub(crate) struct Foreign {
+    thread: std::thread::JoinHandle<Result<Instant>>,
+}
+
+impl Foreign {
+    pub fn start(buf: &Dmabuf, write: bool, delay: Duration, content: bool) -> Result<Self> {
+        let fence = HeldFence::on(std::os::fd::AsFd::as_fd(&buf.fd), write)?;
+        let target = buf.try_clone()?;
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            let written = match content {
+                true => target.write_pattern(dynabuf_client::image::pixels::new),
+                false => Ok(()),
+            };
+            let at = Instant::now();
+            fence.signal()?;
+            written.map(|_| at)
+        });
+        Ok(Foreign { thread })
+    }
+
+    /// When the fence was signalled.
+    pub fn join(self) -> Result<Instant> {
+        self.thread.join().map_err(|_| Error("the foreign writer panicked".into()))?
+    }
+}
+
+/// The aspect mask an argument names: `color`, `planes` (every plane bit),
+/// `p0`, `p1`, `p2` or a `+`-joined list of them.
+pub(crate) fn aspect_named(format: vk::Format, s: &str) -> Result<vk::ImageAspectFlags> {
+    use dynabuf_client::image::planar::{all_planes, plane_aspect};
+    s.split('+').try_fold(vk::ImageAspectFlags::empty(), |acc, part| {
+        Ok(acc
+            | match part {
+                "color" => vk::ImageAspectFlags::COLOR,
+                "planes" => all_planes(format),
+                "p0" => plane_aspect(0),
+                "p1" => plane_aspect(1),
+                "p2" => plane_aspect(2),
+                _ => return Err(Error(format!("aspect {part:?}: expected color, planes, p0, p1 or p2"))),
+            })
+    })
+}
+
+/// The planes `aspect` names: every plane for `COLOR`, else those whose
+/// `PLANE_i` bit it has.
+pub(crate) fn covered(shared: &shared::Shared, aspect: vk::ImageAspectFlags) -> Vec<usize> {
+    (0..shared.planes.len())
+        .filter(|&i| aspect.contains(vk::ImageAspectFlags::COLOR) || aspect.contains(shared.planes[i].aspect))
+        .collect()
+}
+
+/// The dma-bufs (indices in `shared.bufs`) a FENCED argument names:
+/// `all`, or `pK`, plane K's.
+pub(crate) fn fenced_bufs(shared: &shared::Shared, s: &str) -> Result<Vec<usize>> {
+    if s == "all" {
+        return Ok((0..shared.bufs.len()).collect());
+    }
+    let plane: usize = s
+        .strip_prefix('p')
+        .and_then(|n| n.parse().ok())
+        .filter(|&p| p < shared.planes.len())
+        .ok_or_else(|| Error(format!("FENCED {s:?}: expected all or pK for a plane K of the image")))?;
+    Ok(vec![shared.buf_index_of_plane(plane)])
+}
