@@ -10,26 +10,22 @@
 //! without `/dev/udmabuf`) it is an optimal-tiling image shared as an
 //! `OPAQUE_FD`, which the importer creates identically.
 
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use ash::vk;
 
-use crate::external::file_identity;
+use crate::external::{export_memory_fd, import_memory, importable_types};
 use crate::vulkan::Client;
 use crate::{Context, Error, Result};
 
 pub const FORMAT: vk::Format = vk::Format::R8G8B8A8_UNORM;
 /// Both sides create the image with the same usage: the producer renders
-/// into it and copies it out, the consumer samples it.
+/// into it, and both sample it.
 const USAGE: vk::ImageUsageFlags = vk::ImageUsageFlags::from_raw(
-    vk::ImageUsageFlags::COLOR_ATTACHMENT.as_raw()
-        | vk::ImageUsageFlags::SAMPLED.as_raw()
-        | vk::ImageUsageFlags::TRANSFER_SRC.as_raw(),
+    vk::ImageUsageFlags::COLOR_ATTACHMENT.as_raw() | vk::ImageUsageFlags::SAMPLED.as_raw(),
 );
 const FEATURES: vk::FormatFeatureFlags = vk::FormatFeatureFlags::from_raw(
-    vk::FormatFeatureFlags::COLOR_ATTACHMENT.as_raw()
-        | vk::FormatFeatureFlags::SAMPLED_IMAGE.as_raw()
-        | vk::FormatFeatureFlags::TRANSFER_SRC.as_raw(),
+    vk::FormatFeatureFlags::COLOR_ATTACHMENT.as_raw() | vk::FormatFeatureFlags::SAMPLED_IMAGE.as_raw(),
 );
 const DMA_BUF: vk::ExternalMemoryHandleTypeFlags = vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT;
 const OPAQUE_FD: vk::ExternalMemoryHandleTypeFlags = vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD;
@@ -108,13 +104,7 @@ impl SharedImage {
 
     /// Exports the memory as a new fd (`vkGetMemoryFdKHR`).
     pub fn export_fd(&self, c: &Client) -> Result<OwnedFd> {
-        let ext =
-            c.memory_fd.as_ref().ok_or_else(|| Error("VK_KHR_external_memory_fd not enabled".into()))?;
-        let info = vk::MemoryGetFdInfoKHR::default().memory(self.memory).handle_type(self.desc.handle_type());
-        // SAFETY: memory of this device allocated exportable as this type.
-        let fd = unsafe { ext.get_memory_fd(&info) }.ctx("vkGetMemoryFdKHR")?;
-        // SAFETY: a successful vkGetMemoryFdKHR returns a new fd the caller owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        export_memory_fd(c, self.memory, self.desc.handle_type())
     }
 
     /// The image `desc` describes, in memory imported from `fd` (which the
@@ -136,9 +126,14 @@ impl SharedImage {
         let image = create_image(c, &info)?;
         // SAFETY: an image of this device.
         let req = unsafe { c.device.get_image_memory_requirements(image) };
-        let memory = fd_memory_types(c, &fd, handle_type)
+        let memory = importable_types(c, fd.as_fd(), handle_type)
+            .ctx("vkGetMemoryFdPropertiesKHR")
             .and_then(|fd_types| memory_type(c, req.memory_type_bits & fd_types))
-            .and_then(|type_index| import_memory(c, fd, &desc, type_index, image));
+            .and_then(|type_index| {
+                let dedicated = vk::MemoryDedicatedAllocateInfo::default().image(image);
+                import_memory(c, fd, handle_type, desc.size, type_index, dedicated)
+                    .ctx("vkAllocateMemory(import)")
+            });
         bind(c, image, memory, desc)
     }
 
@@ -177,51 +172,6 @@ fn create_image(c: &Client, info: &vk::ImageCreateInfo<'_>) -> Result<vk::Image>
     unsafe { c.device.create_image(info, None) }.ctx("vkCreateImage")
 }
 
-/// The memory types `fd` can be imported as: what
-/// `vkGetMemoryFdPropertiesKHR` says for a dma-buf, any for an opaque fd.
-fn fd_memory_types(c: &Client, fd: &OwnedFd, handle_type: vk::ExternalMemoryHandleTypeFlags) -> Result<u32> {
-    match (handle_type, &c.memory_fd) {
-        (DMA_BUF, Some(ext)) => {
-            let mut props = vk::MemoryFdPropertiesKHR::default();
-            // SAFETY: a valid fd (borrowed for the call) and out struct.
-            unsafe { ext.get_memory_fd_properties(handle_type, fd.as_raw_fd(), &mut props) }
-                .ctx("vkGetMemoryFdPropertiesKHR")?;
-            Ok(props.memory_type_bits)
-        }
-        _ => Ok(!0),
-    }
-}
-
-/// Imports `fd` as the memory `desc` describes, dedicated to `image`. On
-/// success the driver owns the fd; on failure it is closed here, unless
-/// the driver already did (lavapipe 25.0 closes the fd of a failed import,
-/// which the spec leaves with the application).
-fn import_memory(
-    c: &Client,
-    fd: OwnedFd,
-    desc: &Description,
-    type_index: u32,
-    image: vk::Image,
-) -> Result<vk::DeviceMemory> {
-    let identity = file_identity(fd.as_raw_fd());
-    let raw = fd.into_raw_fd();
-    let mut import = vk::ImportMemoryFdInfoKHR::default().handle_type(desc.handle_type()).fd(raw);
-    let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().image(image);
-    let info = vk::MemoryAllocateInfo::default()
-        .allocation_size(desc.size)
-        .memory_type_index(type_index)
-        .push_next(&mut import)
-        .push_next(&mut dedicated);
-    // SAFETY: a valid allocate info whose chain outlives the call.
-    unsafe { c.device.allocate_memory(&info, None) }.ctx("vkAllocateMemory(import)").inspect_err(|_| {
-        if identity.is_some() && file_identity(raw) == identity {
-            // SAFETY: `raw` is still open and names the file passed, so the
-            // driver did not take it; it is ours again.
-            drop(unsafe { OwnedFd::from_raw_fd(raw) });
-        }
-    })
-}
-
 /// A memory type among `type_bits` (any: the host never maps this memory).
 fn memory_type(c: &Client, type_bits: u32) -> Result<u32> {
     c.memory_type(type_bits, vk::MemoryPropertyFlags::empty())
@@ -249,27 +199,14 @@ fn bind(
     Ok(shared)
 }
 
-/// The modifiers the driver can render, sample and copy an RGBA8 image in,
+/// The modifiers the driver can render and sample an RGBA8 image in,
 /// with one plane, exportable and importable as a dma-buf; none without
 /// `VK_EXT_image_drm_format_modifier` or dma-buf export.
 fn exportable_modifiers(c: &Client) -> Vec<u64> {
     if !c.has_extension(ash::ext::image_drm_format_modifier::NAME) {
         return vec![];
     }
-    let mut list = vk::DrmFormatModifierPropertiesListEXT::default();
-    // SAFETY: a physical device of this instance; the first call counts,
-    // the second fills a slice of that length.
-    let all = unsafe {
-        let mut props = vk::FormatProperties2::default().push_next(&mut list);
-        c.instance.get_physical_device_format_properties2(c.physical, FORMAT, &mut props);
-        let mut all =
-            vec![vk::DrmFormatModifierPropertiesEXT::default(); list.drm_format_modifier_count as usize];
-        let mut list =
-            vk::DrmFormatModifierPropertiesListEXT::default().drm_format_modifier_properties(&mut all);
-        let mut props = vk::FormatProperties2::default().push_next(&mut list);
-        c.instance.get_physical_device_format_properties2(c.physical, FORMAT, &mut props);
-        all
-    };
+    let all = crate::image::modifiers::offered(c, FORMAT);
     all.iter()
         .filter(|m| m.drm_format_modifier_plane_count == 1)
         .filter(|m| m.drm_format_modifier_tiling_features.contains(FEATURES))
