@@ -156,8 +156,11 @@ impl Publisher {
                 drop(state);
                 if !self.warned_late.swap(true, std::sync::atomic::Ordering::Relaxed) {
                     log_warn!(
-                        "{}: exporting a release fence is blocked by something the queue waits for that is \
-                         not signalled yet; the fence is published when it is (further cases are not logged)",
+                        "{}: exporting a release fence took longer than DYNABUF_FENCE_TIMEOUT_MS (the driver's \
+                         export returns once the queue has taken the submission: slower work ahead of it, or a \
+                         wait nobody has signalled yet); the application goes on and the fence is published \
+                         when the export returns, so until then peers see the dma-buf idle (further cases are \
+                         not logged)",
                         dev.state.name
                     );
                 }
