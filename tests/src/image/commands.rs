@@ -1,15 +1,17 @@
 //! Commands on shared images: ownership transfers between
 //! `VK_QUEUE_FAMILY_FOREIGN_EXT` and the client's family naming the whole
 //! image (`COLOR`) or planes (`PLANE_i`), with or without a layout
-//! transition; per-plane copies to and from buffers; clears; and a
-//! one-shot command buffer to record them in.
+//! transition; per-plane copies to and from buffers; clears; and one-shot
+//! command buffers (the demo's [`Commands`]) to record them in.
 
 use ash::vk;
 
 use super::{pixels, Plane};
 use crate::compute::StorageBuffer;
+use crate::render::host_read_barrier;
+pub use crate::render::Commands;
 use crate::vulkan::Client;
-use crate::{Context, Result};
+use crate::Result;
 
 /// An ownership transfer of (planes of) an image between FOREIGN and the
 /// client's queue family.
@@ -176,21 +178,7 @@ pub fn busy_work(d: &ash::Device, cb: vk::CommandBuffer, scratch: vk::Buffer) {
 
 /// Makes the transfers' writes visible to the host.
 pub fn to_host(d: &ash::Device, cb: vk::CommandBuffer) {
-    let b = [vk::MemoryBarrier::default()
-        .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-        .dst_access_mask(vk::AccessFlags::HOST_READ)];
-    // SAFETY: a command buffer in the recording state.
-    unsafe {
-        d.cmd_pipeline_barrier(
-            cb,
-            vk::PipelineStageFlags::TRANSFER,
-            vk::PipelineStageFlags::HOST,
-            vk::DependencyFlags::empty(),
-            &b,
-            &[],
-            &[],
-        )
-    }
+    host_read_barrier(d, cb, vk::PipelineStageFlags2::ALL_TRANSFER, vk::AccessFlags2::TRANSFER_WRITE);
 }
 
 /// A host-visible buffer holding every plane's packed texels, one plane
@@ -238,87 +226,28 @@ impl Staging {
     }
 }
 
-/// One command buffer, its pool and a fence: recorded once, submitted to
-/// the client's first queue.
-#[derive(Debug)]
-pub struct OneShot {
-    pool: vk::CommandPool,
-    pub cb: vk::CommandBuffer,
-    fence: vk::Fence,
+/// A one-shot command buffer ([`Commands`]: its pool and fence) that `f`
+/// records; submit it and wait for it with `Commands::submit` and
+/// `Commands::wait`.
+pub fn record(c: &Client, f: impl FnOnce(&ash::Device, vk::CommandBuffer)) -> Result<Commands> {
+    let commands = Commands::new(c)?;
+    let recorded = commands.begin(c).and_then(|_| {
+        f(&c.device, commands.cb);
+        commands.end(c)
+    });
+    match recorded {
+        Ok(()) => Ok(commands),
+        Err(e) => {
+            commands.destroy(c);
+            Err(e)
+        }
+    }
 }
 
-impl OneShot {
-    pub fn record(c: &Client, f: impl FnOnce(&ash::Device, vk::CommandBuffer)) -> Result<Self> {
-        let d = &c.device;
-        // SAFETY: valid create infos; every object is owned by the OneShot.
-        unsafe {
-            let pool = d
-                .create_command_pool(&vk::CommandPoolCreateInfo::default().queue_family_index(c.family), None)
-                .ctx("vkCreateCommandPool")?;
-            let this = OneShot { pool, cb: vk::CommandBuffer::null(), fence: vk::Fence::null() };
-            let made = (|| {
-                let cb = d
-                    .allocate_command_buffers(
-                        &vk::CommandBufferAllocateInfo::default().command_pool(pool).command_buffer_count(1),
-                    )
-                    .ctx("vkAllocateCommandBuffers")?[0];
-                let fence = d.create_fence(&vk::FenceCreateInfo::default(), None).ctx("vkCreateFence")?;
-                Ok((cb, fence))
-            })();
-            let (cb, fence) = match made {
-                Ok(v) => v,
-                Err(e) => {
-                    this.destroy(c);
-                    return Err(e);
-                }
-            };
-            let this = OneShot { cb, fence, ..this };
-            let recorded = d
-                .begin_command_buffer(cb, &vk::CommandBufferBeginInfo::default())
-                .ctx("vkBeginCommandBuffer")
-                .and_then(|_| {
-                    f(d, cb);
-                    d.end_command_buffer(cb).ctx("vkEndCommandBuffer")
-                });
-            match recorded {
-                Ok(()) => Ok(this),
-                Err(e) => {
-                    this.destroy(c);
-                    Err(e)
-                }
-            }
-        }
-    }
-
-    pub fn submit(&self, c: &Client) -> Result<()> {
-        let cbs = [self.cb];
-        let submit = [vk::SubmitInfo::default().command_buffers(&cbs)];
-        // SAFETY: a recorded command buffer and an unsignalled fence of this
-        // device; the client's first queue is used by one thread at a time.
-        unsafe { c.device.queue_submit(c.queues[0], &submit, self.fence) }.ctx("vkQueueSubmit")
-    }
-
-    /// Waits (up to 10 s) for the submission and resets the fence.
-    pub fn wait(&self, c: &Client) -> Result<()> {
-        // SAFETY: this one's fence, of this device.
-        unsafe {
-            c.device.wait_for_fences(&[self.fence], true, 10_000_000_000).ctx("vkWaitForFences")?;
-            c.device.reset_fences(&[self.fence]).ctx("vkResetFences")
-        }
-    }
-
-    pub fn run(&self, c: &Client) -> Result<()> {
-        self.submit(c)?;
-        self.wait(c)
-    }
-
-    pub fn destroy(self, c: &Client) {
-        // SAFETY: objects this one owns; the caller waited for its work.
-        unsafe {
-            if self.fence != vk::Fence::null() {
-                c.device.destroy_fence(self.fence, None);
-            }
-            c.device.destroy_command_pool(self.pool, None);
-        }
-    }
+/// Records (with `f`), runs and waits for one command buffer.
+pub fn run_once(c: &Client, f: impl FnOnce(&ash::Device, vk::CommandBuffer)) -> Result<()> {
+    let commands = record(c, f)?;
+    let ran = commands.submit(c).and_then(|_| commands.wait(c));
+    commands.destroy(c);
+    ran
 }

@@ -9,7 +9,7 @@
 //! * [`modifiers`]: the modifiers a device offers for a format, and the
 //!   modifier and layout of an exported image;
 //! * [`commands`]: ownership-transfer barriers naming planes, copies and
-//!   clears, a one-shot command buffer that can wait for a host event;
+//!   clears, one-shot command buffers;
 //! * [`pixels`]: the CPU's view of a plane in a dma-buf's bytes.
 
 pub mod commands;
@@ -117,7 +117,9 @@ fn create_image(c: &Client, spec: &ImageSpec) -> Result<vk::Image> {
     info = match &spec.tiling {
         Tiling::Linear => info.tiling(vk::ImageTiling::LINEAR),
         Tiling::Explicit { modifier, planes } => {
-            explicit_layouts = planes.clone();
+            // The plane sizes must be 0 here (the driver works them out).
+            explicit_layouts =
+                planes.iter().map(|l| vk::SubresourceLayout { size: 0, ..*l }).collect::<Vec<_>>();
             explicit = explicit.drm_format_modifier(*modifier).plane_layouts(&explicit_layouts);
             info.tiling(vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT).push_next(&mut explicit)
         }
@@ -175,8 +177,9 @@ pub fn dma_buf_size(fd: BorrowedFd<'_>) -> Result<u64> {
 
 impl ExternalImage {
     /// An image imported from dma-bufs: `bindings` has one entry for the
-    /// whole image, or one per plane of a disjoint image (the same dma-buf
-    /// may come twice). Each binding imports its whole dma-buf.
+    /// whole image (a dedicated import of the image's size), or one per
+    /// plane of a disjoint image (the same dma-buf may come twice; each
+    /// imports its whole dma-buf).
     pub fn import(c: &Client, spec: ImageSpec, bindings: &[Binding<'_>]) -> Result<Self> {
         let planes = spec.planes();
         let wanted = if spec.disjoint { planes.len() } else { 1 };
@@ -195,10 +198,11 @@ impl ExternalImage {
                     .ok_or_else(|| {
                         Error(format!("no memory type for binding {i}: {req:?}, fd {fd_types:#x}"))
                     })?;
-                let size = dma_buf_size(b.fd)?;
-                let dedicated = match this.spec.disjoint {
-                    true => vk::MemoryDedicatedAllocateInfo::default(),
-                    false => vk::MemoryDedicatedAllocateInfo::default().image(image),
+                // A dedicated import is exactly the image's size; a plane's
+                // import is the whole dma-buf (planes may sit at offsets).
+                let (size, dedicated) = match this.spec.disjoint {
+                    true => (dma_buf_size(b.fd)?, vk::MemoryDedicatedAllocateInfo::default()),
+                    false => (req.size, vk::MemoryDedicatedAllocateInfo::default().image(image)),
                 };
                 let fd = b.fd.try_clone_to_owned().ctx("dup")?;
                 let memory = import_memory(c, fd, DMA_BUF, size, type_index, dedicated)

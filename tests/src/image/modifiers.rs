@@ -5,9 +5,9 @@
 
 use ash::vk;
 
-use super::{ExternalImage, Plane, PlaneLayout, DMA_BUF};
+use super::{ExternalImage, Plane, DMA_BUF};
 use crate::vulkan::Client;
-use crate::{Context, Error, Result};
+use crate::{Context, Result};
 
 /// `DRM_FORMAT_MOD_LINEAR`.
 pub const LINEAR: u64 = 0;
@@ -29,6 +29,27 @@ pub fn offered(c: &Client, format: vk::Format) -> Vec<vk::DrmFormatModifierPrope
     let n = list.drm_format_modifier_count as usize;
     out.truncate(n);
     out
+}
+
+/// The modifiers the device lists for `format` in
+/// `VkDrmFormatModifierPropertiesList2EXT` (`VK_KHR_format_feature_flags2`,
+/// where validation looks for a modifier image's features), with their
+/// tiling features.
+pub fn offered2(c: &Client, format: vk::Format) -> Vec<(u64, vk::FormatFeatureFlags2)> {
+    let mut list = vk::DrmFormatModifierPropertiesList2EXT::default();
+    let mut props = vk::FormatProperties2::default().push_next(&mut list);
+    // SAFETY: a physical device of this instance and a valid out chain.
+    unsafe { c.instance.get_physical_device_format_properties2(c.physical, format, &mut props) };
+    let n = list.drm_format_modifier_count as usize;
+    let mut out = vec![vk::DrmFormatModifierProperties2EXT::default(); n];
+    let mut list =
+        vk::DrmFormatModifierPropertiesList2EXT::default().drm_format_modifier_properties(&mut out);
+    let mut props = vk::FormatProperties2::default().push_next(&mut list);
+    // SAFETY: as above, with room for `n` entries.
+    unsafe { c.instance.get_physical_device_format_properties2(c.physical, format, &mut props) };
+    let n = list.drm_format_modifier_count as usize;
+    out.truncate(n);
+    out.iter().map(|m| (m.drm_format_modifier, m.drm_format_modifier_tiling_features)).collect()
 }
 
 /// Whether a transfer-only 2D image of `format` with `modifier` can live
@@ -78,12 +99,4 @@ pub fn modifier_of(c: &Client, image: &ExternalImage) -> Result<u64> {
     unsafe { ext.get_image_drm_format_modifier_properties(image.image, &mut props) }
         .ctx("vkGetImageDrmFormatModifierPropertiesEXT")?;
     Ok(props.drm_format_modifier)
-}
-
-/// How an exported single-plane image is described to a peer: its
-/// modifier and memory plane 0's layout (`MEMORY_PLANE_0_BIT_EXT`).
-pub fn describe(c: &Client, image: &ExternalImage) -> Result<(u64, PlaneLayout)> {
-    let modifier = modifier_of(c, image)?;
-    let layout = *image.layouts.first().ok_or_else(|| Error("the image has no plane".into()))?;
-    Ok((modifier, layout))
 }

@@ -78,14 +78,14 @@
 //! dynabuf-client first-release [LEN]      a fresh import's first use writes half of it and
 //!                                         only releases; memfd checks
 //! dynabuf-client image-probe              image formats, modifiers and dma-buf support
-//! dynabuf-client image-ops KIND           copies and clears on an image of KIND, checked
-//!                                         from the CPU (KIND: FORMAT:TILING:MEMORY[:WxH],
-//!                                         see the images module)
-//! dynabuf-client image-acquire KIND read|write|transition|keep ASPECT FENCED
+//! dynabuf-client image-ops KIND...        copies and clears on an image of each KIND,
+//!                                         checked from the CPU (KIND:
+//!                                         FORMAT:TILING:MEMORY[:WxH], see the images module)
+//! dynabuf-client image-acquire KIND,read|write|transition|keep,ASPECT,FENCED...
 //!                                         an image acquired (ASPECT: color, planes, pK)
 //!                                         while foreign fences on FENCED planes' dma-bufs
 //!                                         are pending; pixels checked
-//! dynabuf-client image-release KIND ASPECT [ROUNDS]
+//! dynabuf-client image-release KIND,ASPECT...
 //!                                         an image written and released; a peer reads it
 //!                                         right after each vkQueueSubmit
 //! ```

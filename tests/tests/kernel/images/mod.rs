@@ -73,6 +73,31 @@ fn rgba8_modifiers() -> Result<Vec<String>, String> {
     }
 }
 
+/// What validation (1.3.239) alone reports for every transfer on an image
+/// with DRM-format-modifier tiling on lavapipe (25.0): it takes the
+/// image's format features from `VkDrmFormatModifierPropertiesList2EXT`,
+/// which lavapipe leaves empty (`image-probe`'s `list2=[]`, checked by
+/// `lavapipe_supports_the_image_kinds_the_tests_share`), so it finds none.
+/// Left out of the check for runs with such images only.
+const MODIFIER_FEATURES_UNSEEN: [&str; 3] = [
+    "VUID-vkCmdCopyBufferToImage-dstImage-01997",
+    "VUID-vkCmdCopyImageToBuffer-srcImage-01998",
+    "VUID-vkCmdClearColorImage-image-01993",
+];
+
+/// Whether a client argument names a KIND with DRM-format-modifier tiling.
+fn modifier_tiling(args: &[&str]) -> bool {
+    args.iter().any(|a| a.contains(":mod=") || a.contains(":export:"))
+}
+
+/// `output` without the first lines of the messages in `MODIFIER_FEATURES_UNSEEN`.
+fn without_unseen_features(output: &str) -> String {
+    let unseen = |l: &str| {
+        validation::parse_line(l).is_some_and(|m| MODIFIER_FEATURES_UNSEEN.contains(&m.id.as_str()))
+    };
+    output.lines().filter(|l| !unseen(l)).collect::<Vec<_>>().join("\n")
+}
+
 /// Runs the client as `DYNABUF_TEST_VALIDATION` says and never panics: a
 /// validation report, if any, makes the run fail with the report first on
 /// its stderr.
@@ -80,7 +105,11 @@ pub fn run(args: &[&str], layer: Layer, envs: &[(&str, &str)]) -> Run {
     let mode = Validation::from_env();
     let mut run = run_unchecked(CLIENT, args, layer, mode, envs);
     let what = format!("dynabuf-client {}", args.join(" "));
-    if let Err(report) = validation::check(&what, layer, mode, &[&run.stderr, &run.stdout]) {
+    let (stderr, stdout) = match modifier_tiling(args) {
+        true => (without_unseen_features(&run.stderr), without_unseen_features(&run.stdout)),
+        false => (run.stderr.clone(), run.stdout.clone()),
+    };
+    if let Err(report) = validation::check(&what, layer, mode, &[&stderr, &stdout]) {
         run.ok = false;
         run.stderr = format!("{report}{}", run.stderr);
     }
@@ -99,30 +128,105 @@ pub fn passed(run: &Run, key: &str) -> bool {
     run.ok && run.value(key).as_deref() == Some("true")
 }
 
-/// The client's error line (`dynabuf-client: ...`), for reports.
-pub fn error_line(run: &Run) -> String {
-    run.stderr.lines().find(|l| l.starts_with("dynabuf-client:")).unwrap_or("(no error line)").to_string()
+/// The validation report [`run`] put first on a run's stderr, if any.
+pub fn validation_report(run: &Run) -> Option<&str> {
+    run.stderr.starts_with(dynabuf_client::env::VALIDATION_LAYER).then_some(run.stderr.as_str())
 }
 
-/// The layer's names (`dma-buf DEV:INO`) of the client's dma-bufs, from
-/// its `setup` line (`bufK=DEV:INO/SIZE ...`), in order.
-pub fn dma_bufs(run: &Run) -> Vec<String> {
-    let setup = run.stdout.lines().find(|l| l.starts_with("setup")).unwrap_or_default();
-    setup
-        .split_whitespace()
-        .filter_map(|w| w.strip_prefix("buf")?.split_once('=').map(|(_, v)| v))
-        .filter_map(|v| v.split_once('/').map(|(id, _)| format!("dma-buf {id}")))
-        .collect()
+/// Runs client subcommand `sub` with `scenarios` (under `layer`, plus
+/// `envs`) and returns the run and what each scenario said.
+pub fn run_scenarios(
+    sub: &str,
+    scenarios_: &[String],
+    layer: Layer,
+    envs: &[(&str, &str)],
+) -> (Run, Vec<Scenario>) {
+    let argv: Vec<&str> = std::iter::once(sub).chain(scenarios_.iter().map(String::as_str)).collect();
+    let run = run(&argv, layer, envs);
+    let said = scenarios(&run, scenarios_.len());
+    (run, said)
 }
 
-/// Which dma-buf (index into [`dma_bufs`]) each plane lies in, from the
-/// `setup` line (`planeI=bufK@...`), in plane order.
-pub fn plane_bufs(run: &Run) -> Vec<usize> {
-    let setup = run.stdout.lines().find(|l| l.starts_with("setup")).unwrap_or_default();
-    setup
-        .split_whitespace()
-        .filter_map(|w| w.strip_prefix("plane")?.split_once("=buf")?.1.split_once('@')?.0.parse().ok())
-        .collect()
+/// Checks that a run of scenarios ended as its scenarios say (no crash,
+/// no validation message): with `all_ok`, it passed; in any case,
+/// validation was silent.
+pub fn check_run(problems: &mut Problems, run: &Run, said: &[Scenario], what: &str) {
+    if let Some(report) = validation_report(run) {
+        problems.check(false, || format!("{what}: {report}"));
+        return;
+    }
+    problems.check(run.ok || !said.iter().all(Scenario::ok), || format!("{what} {}", output(run)));
+}
+
+/// What one scenario of a client run said: its `scenario=N` lines on
+/// stdout, without the prefix.
+#[derive(Debug, Default)]
+pub struct Scenario {
+    pub lines: Vec<String>,
+}
+
+impl Scenario {
+    /// Whether the client found it right.
+    pub fn ok(&self) -> bool {
+        self.lines.iter().any(|l| l == "ok")
+    }
+
+    /// What it said: `exact`, or why it was wrong.
+    pub fn verdict(&self) -> String {
+        match self.ok() {
+            true => "exact".into(),
+            false => self
+                .lines
+                .iter()
+                .rev()
+                .find(|l| l.starts_with("wrong:"))
+                .cloned()
+                .unwrap_or("no verdict".into()),
+        }
+    }
+
+    /// The value of `key=` in its lines.
+    pub fn value(&self, key: &str) -> Option<&str> {
+        let prefix = format!("{key}=");
+        self.lines.iter().flat_map(|l| l.split_whitespace()).find_map(|w| w.strip_prefix(prefix.as_str()))
+    }
+
+    fn setup(&self) -> &str {
+        self.lines.iter().find(|l| l.starts_with("setup")).map_or("", String::as_str)
+    }
+
+    /// The layer's names (`dma-buf DEV:INO`) of its dma-bufs, from the
+    /// `setup` line (`bufK=DEV:INO/SIZE ...`), in order.
+    pub fn dma_bufs(&self) -> Vec<String> {
+        self.setup()
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("buf")?.split_once('=').map(|(_, v)| v))
+            .filter_map(|v| v.split_once('/').map(|(id, _)| format!("dma-buf {id}")))
+            .collect()
+    }
+
+    /// Which dma-buf (index into [`Scenario::dma_bufs`]) each plane lies
+    /// in (`planeI=bufK@...`), in plane order.
+    pub fn plane_bufs(&self) -> Vec<usize> {
+        self.setup()
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("plane")?.split_once("=buf")?.1.split_once('@')?.0.parse().ok())
+            .collect()
+    }
+}
+
+/// The `n` scenarios of a run (empty ones for those it never reached).
+pub fn scenarios(run: &Run, n: usize) -> Vec<Scenario> {
+    let mut all: Vec<Scenario> = (0..n).map(|_| Scenario::default()).collect();
+    for line in run.stdout.lines() {
+        let Some((index, rest)) = line.strip_prefix("scenario=").and_then(|l| l.split_once(' ')) else {
+            continue;
+        };
+        if let Some(s) = index.parse::<usize>().ok().and_then(|i| all.get_mut(i)) {
+            s.lines.push(rest.to_string());
+        }
+    }
+    all
 }
 
 /// The planes an ASPECT argument names (`color`, `planes`, `p0+p2`, ...)
@@ -134,25 +238,20 @@ pub fn named_planes(aspect: &str, n: usize) -> Vec<usize> {
     aspect.split('+').filter_map(|p| p.strip_prefix('p')?.parse().ok()).filter(|&p| p < n).collect()
 }
 
-/// How many times the layer published a release fence into `dma_buf`.
-pub fn publications(run: &Run, dma_buf: &str) -> usize {
-    let line = format!("release of {dma_buf} published");
-    run.stderr.lines().filter(|l| l.starts_with("dynabuf:") && l.contains(&line)).count()
+/// How many of the layer's lines contain both `what` and `dma_buf` (with
+/// `DYNABUF_LOG=debug`: `release of DMA_BUF published` for each release
+/// fence, `acquire of DMA_BUF waits ... pending fence` for each wait).
+pub fn layer_lines(run: &Run, what: &str, dma_buf: &str) -> usize {
+    let named = format!("{dma_buf} ");
+    run.stderr.lines().filter(|l| l.starts_with("dynabuf:") && l.contains(what) && l.contains(&named)).count()
 }
 
-/// The `(acquired, released)` dma-buf counts of each submission the layer
-/// synchronised (`submission on queue ... acquires N and releases M`).
-pub fn handovers(run: &Run) -> Vec<(usize, usize)> {
-    run.stderr
-        .lines()
-        .filter(|l| l.starts_with("dynabuf:"))
-        .filter_map(|l| {
-            let rest = l.split_once(" acquires ")?.1;
-            let (a, rest) = rest.split_once(" and releases ")?;
-            let r = rest.split_whitespace().next()?;
-            Some((a.parse().ok()?, r.parse().ok()?))
-        })
-        .collect()
+/// At most the first 160 characters of `s`, for one-line summaries.
+pub fn short(s: &str) -> String {
+    match s.char_indices().nth(160) {
+        Some((at, _)) => format!("{}...", &s[..at]),
+        None => s.to_string(),
+    }
 }
 
 /// Collects the problems of several scenarios and fails once, with all of

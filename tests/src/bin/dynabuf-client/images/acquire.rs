@@ -4,14 +4,13 @@
 use std::time::{Duration, Instant};
 
 use ash::vk;
-use dynabuf_client::image::commands::{self, OneShot, Staging, Transfer};
+use dynabuf_client::image::commands::{self, Staging, Transfer};
 use dynabuf_client::image::pixels::{self, expect_plane};
 use dynabuf_client::vulkan::Client;
 use dynabuf_client::{Error, Result};
 
 use super::shared::Shared;
-use super::{aspect_named, covered, fenced_bufs, image_client, Foreign, Kind};
-use crate::robustness::say;
+use super::{aspect_named, covered, fenced_bufs, image_client, scenarios, Foreign, Kind, Tell};
 
 /// How long the foreign writer of the last fenced dma-buf holds its fence
 /// after the submission; each earlier one holds it `STAGGER` longer.
@@ -35,44 +34,47 @@ enum Mode {
     Keep,
 }
 
-/// `image-acquire KIND read|write|transition|keep ASPECT FENCED`: the CPU
-/// fills the image's dma-bufs with [`pixels::old`]; a foreign fence (a
-/// write fence for `read`/`write`, a read fence otherwise) is attached to
-/// the dma-buf of every plane FENCED names (`all`, `p0`, `p1`, `p2`); the
-/// client submits one command buffer that acquires ASPECT (`color`,
-/// `planes`, `p0`, ...) from FOREIGN and copies each acquired plane to a
-/// buffer (or, `write`, a buffer into it); 300 ms later (200 ms more for
-/// each earlier fenced dma-buf) a foreign writer writes [`pixels::new`]
-/// into each fenced dma-buf (for write fences) and signals. Prints `done
-/// early=B` (B: the submission finished before the first fence signalled)
-/// and checks the pixels: `read`: fenced planes hold the new content, the
+/// `image-acquire SCENARIO...`, each `KIND,MODE,ASPECT,FENCED` (MODE:
+/// `read`, `write`, `transition` or `keep`): the CPU fills the image's
+/// dma-bufs with [`pixels::old`]; a foreign fence (a write fence for
+/// `read`/`write`, a read fence otherwise) is attached to the dma-buf of
+/// every plane FENCED names (`all`, `p0`, `p1`, `p2`); the client submits
+/// one command buffer that acquires ASPECT (`color`, `planes`, `p0`,
+/// `p0+p2`, ...) from FOREIGN and copies each acquired plane to a buffer
+/// (or, `write`, a buffer into it); 300 ms later (200 ms more for each
+/// earlier fenced dma-buf) a foreign writer writes [`pixels::new`] into
+/// each fenced dma-buf (for write fences) and signals. Says `done early=B`
+/// (B: the submission finished before the first fence signalled) and
+/// checks the pixels: `read`: fenced planes hold the new content, the
 /// others the old; `write`: the GPU's texels.
-/// Ends with `image_acquire_ok=true`; a wrong texel fails.
 pub fn cmd_image_acquire(args: &[String]) -> Result<()> {
-    let kind = Kind::parse(args.first())?;
-    let mode = match args.get(1).map(String::as_str) {
-        Some("read") => Mode::Read,
-        Some("write") => Mode::Write,
-        Some("transition") => Mode::Transition,
-        Some("keep") => Mode::Keep,
-        other => return Err(Error(format!("mode {other:?}: expected read, write, transition or keep"))),
-    };
-    let aspect = aspect_named(kind.format, args.get(2).map_or("color", String::as_str))?;
     let c = image_client()?;
-    let shared = Shared::new(&c, kind)?;
-    let fenced = fenced_bufs(&shared, args.get(3).map_or("all", String::as_str))?;
-    say(&format!("setup {} fenced={fenced:?}", shared.describe(&c)));
-    let mut staging = Staging::new(&c, &shared.planes)?;
-    let outcome = acquire(&c, &shared, &mut staging, mode, aspect, &fenced);
-    staging.destroy(&c);
-    shared.destroy(&c);
-    outcome?;
-    say("image_acquire_ok=true");
-    Ok(())
+    scenarios(args, "image_acquire_ok", |tell, fields| {
+        let kind = Kind::parse(fields.first())?;
+        let mode = match fields.get(1).copied() {
+            Some("read") => Mode::Read,
+            Some("write") => Mode::Write,
+            Some("transition") => Mode::Transition,
+            Some("keep") => Mode::Keep,
+            other => return Err(Error(format!("mode {other:?}: expected read, write, transition or keep"))),
+        };
+        let aspect = aspect_named(kind.format, fields.get(2).copied().unwrap_or("color"))?;
+        let shared = Shared::new(&c, kind)?;
+        let outcome = fenced_bufs(&shared, fields.get(3).copied().unwrap_or("all")).and_then(|fenced| {
+            tell.say(&format!("setup {} fenced={fenced:?}", shared.describe(&c)));
+            let mut staging = Staging::new(&c, &shared.planes)?;
+            let r = acquire(&c, tell, &shared, &mut staging, mode, aspect, &fenced);
+            staging.destroy(&c);
+            r
+        });
+        shared.destroy(&c);
+        outcome
+    })
 }
 
 fn acquire(
     c: &Client,
+    tell: Tell,
     shared: &Shared,
     staging: &mut Staging,
     mode: Mode,
@@ -85,6 +87,8 @@ fn acquire(
     }
     let (image, family) = (shared.image.image, c.family);
     let general = vk::ImageLayout::GENERAL;
+    // The image has been in GENERAL since its first use (content kept).
+    shared.to_general(c)?;
     let (transfer, layout) = match mode {
         Mode::Read | Mode::Keep => (Transfer::general(aspect, vk::AccessFlags::TRANSFER_READ), general),
         Mode::Write => (Transfer::general(aspect, vk::AccessFlags::TRANSFER_WRITE), general),
@@ -98,7 +102,7 @@ fn acquire(
             (t, src)
         }
     };
-    let shot = OneShot::record(c, |d, cb| {
+    let shot = commands::record(c, |d, cb| {
         commands::acquire(d, cb, image, family, transfer);
         for &i in &planes {
             let plane = &shared.planes[i];
@@ -129,7 +133,7 @@ fn acquire(
         let signals = writers.into_iter().map(Foreign::join).collect::<Result<Vec<_>>>()?;
         waited?;
         let early = signals.iter().min().is_some_and(|first| done < *first);
-        say(&format!("done early={early} elapsed_ms={}", done.duration_since(t).as_millis()));
+        tell.say(&format!("done early={early} elapsed_ms={}", done.duration_since(t).as_millis()));
         Ok(())
     });
     shot.destroy(c);

@@ -4,7 +4,11 @@
 //! able to wait for (`image-release`), and barriers naming single planes
 //! of disjoint images (`image-planes`).
 //!
-//! Every subcommand takes a KIND, `FORMAT:TILING:MEMORY`:
+//! Each subcommand runs every SCENARIO it is given (comma-separated
+//! fields, the first a KIND) on one device, one after the other, prefixing
+//! what it prints with `scenario=N` and ending each with `scenario=N ok`
+//! or `scenario=N wrong: WHY`; it ends with `image_<sub>_ok=true`, or
+//! fails when a scenario was wrong. A KIND is `FORMAT:TILING:MEMORY`:
 //! - FORMAT: `rgba8`, `nv12` or `yuv420-3p`;
 //! - TILING: `linear`; `mod=N[/OFFSET/PITCH]`, DRM-format-modifier
 //!   tiling with modifier N (decimal or 0x hex) and plane 0 at OFFSET with
@@ -41,7 +45,7 @@ use dynabuf_client::image::planar::format_named;
 use dynabuf_client::vulkan::{Client, ClientOptions};
 use dynabuf_client::{Error, Result};
 
-use crate::robustness::HeldFence;
+use crate::robustness::{say, HeldFence};
 use shared::Dmabuf;
 
 /// How the shared image is made (the module's KIND).
@@ -70,7 +74,7 @@ pub(crate) enum Memory {
 }
 
 impl Kind {
-    pub fn parse(s: Option<&String>) -> Result<Kind> {
+    pub fn parse(s: Option<&&str>) -> Result<Kind> {
         let s = s.ok_or_else(|| Error("missing KIND (FORMAT:TILING:MEMORY[:WxH])".into()))?;
         let bad = || Error(format!("KIND {s:?}: expected FORMAT:TILING:MEMORY[:WxH]"));
         let parts: Vec<&str> = s.split(':').collect();
@@ -110,6 +114,44 @@ impl Kind {
         };
         Ok(Kind { format, tiling, memory, width, height })
     }
+}
+
+/// What one scenario prints: `scenario=N LINE`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tell(pub usize);
+
+impl Tell {
+    pub fn say(self, line: &str) {
+        say(&format!("scenario={} {line}", self.0));
+    }
+}
+
+/// Runs `one` for each SCENARIO argument (its comma-separated fields) and
+/// says how each went; `KEY=true` at the end when every one was right.
+pub(crate) fn scenarios(
+    args: &[String],
+    key: &str,
+    mut one: impl FnMut(Tell, &[&str]) -> Result<()>,
+) -> Result<()> {
+    if args.is_empty() {
+        return Err(Error("no SCENARIO given".into()));
+    }
+    let mut wrong = 0;
+    for (n, arg) in args.iter().enumerate() {
+        let fields: Vec<&str> = arg.split(',').collect();
+        match one(Tell(n), &fields) {
+            Ok(()) => Tell(n).say("ok"),
+            Err(e) => {
+                wrong += 1;
+                Tell(n).say(&format!("wrong: {}", e.0.replace('\n', " ")));
+            }
+        }
+    }
+    if wrong > 0 {
+        return Err(Error(format!("{wrong} of {} scenario(s) wrong", args.len())));
+    }
+    say(&format!("{key}=true"));
+    Ok(())
 }
 
 /// A client whose device also enables the image extensions (where offered).

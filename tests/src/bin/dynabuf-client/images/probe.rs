@@ -3,15 +3,15 @@
 //! operation on an imported image of a KIND and checks the pixels.
 
 use ash::vk;
-use dynabuf_client::image::commands::{self, OneShot, Staging};
-use dynabuf_client::image::modifiers::{importable, offered};
+use dynabuf_client::image::commands::{self, run_once, Staging};
+use dynabuf_client::image::modifiers::{importable, offered, offered2};
 use dynabuf_client::image::planar::{format_name, planes};
 use dynabuf_client::image::{pixels, NV12, RGBA8, YUV420_3P};
 use dynabuf_client::vulkan::Client;
-use dynabuf_client::Result;
+use dynabuf_client::{Error, Result};
 
 use super::shared::Shared;
-use super::{image_client, Kind};
+use super::{image_client, scenarios, Kind, Tell};
 use crate::robustness::say;
 
 const FORMATS: [vk::Format; 3] = [RGBA8, NV12, YUV420_3P];
@@ -42,7 +42,9 @@ pub fn cmd_image_probe() -> Result<()> {
         }
         if drm {
             let mods = offered(&c, format);
-            say(&format!("format={name} modifiers={}", mods.len()));
+            let list2: Vec<String> =
+                offered2(&c, format).iter().map(|(m, f)| format!("{m:#x}:{f:?}")).collect();
+            say(&format!("format={name} modifiers={} list2=[{}]", mods.len(), list2.join(" ")));
             for m in mods {
                 let import = match importable(&c, format, m.drm_format_modifier) {
                     Ok(features) => format!("{features:?}"),
@@ -84,79 +86,77 @@ fn linear_external(c: &Client, format: vk::Format, flags: vk::ImageCreateFlags) 
     }
 }
 
-/// `image-ops KIND`: imports (or exports) an image of KIND and, plane by
-/// plane, copies a buffer into it, the image into a buffer, and (single
-/// plane) clears it, each on its own submission, checking the pixels from
-/// the CPU. Prints `op=NAME plane=I start` before each (so a driver crash
-/// shows where) and `op=NAME plane=I ok` or `... wrong: WHY` after.
+/// `image-ops KIND...`: for each KIND, imports (or exports) an image and,
+/// plane by plane, copies a buffer into it, the image into a buffer, and
+/// (single plane) clears it, each on its own submission, checking the
+/// pixels from the CPU. Says how each plane lies as the driver reports it,
+/// `op=NAME plane=I start` before each operation (so a driver crash shows
+/// where) and `op=NAME plane=I ok` or `... wrong: WHY` after; a KIND is
+/// wrong when any of its operations is.
 pub fn cmd_image_ops(args: &[String]) -> Result<()> {
-    let kind = Kind::parse(args.first())?;
     let c = image_client()?;
-    let shared = Shared::new(&c, kind)?;
-    say(&format!("setup ok {}", shared.describe(&c)));
-    for i in 0..shared.planes.len() {
-        let r = shared.image.reported_layout(&c, i);
-        say(&format!("plane={i} reported offset={} pitch={} size={}", r.offset, r.row_pitch, r.size));
-    }
-    let mut staging = Staging::new(&c, &shared.planes)?;
-    let outcome = run_ops(&c, &shared, &mut staging);
-    staging.destroy(&c);
-    shared.destroy(&c);
-    outcome?;
-    say("image_ops_ok=true");
-    Ok(())
+    scenarios(args, "image_ops_ok", |tell, fields| {
+        let shared = Shared::new(&c, Kind::parse(fields.first())?)?;
+        tell.say(&format!("setup {}", shared.describe(&c)));
+        for i in 0..shared.planes.len() {
+            let r = shared.image.reported_layout(&c, i);
+            tell.say(&format!(
+                "plane={i} reported offset={} pitch={} size={}",
+                r.offset, r.row_pitch, r.size
+            ));
+        }
+        let outcome = Staging::new(&c, &shared.planes).and_then(|mut staging| {
+            let r = run_ops(&c, tell, &shared, &mut staging);
+            staging.destroy(&c);
+            r
+        });
+        shared.destroy(&c);
+        match outcome? {
+            0 => Ok(()),
+            wrong => Err(Error(format!("{wrong} operation(s) wrong"))),
+        }
+    })
 }
 
-fn run_ops(c: &Client, shared: &Shared, staging: &mut Staging) -> Result<()> {
+/// Runs every operation on every plane; how many were wrong.
+fn run_ops(c: &Client, tell: Tell, shared: &Shared, staging: &mut Staging) -> Result<usize> {
     let image = shared.image.image;
     let general = vk::ImageLayout::GENERAL;
-    let whole = dynabuf_client::image::planar::all_planes(shared.kind.format);
-    let to_general = OneShot::record(c, |d, cb| {
-        commands::transition(d, cb, image, whole, (vk::ImageLayout::UNDEFINED, general))
-    })?;
-    let ran = to_general.run(c);
-    to_general.destroy(c);
-    ran?;
+    shared.to_general(c)?;
+    let mut wrong = 0;
     for (i, plane) in shared.planes.iter().enumerate() {
         let written = pixels::gpu_plane(i, 0, plane);
         staging.set_plane(i, &written)?;
         let at = staging.at(i);
         let op = || -> Result<Vec<u8>> {
-            one_op(c, |d, cb| commands::copy_from_buffer(d, cb, at, (image, general), plane))?;
+            run_once(c, |d, cb| commands::copy_from_buffer(d, cb, at, (image, general), plane))?;
             shared.plane_now(i)
         };
-        report("copy-from-buffer", i, op, &written);
+        wrong += report(tell, "copy-from-buffer", i, op, &written);
         shared.buf_of_plane(i).write_pattern(pixels::new)?;
         let want = shared.plane_with(i, pixels::new)?;
         let mut op = || -> Result<Vec<u8>> {
-            one_op(c, |d, cb| {
+            run_once(c, |d, cb| {
                 commands::copy_to_buffer(d, cb, (image, general), plane, at);
                 commands::to_host(d, cb);
             })?;
             staging.plane(i)
         };
-        report("copy-to-buffer", i, &mut op, &want);
+        wrong += report(tell, "copy-to-buffer", i, &mut op, &want);
         if planes(shared.kind.format, 2, 2).len() == 1 {
             let op = || -> Result<Vec<u8>> {
-                one_op(c, |d, cb| commands::clear(d, cb, (image, general), pixels::clear_color(0)))?;
+                run_once(c, |d, cb| commands::clear(d, cb, (image, general), pixels::clear_color(0)))?;
                 shared.plane_now(i)
             };
-            report("clear", i, op, &pixels::cleared(plane, pixels::clear_color(0)));
+            wrong += report(tell, "clear", i, op, &pixels::cleared(plane, pixels::clear_color(0)));
         }
     }
-    Ok(())
+    Ok(wrong)
 }
 
-/// Records, runs and waits for one command buffer.
-fn one_op(c: &Client, f: impl FnOnce(&ash::Device, vk::CommandBuffer)) -> Result<()> {
-    let shot = OneShot::record(c, f)?;
-    let ran = shot.run(c);
-    shot.destroy(c);
-    ran
-}
-
-fn report(name: &str, plane: usize, op: impl FnOnce() -> Result<Vec<u8>>, want: &[u8]) {
-    say(&format!("op={name} plane={plane} start"));
+/// Runs one operation and says how it went; 1 when it was wrong.
+fn report(tell: Tell, name: &str, plane: usize, op: impl FnOnce() -> Result<Vec<u8>>, want: &[u8]) -> usize {
+    tell.say(&format!("op={name} plane={plane} start"));
     let verdict = match op() {
         Ok(got) if got == want => "ok".to_string(),
         Ok(got) => {
@@ -165,5 +165,6 @@ fn report(name: &str, plane: usize, op: impl FnOnce() -> Result<Vec<u8>>, want: 
         }
         Err(e) => format!("wrong: {e}"),
     };
-    say(&format!("op={name} plane={plane} {verdict}"));
+    tell.say(&format!("op={name} plane={plane} {verdict}"));
+    usize::from(verdict != "ok")
 }

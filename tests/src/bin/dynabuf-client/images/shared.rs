@@ -5,8 +5,10 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
+use ash::vk;
 use dynabuf_client::dmabuf::Mapping;
 use dynabuf_client::external::file_identity;
+use dynabuf_client::image::commands;
 use dynabuf_client::image::modifiers::{chosen_layout, offered};
 use dynabuf_client::image::{
     dma_buf_size, pixels, requirements_of, Binding, ExternalImage, ImageSpec, Plane, Tiling,
@@ -179,6 +181,14 @@ impl Shared {
     pub fn plane_with(&self, i: usize, f: fn(u32) -> u32) -> Result<Vec<u8>> {
         let bytes = pixels::pattern(f, self.buf_of_plane(i).size);
         pixels::plane_bytes(&bytes, &self.planes[i], &self.image.layouts[i])
+    }
+
+    /// Moves the image from `UNDEFINED` to `GENERAL` (its first use; on
+    /// lavapipe the content stays) and waits.
+    pub fn to_general(&self, c: &Client) -> Result<()> {
+        let layouts = (vk::ImageLayout::UNDEFINED, vk::ImageLayout::GENERAL);
+        let (image, color) = (self.image.image, vk::ImageAspectFlags::COLOR);
+        commands::run_once(c, |d, cb| commands::transition(d, cb, image, color, layouts))
     }
 
     /// How the image and its planes lie, for reports: `bufK=DEV:INO/SIZE`
