@@ -6,8 +6,10 @@
 #   sync_overhead  implicit sync per submission on real dma-bufs, and its
 #                  scaling with tracked buffers;
 #   dynamic_overhead  dynamic vs pinned attachments, re-validation vs a fresh
-#                  import + memcpy, copy bandwidth vs memcpy
-# (the last two in the kernel-tier VM where this machine has no
+#                  import + memcpy, copy bandwidth vs memcpy;
+#   image_overhead  an image's hand-over per submission vs a buffer's in the
+#                  same dma-buf, a dynamic image's copy bandwidth vs memcpy
+# (the last three in the kernel-tier VM where this machine has no
 # /dev/udmabuf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +21,7 @@ bench_exe() {
     cargo bench -p dynabuf-tests --bench "$1" --no-run --message-format=json 2>/dev/null \
         | grep "\"name\":\"$1\"" | grep -o '"executable":"[^"]*"' | tail -n1 | cut -d'"' -f4
 }
-for b in sync_overhead dynamic_overhead; do
+for b in sync_overhead dynamic_overhead image_overhead; do
     exe=$(bench_exe "$b")
     echo
     if [ -e /dev/udmabuf ]; then
