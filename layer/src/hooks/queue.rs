@@ -63,7 +63,7 @@ fn synchronised(
     }
     dev.state.count(|s| &s.submits_with_transfers);
     log_debug!(
-        "{}: submission on queue {:#x} acquires {} and releases {} dma-buf(s)",
+        "{}: submission on queue {:#x} acquires {} and releases {} imported or exported memor(ies) of dma-bufs",
         dev.state.name,
         vk::Handle::as_raw(queue),
         plan.acquires.values().map(Vec::len).sum::<usize>(),
