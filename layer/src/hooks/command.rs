@@ -95,11 +95,32 @@ fn legacy_access(a: vk::AccessFlags) -> vk::AccessFlags2 {
     vk::AccessFlags2::from_raw(u64::from(a.as_raw()))
 }
 
-/// The ownership transfers among one barrier command's barriers.
-fn scan(barriers: impl IntoIterator<Item = Barrier>) -> Vec<OwnershipTransfer> {
-    barriers.into_iter().filter_map(transfers::transfer_of).collect()
+/// A barrier structure of `vkCmdPipelineBarrier` or `vkCmdPipelineBarrier2`,
+/// as far as ownership transfers are concerned.
+trait AsBarrier {
+    fn as_barrier(&self) -> Barrier;
 }
 
+impl AsBarrier for vk::BufferMemoryBarrier<'_> {
+    fn as_barrier(&self) -> Barrier {
+        let access = legacy_access(self.dst_access_mask);
+        Barrier::buffer(self.buffer, self.src_queue_family_index, self.dst_queue_family_index, access)
+    }
+}
+
+impl AsBarrier for vk::BufferMemoryBarrier2<'_> {
+    fn as_barrier(&self) -> Barrier {
+        Barrier::buffer(
+            self.buffer,
+            self.src_queue_family_index,
+            self.dst_queue_family_index,
+            self.dst_access_mask,
+        )
+    }
+}
+
+/// An image barrier's fields (the two structures differ only in their
+/// access type).
 fn image_barrier(
     image: vk::Image,
     range: &vk::ImageSubresourceRange,
@@ -117,6 +138,48 @@ fn image_barrier(
     }
 }
 
+impl AsBarrier for vk::ImageMemoryBarrier<'_> {
+    fn as_barrier(&self) -> Barrier {
+        image_barrier(
+            self.image,
+            &self.subresource_range,
+            (self.src_queue_family_index, self.dst_queue_family_index),
+            (self.old_layout, self.new_layout),
+            legacy_access(self.dst_access_mask),
+        )
+    }
+}
+
+impl AsBarrier for vk::ImageMemoryBarrier2<'_> {
+    fn as_barrier(&self) -> Barrier {
+        image_barrier(
+            self.image,
+            &self.subresource_range,
+            (self.src_queue_family_index, self.dst_queue_family_index),
+            (self.old_layout, self.new_layout),
+            self.dst_access_mask,
+        )
+    }
+}
+
+/// Records the ownership transfers among one barrier command's barriers.
+fn scan_and_record(
+    dev: &Device,
+    cb: vk::CommandBuffer,
+    buffers: &[impl AsBarrier],
+    images: &[impl AsBarrier],
+) {
+    let found: Vec<OwnershipTransfer> = buffers
+        .iter()
+        .map(AsBarrier::as_barrier)
+        .chain(images.iter().map(AsBarrier::as_barrier))
+        .filter_map(transfers::transfer_of)
+        .collect();
+    if !found.is_empty() {
+        record(dev, cb, found);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn pipeline_barrier(
@@ -130,27 +193,7 @@ pub fn pipeline_barrier(
     images: &[vk::ImageMemoryBarrier<'_>],
 ) {
     if dev.state.has_external_memory() {
-        let buffers = buffers.iter().map(|b| {
-            Barrier::buffer(
-                b.buffer,
-                b.src_queue_family_index,
-                b.dst_queue_family_index,
-                legacy_access(b.dst_access_mask),
-            )
-        });
-        let images = images.iter().map(|i| {
-            image_barrier(
-                i.image,
-                &i.subresource_range,
-                (i.src_queue_family_index, i.dst_queue_family_index),
-                (i.old_layout, i.new_layout),
-                legacy_access(i.dst_access_mask),
-            )
-        });
-        let found = scan(buffers.chain(images));
-        if !found.is_empty() {
-            record(dev, cb, found);
-        }
+        scan_and_record(dev, cb, buffers, images);
     }
     dev.cmd_pipeline_barrier(cb, src_stage, dst_stage, flags, memory, buffers, images);
 }
@@ -164,22 +207,7 @@ pub fn pipeline_barrier2(
     images: &[vk::ImageMemoryBarrier2<'_>],
 ) {
     if dev.state.has_external_memory() {
-        let buffers = buffers.iter().map(|b| {
-            Barrier::buffer(b.buffer, b.src_queue_family_index, b.dst_queue_family_index, b.dst_access_mask)
-        });
-        let images = images.iter().map(|i| {
-            image_barrier(
-                i.image,
-                &i.subresource_range,
-                (i.src_queue_family_index, i.dst_queue_family_index),
-                (i.old_layout, i.new_layout),
-                i.dst_access_mask,
-            )
-        });
-        let found = scan(buffers.chain(images));
-        if !found.is_empty() {
-            record(dev, cb, found);
-        }
+        scan_and_record(dev, cb, buffers, images);
     }
     dev.cmd_pipeline_barrier2(cb, info);
 }
