@@ -18,7 +18,7 @@ pub fn new(i: u32) -> u32 {
 }
 
 /// `len` bytes of the word pattern `f` (little endian).
-pub fn pattern(f: fn(u32) -> u32, len: u64) -> Vec<u8> {
+pub fn pattern(f: impl Fn(u32) -> u32, len: u64) -> Vec<u8> {
     (0..len.div_ceil(4) as u32).flat_map(|i| f(i).to_le_bytes()).take(len as usize).collect()
 }
 

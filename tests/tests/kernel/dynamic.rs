@@ -13,7 +13,7 @@ use crate::fixture::{vgem, Buf};
 use crate::harness::{Outcome, TestResult};
 use crate::require_kernel_tier;
 
-fn stat(stderr: &str, key: &str) -> Vec<u64> {
+pub(crate) fn stat(stderr: &str, key: &str) -> Vec<u64> {
     stderr
         .split_whitespace()
         .filter_map(|w| w.strip_prefix(&format!("{key}=")).and_then(|v| v.parse().ok()))

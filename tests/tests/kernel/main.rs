@@ -95,6 +95,9 @@ const TESTS: &[Test] = tests![
     images::an_acquire_naming_one_plane_waits_only_for_that_planes_dma_buf,
     images::a_release_naming_planes_fences_only_their_dma_bufs,
     images::planes_sharing_one_dma_buf_hand_it_over_once,
+    images::a_dynamic_drm_modifier_image_keeps_exact_pixels_over_200_evicted_frames,
+    images::a_dynamic_disjoint_nv12_image_in_two_dma_bufs_keeps_exact_pixels_over_200_evicted_frames,
+    images::a_dynamic_disjoint_nv12_image_in_one_dma_buf_copies_only_each_planes_bytes,
 ];
 
 fn main() -> std::process::ExitCode {

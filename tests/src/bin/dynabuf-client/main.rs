@@ -88,6 +88,10 @@
 //! dynabuf-client image-release KIND,ASPECT...
 //!                                         an image written and released; a peer reads it
 //!                                         right after each vkQueueSubmit
+//! dynabuf-client image-frames KIND,ASPECT,FRAMES...
+//!                                         FRAMES frames: a foreign writer fills the
+//!                                         image's dma-bufs, the GPU acquires, adds to
+//!                                         part of every plane, releases; every byte checked
 //! ```
 
 use std::process::ExitCode;
@@ -164,6 +168,7 @@ fn main() -> ExitCode {
         Some("image-ops") => cmd_image_ops(rest),
         Some("image-acquire") => cmd_image_acquire(rest),
         Some("image-release") => cmd_image_release(rest),
+        Some("image-frames") => cmd_image_frames(rest),
         _ => Err(Error(
             "usage: dynabuf-client compute|probe|multi|threads|external|dmabuf-import|dmabuf-export [args]"
                 .into(),

@@ -20,11 +20,13 @@
 //! `support::lavapipe_supports_the_image_kinds_the_tests_share`.
 
 mod acquire;
+mod dynamic;
 mod planes;
 mod release;
 mod support;
 
 pub use acquire::*;
+pub use dynamic::*;
 pub use planes::*;
 pub use release::*;
 pub use support::*;

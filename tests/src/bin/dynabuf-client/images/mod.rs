@@ -29,11 +29,13 @@
 //! would be) writes [`pixels::new`]'s.
 
 mod acquire;
+mod dynamic;
 mod probe;
 mod release;
 mod shared;
 
 pub use acquire::*;
+pub use dynamic::*;
 pub use probe::*;
 pub use release::*;
 
@@ -176,13 +178,23 @@ pub(crate) struct Foreign {
 
 impl Foreign {
     pub fn start(buf: &Dmabuf, write: bool, delay: Duration, content: bool) -> Result<Self> {
+        Self::writing(buf, write, delay, content.then_some(dynabuf_client::image::pixels::new))
+    }
+
+    /// As [`Foreign::start`], writing the word pattern `content` (if any).
+    pub fn writing(
+        buf: &Dmabuf,
+        write: bool,
+        delay: Duration,
+        content: Option<impl Fn(u32) -> u32 + Send + 'static>,
+    ) -> Result<Self> {
         let fence = HeldFence::on(std::os::fd::AsFd::as_fd(&buf.fd), write)?;
         let target = buf.try_clone()?;
         let thread = std::thread::spawn(move || {
             std::thread::sleep(delay);
             let written = match content {
-                true => target.write_pattern(dynabuf_client::image::pixels::new),
-                false => Ok(()),
+                Some(f) => target.write_pattern(f),
+                None => Ok(()),
             };
             let at = Instant::now();
             fence.signal()?;

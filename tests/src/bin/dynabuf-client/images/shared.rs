@@ -75,7 +75,7 @@ impl Dmabuf {
     }
 
     /// Fills the dma-buf with the word pattern `f`.
-    pub fn write_pattern(&self, f: fn(u32) -> u32) -> Result<()> {
+    pub fn write_pattern(&self, f: impl Fn(u32) -> u32) -> Result<()> {
         match &self.memfd {
             Some(m) => m.write_all_at(&pixels::pattern(f, self.size), 0).ctx("write memfd"),
             None => {
