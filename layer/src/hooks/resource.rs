@@ -64,7 +64,9 @@ fn bound(dev: &Device, resource: Resource, memory: vk::DeviceMemory, planes: Pla
     }
 }
 
-/// `for_dma_buf`: the image is created for dma-buf memory.
+/// `for_dma_buf`: the image is created for dma-buf memory. Recorded whether
+/// or not the device has external memory yet: applications create the
+/// image, ask its requirements, and only then import its memory.
 pub fn create_image(
     dev: &Device,
     info: &vk::ImageCreateInfo<'_>,
@@ -73,7 +75,7 @@ pub fn create_image(
     image: &mut vk::Image,
 ) -> vk::Result {
     let result = dev.create_image(info, allocator, image);
-    if result == vk::Result::SUCCESS && for_dma_buf && dev.state.has_external_memory() {
+    if result == vk::Result::SUCCESS && for_dma_buf {
         let record = ImageInfo::new(info);
         dev.state.with_memory(|t| t.image_created(*image, record));
     }
@@ -119,7 +121,8 @@ pub fn bind_images(dev: &Device, infos: &[vk::BindImageMemoryInfo<'_>], planes: 
 }
 
 fn destroyed(dev: &Device, resource: Resource) {
-    if dev.state.has_external_memory() {
+    // An image may be recorded before the device had external memory.
+    if dev.state.has_external_memory() || matches!(resource, Resource::Image(_)) {
         dev.state.with_memory(|t| t.unbind(resource));
     }
 }
