@@ -272,6 +272,26 @@ pub fn export_memory_fd(
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Allocates `size` bytes of memory type `type_index` exportable as
+/// `handle_type` and dedicated to `image`.
+pub fn allocate_exportable_for_image(
+    c: &Client,
+    image: vk::Image,
+    size: u64,
+    type_index: u32,
+    handle_type: vk::ExternalMemoryHandleTypeFlags,
+) -> Result<vk::DeviceMemory> {
+    let mut export = vk::ExportMemoryAllocateInfo::default().handle_types(handle_type);
+    let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().image(image);
+    let info = vk::MemoryAllocateInfo::default()
+        .allocation_size(size)
+        .memory_type_index(type_index)
+        .push_next(&mut export)
+        .push_next(&mut dedicated);
+    // SAFETY: a valid allocate info whose chain outlives the call.
+    unsafe { c.device.allocate_memory(&info, None) }.ctx("vkAllocateMemory(export)")
+}
+
 /// `(st_dev, st_ino)` of an open fd, or `None` when it is not open.
 pub fn file_identity(fd: i32) -> Option<(u64, u64)> {
     // SAFETY: fstat only writes the stat buffer, which is a valid local.

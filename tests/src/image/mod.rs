@@ -231,15 +231,8 @@ impl ExternalImage {
             let type_index = c
                 .memory_type(req.memory_type_bits, vk::MemoryPropertyFlags::empty())
                 .ok_or_else(|| Error(format!("no memory type for {req:?}")))?;
-            let mut export = vk::ExportMemoryAllocateInfo::default().handle_types(DMA_BUF);
-            let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().image(image);
-            let info = vk::MemoryAllocateInfo::default()
-                .allocation_size(req.size)
-                .memory_type_index(type_index)
-                .push_next(&mut export)
-                .push_next(&mut dedicated);
-            // SAFETY: a valid allocate info whose chain outlives the call.
-            let memory = unsafe { c.device.allocate_memory(&info, None) }.ctx("vkAllocateMemory(export)")?;
+            let memory =
+                crate::external::allocate_exportable_for_image(c, image, req.size, type_index, DMA_BUF)?;
             this.memories.push(memory);
             this.bind(c, &[0])
         })();

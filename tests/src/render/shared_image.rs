@@ -84,15 +84,7 @@ impl SharedImage {
         // SAFETY: an image of this device.
         let req = unsafe { c.device.get_image_memory_requirements(image) };
         let memory = memory_type(c, req.memory_type_bits).and_then(|type_index| {
-            let mut export = vk::ExportMemoryAllocateInfo::default().handle_types(handle_type);
-            let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().image(image);
-            let info = vk::MemoryAllocateInfo::default()
-                .allocation_size(req.size)
-                .memory_type_index(type_index)
-                .push_next(&mut export)
-                .push_next(&mut dedicated);
-            // SAFETY: a valid allocate info whose chain outlives the call.
-            unsafe { c.device.allocate_memory(&info, None) }.ctx("vkAllocateMemory(export)")
+            crate::external::allocate_exportable_for_image(c, image, req.size, type_index, handle_type)
         });
         let placeholder = Description { width, height, tiling: Tiling::Opaque, size: req.size };
         let mut shared = bind(c, image, memory, placeholder)?;
