@@ -10,7 +10,7 @@
 //! Modules, by floor: a module uses only modules on its floor's left or
 //! below it, never above.
 //!
-//! 1. bottom: [`log`], [`settings`], [`stats`], [`lock_order`], [`fault`],
+//! 1. bottom: [`log`], [`settings`], [`hazard`], [`stats`], [`lock_order`], [`fault`],
 //!    [`sys`] (kernel interfaces), [`registry`] (pure bookkeeping), [`views`]
 //!    (read-only views of application structures);
 //! 2. [`dispatch`]: per-instance and per-device state keyed by dispatch key,
@@ -39,6 +39,7 @@ pub mod log;
 pub mod dispatch;
 pub mod entry;
 pub mod fault;
+pub mod hazard;
 pub mod hooks;
 pub mod lock_order;
 pub mod registry;

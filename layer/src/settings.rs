@@ -44,6 +44,20 @@ pub enum SyncScope {
     All,
 }
 
+/// `DYNABUF_HAZARDS`: how hazards (sharing mistakes the layer sees) are
+/// reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HazardMode {
+    /// Not looked for: no hook does any extra work.
+    Off,
+    /// Reported as warnings (debug messenger severity WARNING, log level
+    /// warn).
+    Warn,
+    /// Reported as errors (debug messenger severity ERROR, log level
+    /// error). The application's call still goes ahead.
+    Error,
+}
+
 /// Everything the layer can be told.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -67,6 +81,17 @@ pub struct Settings {
     pub attach: AttachMode,
     /// `DYNABUF_EVICT`.
     pub evict: EvictPolicy,
+    /// `DYNABUF_HAZARDS`.
+    pub hazards: HazardMode,
+    /// `DYNABUF_CPU_SYNC`: bracket CPU access to mapped dma-buf memory with
+    /// `DMA_BUF_IOCTL_SYNC` (default on).
+    pub cpu_sync: bool,
+    /// `DYNABUF_STATS_FILE`: write statistics as JSON to this file (one
+    /// document per device at `vkDestroyDevice`). Implies statistics.
+    pub stats_file: Option<PathBuf>,
+    /// `DYNABUF_STATS_INTERVAL_MS`: with a stats file, also append a JSON
+    /// line per device this often while running (0: only at the end).
+    pub stats_interval_ms: u64,
 }
 
 impl Settings {
@@ -107,6 +132,10 @@ impl Default for Settings {
             fence_timeout_ms: 2000,
             attach: AttachMode::Auto,
             evict: EvictPolicy::Off,
+            hazards: HazardMode::Warn,
+            cpu_sync: true,
+            stats_file: None,
+            stats_interval_ms: 0,
         }
     }
 }
@@ -253,6 +282,46 @@ const SPECS: &[Spec] = &[
         default_taken: "0",
         apply: |s, v| parse_bool(v).map(|b| s.stats = b).is_some(),
     },
+    Spec {
+        env: "DYNABUF_HAZARDS",
+        key: "hazards",
+        accepted: "off, warn, error",
+        default_taken: "warn",
+        apply: |s, v| {
+            s.hazards = match v.trim().to_ascii_lowercase().as_str() {
+                "off" => HazardMode::Off,
+                "warn" => HazardMode::Warn,
+                "error" => HazardMode::Error,
+                _ => return false,
+            };
+            true
+        },
+    },
+    Spec {
+        env: "DYNABUF_CPU_SYNC",
+        key: "cpu_sync",
+        accepted: BOOL_VALUES,
+        default_taken: "1",
+        apply: |s, v| parse_bool(v).map(|b| s.cpu_sync = b).is_some(),
+    },
+    Spec {
+        env: "DYNABUF_STATS_FILE",
+        key: "stats_file",
+        accepted: "a file path",
+        default_taken: "none",
+        apply: |s, v| {
+            let v = v.trim();
+            s.stats_file = (!v.is_empty()).then(|| PathBuf::from(v));
+            true
+        },
+    },
+    Spec {
+        env: "DYNABUF_STATS_INTERVAL_MS",
+        key: "stats_interval_ms",
+        accepted: "a whole number of milliseconds (0: only at vkDestroyDevice)",
+        default_taken: "0",
+        apply: |s, v| v.trim().parse::<u64>().map(|ms| s.stats_interval_ms = ms).is_ok(),
+    },
 ];
 
 /// The prefix of this layer's keys in `vk_layer_settings.txt`.
@@ -372,17 +441,24 @@ mod tests {
     }
 
     fn declares_every_setting(declared: Vec<(String, String, String)>) {
-        let normal = |d: &str| match d {
-            "false" => "0".to_string(),
-            "" => "stderr".to_string(),
-            d => d.to_string(),
+        let normal = |key: &str, d: &str| match (key, d) {
+            (_, "false") => "0".to_string(),
+            (_, "true") => "1".to_string(),
+            ("log_file", "") => "stderr".to_string(),
+            (_, "") => "none".to_string(),
+            (_, d) => d.to_string(),
         };
         let table: Vec<(String, String, String)> = SPECS
             .iter()
             .map(|s| (s.env.to_string(), s.key.to_string(), s.default_taken.to_string()))
             .collect();
-        let declared: Vec<(String, String, String)> =
-            declared.into_iter().map(|(e, k, d)| (e, k, normal(&d))).collect();
+        let declared: Vec<(String, String, String)> = declared
+            .into_iter()
+            .map(|(e, k, d)| {
+                let d = normal(&k, &d);
+                (e, k, d)
+            })
+            .collect();
         for t in &table {
             assert!(declared.contains(t), "{t:?} is not declared in the manifest (declared: {declared:?})");
         }
