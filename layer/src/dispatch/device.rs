@@ -65,6 +65,7 @@ fn_table!(DeviceFns, vk::Device, vk::PFN_vkGetDeviceProcAddr {
     flush_mapped_memory_ranges: PFN_vkFlushMappedMemoryRanges = c"vkFlushMappedMemoryRanges";
     invalidate_mapped_memory_ranges: PFN_vkInvalidateMappedMemoryRanges = c"vkInvalidateMappedMemoryRanges";
     cmd_execute_commands: PFN_vkCmdExecuteCommands = c"vkCmdExecuteCommands";
+    set_debug_utils_object_name: PFN_vkSetDebugUtilsObjectNameEXT = c"vkSetDebugUtilsObjectNameEXT";
 });
 
 /// One `VkDevice` created through this layer.
@@ -77,6 +78,8 @@ pub struct Device {
     /// creates itself (a command buffer) callable through the chain.
     pub set_loader_data: Option<PfnSetDeviceLoaderData>,
     pub fns: DeviceFns,
+    /// Functions watched only for hazard reports.
+    pub usage_fns: super::usage_fns::UsageFns,
     pub state: DeviceState,
 }
 
@@ -127,7 +130,9 @@ impl Device {
     ) -> Self {
         // SAFETY: forwarded from this function's contract.
         let fns = unsafe { DeviceFns::load(next_gdpa, handle) };
-        Device { handle, physical, next_gdpa, set_loader_data, fns, state }
+        // SAFETY: as above.
+        let usage_fns = unsafe { super::usage_fns::UsageFns::load(next_gdpa, handle) };
+        Device { handle, physical, next_gdpa, set_loader_data, fns, usage_fns, state }
     }
 
     /// The next layer's pointer for `name` (null when it has none).
@@ -238,6 +243,16 @@ impl Device {
     }
 
     #[inline]
+    /// `vkSetDebugUtilsObjectNameEXT`.
+    pub fn set_debug_utils_object_name(&self, info: &vk::DebugUtilsObjectNameInfoEXT<'_>) -> vk::Result {
+        let Some(f) = self.fns.set_debug_utils_object_name else {
+            return vk::Result::ERROR_EXTENSION_NOT_PRESENT;
+        };
+        crate::lock_order::assert_unlocked("set_debug_utils_object_name");
+        // SAFETY: see the module doc.
+        unsafe { f(self.handle, info) }
+    }
+
     pub fn cmd_execute_commands(&self, cb: vk::CommandBuffer, secondaries: &[vk::CommandBuffer]) {
         if let Some(f) = self.fns.cmd_execute_commands {
             crate::lock_order::assert_unlocked("cmd_execute_commands");

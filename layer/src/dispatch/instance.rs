@@ -16,6 +16,8 @@ fn_table!(InstanceFns, vk::Instance, vk::PFN_vkGetInstanceProcAddr {
     get_external_buffer_properties: PFN_vkGetPhysicalDeviceExternalBufferProperties = c"vkGetPhysicalDeviceExternalBufferProperties" | c"vkGetPhysicalDeviceExternalBufferPropertiesKHR";
     get_physical_device_features2: PFN_vkGetPhysicalDeviceFeatures2 = c"vkGetPhysicalDeviceFeatures2" | c"vkGetPhysicalDeviceFeatures2KHR";
     get_queue_family_properties: PFN_vkGetPhysicalDeviceQueueFamilyProperties = c"vkGetPhysicalDeviceQueueFamilyProperties";
+    create_debug_utils_messenger: PFN_vkCreateDebugUtilsMessengerEXT = c"vkCreateDebugUtilsMessengerEXT";
+    destroy_debug_utils_messenger: PFN_vkDestroyDebugUtilsMessengerEXT = c"vkDestroyDebugUtilsMessengerEXT";
 });
 
 /// One `VkInstance` created through this layer.
@@ -28,6 +30,8 @@ pub struct Instance {
     pub api_version: u32,
     /// The instance extensions the application enabled.
     pub extensions: Vec<std::ffi::CString>,
+    /// The application's debug messengers (shared with its devices).
+    pub messengers: std::sync::Arc<super::debug_utils::Messengers>,
 }
 
 impl Instance {
@@ -44,7 +48,7 @@ impl Instance {
     ) -> Self {
         // SAFETY: forwarded from this function's contract.
         let fns = unsafe { InstanceFns::load(next_gipa, handle) };
-        Instance { handle, next_gipa, fns, api_version, extensions }
+        Instance { handle, next_gipa, fns, api_version, extensions, messengers: Default::default() }
     }
 
     /// Whether the application enabled instance extension `name`.

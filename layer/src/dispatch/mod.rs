@@ -7,9 +7,11 @@
 //! That key is what the tables here are indexed by, so any hook finds its
 //! state from whatever handle it was given, without wrapping handles.
 
+pub mod debug_utils;
 pub mod device;
 pub mod feature_chain;
 pub mod fn_table;
+pub mod hazard_reporter;
 pub mod instance;
 pub mod link;
 pub mod loader_abi;
@@ -18,6 +20,7 @@ pub mod own_objects;
 pub mod resources;
 pub mod state;
 pub mod table;
+pub mod usage_fns;
 
 use ash::vk::Handle;
 

@@ -100,6 +100,8 @@ pub struct DeviceState {
     pub dynamic: Result<(), &'static str>,
     /// The property flags of each memory type.
     pub memory_types: Vec<vk::MemoryPropertyFlags>,
+    /// Hazard bookkeeping and reporting, unless `DYNABUF_HAZARDS=off`.
+    pub hazards: Option<std::sync::Arc<super::hazard_reporter::HazardReporter>>,
 }
 
 use crate::lock_order::{lock, Level};
@@ -124,6 +126,7 @@ impl DeviceState {
             queues: QueueFamilies::default(),
             dynamic: Err("the layer is disabled"),
             memory_types: Vec::new(),
+            hazards: None,
         }
     }
 
@@ -197,6 +200,12 @@ impl DeviceState {
 
     pub fn queue_info(&self, queue: vk::Queue) -> Option<QueueInfo> {
         lock(&self.queue_infos, Level::Queues).get(&queue).copied()
+    }
+
+    /// Counts a hazard in the statistics, when they are on.
+    #[inline]
+    pub fn count_hazard(&self, _kind: crate::hazard::HazardKind) {
+        // The statistics' per-kind counters land with the JSON statistics.
     }
 
     /// Adds one to a counter when statistics are on.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use ash::vk;
 
 use super::{guard, slice};
+use crate::dispatch::hazard_reporter::HazardReporter;
 use crate::dispatch::state::{DeviceState, QueueFamilies};
 use crate::dispatch::{self, feature_chain, link, Device, Instance};
 use crate::hooks::extensions::{self, Wanted};
@@ -189,6 +190,11 @@ fn register(
     let mut state =
         DeviceState::new(format!("dev{ordinal} {}", instance.device_name(physical)), settings.stats);
     state.hidden = extensions::hidden_functions(c.added);
+    if !settings.disabled {
+        state.hazards =
+            HazardReporter::new(state.name.clone(), settings.hazards, instance.messengers.clone())
+                .map(Arc::new);
+    }
     state.timeline = c.timeline;
     state.queues = QueueFamilies::new(instance.queue_family_flags(physical), c.queue_infos);
     let props = instance.memory_properties(physical);

@@ -6,8 +6,8 @@ use ash::vk;
 
 use super::{device_or_return, guard, slice};
 use crate::dispatch::Device;
-use crate::hooks::attach;
 use crate::hooks::memory;
+use crate::hooks::{attach, cpu_access};
 use crate::views::AllocationChain;
 
 pub(super) unsafe extern "system" fn allocate_memory(
@@ -73,7 +73,9 @@ pub(super) unsafe extern "system" fn map_memory(
         };
         match attach::map_target(dev, memory) {
             Ok(target) => {
-                attach::mapped(dev, memory, target, dev.map_memory(target, offset, size, flags, data))
+                let r =
+                    attach::mapped(dev, memory, target, dev.map_memory(target, offset, size, flags, data));
+                cpu_access::mapped(dev, memory, r)
             }
             Err(e) => e,
         }
@@ -94,7 +96,7 @@ pub(super) unsafe extern "system" fn map_memory2(
         match attach::map_target(dev, info.memory) {
             Ok(target) => {
                 let r = dev.map_memory2(&vk::MemoryMapInfoKHR { memory: target, ..*info }, data);
-                attach::mapped(dev, info.memory, target, r)
+                cpu_access::mapped(dev, info.memory, attach::mapped(dev, info.memory, target, r))
             }
             Err(e) => e,
         }
@@ -104,6 +106,7 @@ pub(super) unsafe extern "system" fn map_memory2(
 pub(super) unsafe extern "system" fn unmap_memory(device: vk::Device, memory: vk::DeviceMemory) {
     guard("vkUnmapMemory", (), || {
         let dev = device_or_return!("vkUnmapMemory", device);
+        cpu_access::unmapping(dev, memory);
         dev.unmap_memory(attach::unmap_target(dev, memory))
     })
 }
@@ -118,6 +121,7 @@ pub(super) unsafe extern "system" fn unmap_memory2(
         let Some(info) = (unsafe { p_info.as_ref() }) else {
             return vk::Result::ERROR_INITIALIZATION_FAILED;
         };
+        cpu_access::unmapping(dev, info.memory);
         let target = attach::unmap_target(dev, info.memory);
         dev.unmap_memory2(&vk::MemoryUnmapInfoKHR { memory: target, ..*info })
     })
@@ -139,18 +143,30 @@ fn mapped_ranges<'a>(
     (out.iter().zip(ranges).any(|(a, b)| a.memory != b.memory)).then_some(out)
 }
 
+/// Which of the two range calls, for [`mapped_ranges_call`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RangeCall {
+    Flush,
+    Invalidate,
+}
+
 /// `vkFlushMappedMemoryRanges` and `vkInvalidateMappedMemoryRanges`: the
-/// ranges of dynamic attachments name their mapped import.
+/// ranges of dynamic attachments name their mapped import, and CPU access
+/// to dma-bufs is bracketed (an invalidate starts a read before the call,
+/// a flush ends the writes after it).
 ///
 /// # Safety
 /// `p_ranges` holds `count` valid ranges (Vulkan valid usage).
 unsafe fn mapped_ranges_call(
-    call: &'static str,
+    which: RangeCall,
     device: vk::Device,
     count: u32,
     p_ranges: *const vk::MappedMemoryRange<'_>,
-    down: fn(&Device, &[vk::MappedMemoryRange<'_>]) -> vk::Result,
 ) -> vk::Result {
+    let call = match which {
+        RangeCall::Flush => "vkFlushMappedMemoryRanges",
+        RangeCall::Invalidate => "vkInvalidateMappedMemoryRanges",
+    };
     guard(call, vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
         // SAFETY: a valid device handle (Vulkan valid usage).
         let Some(dev) = (unsafe { crate::dispatch::device(device) }) else {
@@ -159,10 +175,21 @@ unsafe fn mapped_ranges_call(
         };
         // SAFETY: forwarded from this function's contract.
         let ranges = unsafe { slice(p_ranges, count) };
-        match mapped_ranges(dev, ranges) {
+        let down = match which {
+            RangeCall::Flush => Device::flush_mapped_memory_ranges,
+            RangeCall::Invalidate => {
+                cpu_access::invalidating(dev, ranges);
+                Device::invalidate_mapped_memory_ranges
+            }
+        };
+        let result = match mapped_ranges(dev, ranges) {
             Some(r) => down(dev, &r),
             None => down(dev, ranges),
+        };
+        if which == RangeCall::Flush && result == vk::Result::SUCCESS {
+            cpu_access::flushed(dev, ranges);
         }
+        result
     })
 }
 
@@ -172,15 +199,7 @@ pub(super) unsafe extern "system" fn flush_mapped_memory_ranges(
     p_ranges: *const vk::MappedMemoryRange<'_>,
 ) -> vk::Result {
     // SAFETY: the application's arguments (Vulkan valid usage).
-    unsafe {
-        mapped_ranges_call(
-            "vkFlushMappedMemoryRanges",
-            device,
-            count,
-            p_ranges,
-            Device::flush_mapped_memory_ranges,
-        )
-    }
+    unsafe { mapped_ranges_call(RangeCall::Flush, device, count, p_ranges) }
 }
 
 pub(super) unsafe extern "system" fn invalidate_mapped_memory_ranges(
@@ -189,13 +208,5 @@ pub(super) unsafe extern "system" fn invalidate_mapped_memory_ranges(
     p_ranges: *const vk::MappedMemoryRange<'_>,
 ) -> vk::Result {
     // SAFETY: the application's arguments (Vulkan valid usage).
-    unsafe {
-        mapped_ranges_call(
-            "vkInvalidateMappedMemoryRanges",
-            device,
-            count,
-            p_ranges,
-            Device::invalidate_mapped_memory_ranges,
-        )
-    }
+    unsafe { mapped_ranges_call(RangeCall::Invalidate, device, count, p_ranges) }
 }

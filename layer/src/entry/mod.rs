@@ -10,11 +10,14 @@
 //! functions its driver offers.
 
 mod command;
+mod debug_utils;
 mod device;
 mod instance;
 mod memory;
 mod queue;
 mod resource;
+mod usage;
+mod usage_objects;
 
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -85,6 +88,25 @@ enum Kind {
     /// A device hook: the layer's unless `DYNABUF_DISABLE=1`, and only when
     /// the next layer has the function.
     Device,
+    /// An instance hook of an extension: as `Device`, from
+    /// `vkGetInstanceProcAddr` only.
+    InstanceExtension,
+    /// A device hook that only watches for hazard reports: as `Device`, and
+    /// only when `DYNABUF_HAZARDS` is not `off`.
+    Watch,
+}
+
+impl Kind {
+    /// Whether the layer answers for a hook of this kind, given the
+    /// settings, when the next layer has the function.
+    fn hooked(self) -> bool {
+        let s = settings::get();
+        match self {
+            Kind::Instance | Kind::DeviceChain => true,
+            Kind::Device | Kind::InstanceExtension => !s.disabled,
+            Kind::Watch => !s.disabled && s.hazards != settings::HazardMode::Off,
+        }
+    }
 }
 
 struct Hook {
@@ -150,6 +172,42 @@ static HOOKS: &[Hook] = hooks! {
     c"vkCmdPipelineBarrier" => Device, command::cmd_pipeline_barrier as PFN_vkCmdPipelineBarrier;
     c"vkCmdPipelineBarrier2" => Device, command::cmd_pipeline_barrier2 as PFN_vkCmdPipelineBarrier2;
     c"vkCmdPipelineBarrier2KHR" => Device, command::cmd_pipeline_barrier2 as PFN_vkCmdPipelineBarrier2;
+    c"vkCreateDebugUtilsMessengerEXT" => InstanceExtension, debug_utils::create_debug_utils_messenger as PFN_vkCreateDebugUtilsMessengerEXT;
+    c"vkDestroyDebugUtilsMessengerEXT" => InstanceExtension, debug_utils::destroy_debug_utils_messenger as PFN_vkDestroyDebugUtilsMessengerEXT;
+    c"vkSetDebugUtilsObjectNameEXT" => Watch, debug_utils::set_debug_utils_object_name as PFN_vkSetDebugUtilsObjectNameEXT;
+    c"vkCmdCopyBuffer" => Watch, usage::cmd_copy_buffer as PFN_vkCmdCopyBuffer;
+    c"vkCmdCopyBuffer2" => Watch, usage::cmd_copy_buffer2 as PFN_vkCmdCopyBuffer2;
+    c"vkCmdCopyBuffer2KHR" => Watch, usage::cmd_copy_buffer2 as PFN_vkCmdCopyBuffer2;
+    c"vkCmdCopyImage" => Watch, usage::cmd_copy_image as PFN_vkCmdCopyImage;
+    c"vkCmdCopyImage2" => Watch, usage::cmd_copy_image2 as PFN_vkCmdCopyImage2;
+    c"vkCmdCopyImage2KHR" => Watch, usage::cmd_copy_image2 as PFN_vkCmdCopyImage2;
+    c"vkCmdCopyBufferToImage" => Watch, usage::cmd_copy_buffer_to_image as PFN_vkCmdCopyBufferToImage;
+    c"vkCmdCopyBufferToImage2" => Watch, usage::cmd_copy_buffer_to_image2 as PFN_vkCmdCopyBufferToImage2;
+    c"vkCmdCopyBufferToImage2KHR" => Watch, usage::cmd_copy_buffer_to_image2 as PFN_vkCmdCopyBufferToImage2;
+    c"vkCmdCopyImageToBuffer" => Watch, usage::cmd_copy_image_to_buffer as PFN_vkCmdCopyImageToBuffer;
+    c"vkCmdCopyImageToBuffer2" => Watch, usage::cmd_copy_image_to_buffer2 as PFN_vkCmdCopyImageToBuffer2;
+    c"vkCmdCopyImageToBuffer2KHR" => Watch, usage::cmd_copy_image_to_buffer2 as PFN_vkCmdCopyImageToBuffer2;
+    c"vkCmdBlitImage" => Watch, usage::cmd_blit_image as PFN_vkCmdBlitImage;
+    c"vkCmdBlitImage2" => Watch, usage::cmd_blit_image2 as PFN_vkCmdBlitImage2;
+    c"vkCmdBlitImage2KHR" => Watch, usage::cmd_blit_image2 as PFN_vkCmdBlitImage2;
+    c"vkCmdResolveImage" => Watch, usage::cmd_resolve_image as PFN_vkCmdResolveImage;
+    c"vkCmdResolveImage2" => Watch, usage::cmd_resolve_image2 as PFN_vkCmdResolveImage2;
+    c"vkCmdResolveImage2KHR" => Watch, usage::cmd_resolve_image2 as PFN_vkCmdResolveImage2;
+    c"vkCmdFillBuffer" => Watch, usage::cmd_fill_buffer as PFN_vkCmdFillBuffer;
+    c"vkCmdUpdateBuffer" => Watch, usage::cmd_update_buffer as PFN_vkCmdUpdateBuffer;
+    c"vkCmdClearColorImage" => Watch, usage::cmd_clear_color_image as PFN_vkCmdClearColorImage;
+    c"vkCmdClearDepthStencilImage" => Watch, usage::cmd_clear_depth_stencil_image as PFN_vkCmdClearDepthStencilImage;
+    c"vkCmdBeginRendering" => Watch, usage::cmd_begin_rendering as PFN_vkCmdBeginRendering;
+    c"vkCmdBeginRenderingKHR" => Watch, usage::cmd_begin_rendering as PFN_vkCmdBeginRendering;
+    c"vkCmdBeginRenderPass" => Watch, usage::cmd_begin_render_pass as PFN_vkCmdBeginRenderPass;
+    c"vkCmdBeginRenderPass2" => Watch, usage::cmd_begin_render_pass2 as PFN_vkCmdBeginRenderPass2;
+    c"vkCmdBeginRenderPass2KHR" => Watch, usage::cmd_begin_render_pass2 as PFN_vkCmdBeginRenderPass2;
+    c"vkCmdBindDescriptorSets" => Watch, usage::cmd_bind_descriptor_sets as PFN_vkCmdBindDescriptorSets;
+    c"vkCreateImageView" => Watch, usage_objects::create_image_view as PFN_vkCreateImageView;
+    c"vkCreateBufferView" => Watch, usage_objects::create_buffer_view as PFN_vkCreateBufferView;
+    c"vkCreateFramebuffer" => Watch, usage_objects::create_framebuffer as PFN_vkCreateFramebuffer;
+    c"vkAllocateDescriptorSets" => Watch, usage_objects::allocate_descriptor_sets as PFN_vkAllocateDescriptorSets;
+    c"vkUpdateDescriptorSets" => Watch, usage_objects::update_descriptor_sets as PFN_vkUpdateDescriptorSets;
 };
 
 fn find_hook(name: &CStr) -> Option<&'static Hook> {
@@ -229,16 +287,15 @@ unsafe extern "system" fn get_instance_proc_addr(
         }
         // SAFETY: a non-null name is a NUL-terminated string (Vulkan valid usage).
         let name = unsafe { CStr::from_ptr(p_name) };
-        let disabled = settings::get().disabled;
         let hook = find_hook(name);
-        if let Some(h) = hook.filter(|h| h.kind != Kind::Device) {
+        if let Some(h) = hook.filter(|h| matches!(h.kind, Kind::Instance | Kind::DeviceChain)) {
             return Some(h.ptr);
         }
         // SAFETY: a non-null instance is a valid one (Vulkan valid usage).
         let inst = unsafe { dispatch::instance(instance) }?;
         let next = inst.next_proc_addr(name);
         match hook {
-            Some(h) if !disabled => next.map(|_| h.ptr),
+            Some(h) if h.kind.hooked() => next.map(|_| h.ptr),
             _ => next,
         }
     })
@@ -262,7 +319,7 @@ unsafe extern "system" fn get_device_proc_addr(
         let next = dev.next_proc_addr(name);
         match find_hook(name) {
             Some(h) if h.kind == Kind::DeviceChain => Some(h.ptr),
-            Some(h) if h.kind == Kind::Device && !settings::get().disabled => next.map(|_| h.ptr),
+            Some(h) if matches!(h.kind, Kind::Device | Kind::Watch) && h.kind.hooked() => next.map(|_| h.ptr),
             _ => next,
         }
     })

@@ -5,7 +5,7 @@
 use ash::vk;
 
 use crate::dispatch::Device;
-use crate::registry::transfers::{self, Barrier, Direction, OwnershipTransfer};
+use crate::registry::transfers::{self, Barrier, CommandEvent, Direction, OwnershipTransfer};
 use crate::registry::{Planes, Resource};
 
 pub fn allocate(
@@ -73,7 +73,13 @@ fn record(dev: &Device, cb: vk::CommandBuffer, found: Vec<OwnershipTransfer>) {
             if x.writes { " (write)" } else { " (read)" }
         );
     }
-    dev.state.with_commands(|log| log.record(cb, found));
+    let hazards = dev.state.hazards.is_some();
+    dev.state.with_commands(|log| {
+        if hazards {
+            log.record_events(cb, found.iter().map(|t| CommandEvent::Transfer(*t)));
+        }
+        log.record(cb, found)
+    });
 }
 
 /// `vkCmdExecuteCommands`: the primary carries the ownership transfers its
@@ -86,6 +92,9 @@ pub fn execute_commands(dev: &Device, cb: vk::CommandBuffer, secondaries: &[vk::
             let inherited: Vec<OwnershipTransfer> =
                 secondaries.iter().flat_map(|s| log.transfers_of(*s).iter().copied()).collect();
             log.record(cb, inherited);
+            let events: Vec<CommandEvent> =
+                secondaries.iter().flat_map(|s| log.events_of(*s).iter().copied()).collect();
+            log.record_events(cb, events);
         });
     }
     dev.cmd_execute_commands(cb, secondaries);

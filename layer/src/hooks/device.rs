@@ -19,6 +19,7 @@ pub fn destroying(dev: &Device) {
             format_args!("stats for {} ({:#x}): {}", dev.state.name, dev.handle.as_raw(), stats.line()),
         );
     }
+    super::hazards::device_gone(dev);
     dev.state.shutdown_sync(dev);
     super::dma_bufs::device_gone(dev);
     log_debug!("detached from {} ({:#x})", dev.state.name, dev.handle.as_raw());

@@ -83,6 +83,7 @@ pub fn allocate(
 
 pub fn free(dev: &Device, memory: vk::DeviceMemory, allocator: Option<&vk::AllocationCallbacks<'_>>) {
     if dev.state.has_external_memory() && memory != vk::DeviceMemory::null() {
+        super::hazards::freed(dev, memory);
         if let Some(gone) = dev.state.with_memory(|t| t.remove(memory)) {
             if let Some(d) = &gone.dma_buf {
                 dma_bufs::left(dev, memory, d.key);

@@ -11,11 +11,14 @@
 
 pub mod attach;
 pub mod command;
+pub mod cpu_access;
 pub mod device;
 pub mod dma_bufs;
 pub mod extensions;
+pub mod hazards;
 pub mod memory;
 pub mod prime;
 pub mod probe;
 pub mod queue;
 pub mod resource;
+pub mod usage;

@@ -81,6 +81,7 @@ pub fn submit(
     fence: vk::Fence,
 ) -> vk::Result {
     dev.state.count(|s| &s.submits);
+    super::hazards::submitted(dev, queue, &submits);
     if let Some(r) = synchronised(dev, queue, &submits, Call::V1(infos), fence) {
         return r;
     }
@@ -99,6 +100,7 @@ pub fn submit2(
     fence: vk::Fence,
 ) -> vk::Result {
     dev.state.count(|s| &s.submits);
+    super::hazards::submitted(dev, queue, &submits);
     if let Some(r) = synchronised(dev, queue, &submits, Call::V2(infos), fence) {
         return r;
     }

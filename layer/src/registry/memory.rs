@@ -61,6 +61,9 @@ pub struct ExternalMemory {
     pub dma_buf: Option<DmaBufRef>,
     /// Set for a dynamic attachment (the memory handle is the backing).
     pub dynamic: Option<super::dynamic::Dynamic>,
+    /// Whether the application holds a mapping of it (between `vkMapMemory`
+    /// and `vkUnmapMemory`).
+    pub host_mapped: bool,
 }
 
 impl ExternalMemory {
@@ -74,6 +77,7 @@ impl ExternalMemory {
             bound: Vec::new(),
             dma_buf: None,
             dynamic: None,
+            host_mapped: false,
         }
     }
 }
@@ -127,6 +131,10 @@ impl MemoryTable {
 
     pub fn get(&self, memory: vk::DeviceMemory) -> Option<&ExternalMemory> {
         self.memories.get(&memory)
+    }
+
+    pub fn get_mut(&mut self, memory: vk::DeviceMemory) -> Option<&mut ExternalMemory> {
+        self.memories.get_mut(&memory)
     }
 
     pub fn insert(&mut self, memory: vk::DeviceMemory, record: ExternalMemory) {

@@ -13,14 +13,17 @@
 pub mod caps;
 pub mod dma_bufs;
 pub mod dynamic;
+pub mod hazards;
 pub mod images;
 pub mod memory;
 pub mod planes;
 pub mod span;
 pub mod transfers;
+pub mod usage_index;
 
 pub use dma_bufs::{AttachmentRef, DmaBufInfo, DmaBufKey, DmaBufRegistry};
+pub use hazards::HazardTracker;
 pub use images::ImageInfo;
 pub use memory::{CopyExtent, DmaBufRef, ExternalKind, ExternalMemory, MemoryTable, Resource, Span};
 pub use planes::Planes;
-pub use transfers::{CommandLog, Direction, OwnershipTransfer};
+pub use transfers::{CommandEvent, CommandLog, Direction, OwnershipTransfer};

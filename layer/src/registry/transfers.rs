@@ -121,18 +121,31 @@ pub fn transfer_of(b: Barrier) -> Option<OwnershipTransfer> {
     Some(OwnershipTransfer { resource: b.resource, planes: b.planes, direction, writes })
 }
 
+/// One thing a command buffer does to external memory, in recording order
+/// (kept only for hazard reports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandEvent {
+    /// An ownership transfer (acquire or release).
+    Transfer(OwnershipTransfer),
+    /// A command reads (or writes) the resource.
+    Use { resource: Resource, writes: bool },
+}
+
 /// Transfers recorded per command buffer, and which pool each command
 /// buffer came from (so a pool reset or destroy forgets its buffers').
 #[derive(Debug, Default)]
 pub struct CommandLog {
     transfers: HashMap<vk::CommandBuffer, Vec<OwnershipTransfer>>,
+    /// For hazard reports: transfers and uses of external memory, in order.
+    events: HashMap<vk::CommandBuffer, Vec<CommandEvent>>,
     pools: HashMap<vk::CommandPool, HashSet<vk::CommandBuffer>>,
 }
 
 impl CommandLog {
-    /// How many command buffers hold recorded transfers.
+    /// How many command buffers hold recorded transfers, plus how many
+    /// hold hazard events (zero: nothing to forget or look up).
     pub fn recorded(&self) -> usize {
-        self.transfers.len()
+        self.transfers.len() + self.events.len()
     }
 
     pub fn allocated(&mut self, pool: vk::CommandPool, buffers: &[vk::CommandBuffer]) {
@@ -146,6 +159,24 @@ impl CommandLog {
         }
     }
 
+    /// Appends hazard events to `cb`.
+    pub fn record_events(&mut self, cb: vk::CommandBuffer, events: impl IntoIterator<Item = CommandEvent>) {
+        let mut it = events.into_iter().peekable();
+        if it.peek().is_some() {
+            self.events.entry(cb).or_default().extend(it);
+        }
+    }
+
+    /// The hazard events recorded in `cb` since it was last begun or reset.
+    pub fn events_of(&self, cb: vk::CommandBuffer) -> &[CommandEvent] {
+        self.events.get(&cb).map_or(&[], Vec::as_slice)
+    }
+
+    fn forget(&mut self, cb: &vk::CommandBuffer) {
+        self.transfers.remove(cb);
+        self.events.remove(cb);
+    }
+
     /// The transfers recorded in `cb` since it was last begun or reset.
     pub fn transfers_of(&self, cb: vk::CommandBuffer) -> &[OwnershipTransfer] {
         self.transfers.get(&cb).map_or(&[], Vec::as_slice)
@@ -153,15 +184,14 @@ impl CommandLog {
 
     /// `vkBeginCommandBuffer`/`vkResetCommandBuffer`: recording starts over.
     pub fn clear(&mut self, cb: vk::CommandBuffer) {
-        self.transfers.remove(&cb);
+        self.forget(&cb);
     }
 
     pub fn freed(&mut self, pool: vk::CommandPool, buffers: &[vk::CommandBuffer]) {
-        let members = self.pools.get_mut(&pool);
         for cb in buffers {
-            self.transfers.remove(cb);
+            self.forget(cb);
         }
-        if let Some(members) = members {
+        if let Some(members) = self.pools.get_mut(&pool) {
             for cb in buffers {
                 members.remove(cb);
             }
@@ -169,17 +199,17 @@ impl CommandLog {
     }
 
     pub fn pool_reset(&mut self, pool: vk::CommandPool) {
-        if let Some(members) = self.pools.get(&pool) {
-            for cb in members {
-                self.transfers.remove(cb);
-            }
+        let members: Vec<vk::CommandBuffer> =
+            self.pools.get(&pool).map(|m| m.iter().copied().collect()).unwrap_or_default();
+        for cb in &members {
+            self.forget(cb);
         }
     }
 
     pub fn pool_destroyed(&mut self, pool: vk::CommandPool) {
         if let Some(members) = self.pools.remove(&pool) {
             for cb in members {
-                self.transfers.remove(&cb);
+                self.forget(&cb);
             }
         }
     }

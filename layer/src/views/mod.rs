@@ -9,6 +9,7 @@ pub mod allocation;
 pub mod images;
 pub mod pnext;
 pub mod submits;
+pub mod usage;
 
 pub use allocation::AllocationChain;
 pub use submits::Submits;

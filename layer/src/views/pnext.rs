@@ -39,6 +39,7 @@ extends!(
     ProtectedSubmitInfo,
     BindImagePlaneMemoryInfo,
     ExternalMemoryImageCreateInfo,
+    RenderPassAttachmentBeginInfo,
 );
 
 /// Iterates the raw nodes of a chain.

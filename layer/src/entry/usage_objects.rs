@@ -1,0 +1,133 @@
+//! Trampolines: views, framebuffers and descriptor sets, looked through
+//! for hazard reports (`hooks/usage.rs`) and passed on unchanged; handed
+//! out only when `DYNABUF_HAZARDS` is not `off`.
+
+use ash::vk;
+
+use super::{device_or_return, guard, slice};
+use crate::hooks::usage;
+use crate::views::usage as view;
+
+pub(super) unsafe extern "system" fn create_image_view(
+    device: vk::Device,
+    p_info: *const vk::ImageViewCreateInfo<'_>,
+    p_allocator: *const vk::AllocationCallbacks<'_>,
+    p_view: *mut vk::ImageView,
+) -> vk::Result {
+    guard("vkCreateImageView", vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
+        let dev = device_or_return!("vkCreateImageView", device, vk::Result::ERROR_INITIALIZATION_FAILED);
+        let Some(f) = dev.usage_fns.create_image_view else { return vk::Result::ERROR_INITIALIZATION_FAILED };
+        crate::lock_order::assert_unlocked("vkCreateImageView");
+        // SAFETY: the application's arguments, passed on unchanged.
+        let r = unsafe { f(device, p_info, p_allocator, p_view) };
+        // SAFETY: valid pointers (Vulkan valid usage); on success the view
+        // was written.
+        let written = unsafe { (p_info.as_ref(), p_view.as_ref()) };
+        if let (vk::Result::SUCCESS, (Some(info), Some(v))) = (r, written) {
+            usage::image_view_created(dev, *v, info.image);
+        }
+        r
+    })
+}
+
+pub(super) unsafe extern "system" fn create_buffer_view(
+    device: vk::Device,
+    p_info: *const vk::BufferViewCreateInfo<'_>,
+    p_allocator: *const vk::AllocationCallbacks<'_>,
+    p_view: *mut vk::BufferView,
+) -> vk::Result {
+    guard("vkCreateBufferView", vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
+        let dev = device_or_return!("vkCreateBufferView", device, vk::Result::ERROR_INITIALIZATION_FAILED);
+        let Some(f) = dev.usage_fns.create_buffer_view else {
+            return vk::Result::ERROR_INITIALIZATION_FAILED;
+        };
+        crate::lock_order::assert_unlocked("vkCreateBufferView");
+        // SAFETY: the application's arguments, passed on unchanged.
+        let r = unsafe { f(device, p_info, p_allocator, p_view) };
+        // SAFETY: valid pointers (Vulkan valid usage); on success the view
+        // was written.
+        let written = unsafe { (p_info.as_ref(), p_view.as_ref()) };
+        if let (vk::Result::SUCCESS, (Some(info), Some(v))) = (r, written) {
+            usage::buffer_view_created(dev, *v, info.buffer);
+        }
+        r
+    })
+}
+
+pub(super) unsafe extern "system" fn create_framebuffer(
+    device: vk::Device,
+    p_info: *const vk::FramebufferCreateInfo<'_>,
+    p_allocator: *const vk::AllocationCallbacks<'_>,
+    p_framebuffer: *mut vk::Framebuffer,
+) -> vk::Result {
+    guard("vkCreateFramebuffer", vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
+        let dev = device_or_return!("vkCreateFramebuffer", device, vk::Result::ERROR_INITIALIZATION_FAILED);
+        let Some(f) = dev.usage_fns.create_framebuffer else {
+            return vk::Result::ERROR_INITIALIZATION_FAILED;
+        };
+        crate::lock_order::assert_unlocked("vkCreateFramebuffer");
+        // SAFETY: the application's arguments, passed on unchanged.
+        let r = unsafe { f(device, p_info, p_allocator, p_framebuffer) };
+        // SAFETY: valid pointers (Vulkan valid usage); on success the
+        // framebuffer was written.
+        let written = unsafe { (p_info.as_ref(), p_framebuffer.as_ref()) };
+        if let (vk::Result::SUCCESS, (Some(info), Some(fb))) = (r, written) {
+            // An imageless framebuffer has no views (they come at begin).
+            let views = if info.flags.contains(vk::FramebufferCreateFlags::IMAGELESS) {
+                &[][..]
+            } else {
+                // SAFETY: `p_attachments` holds `attachment_count` views.
+                unsafe { slice(info.p_attachments, info.attachment_count) }
+            };
+            usage::framebuffer_created(dev, *fb, views);
+        }
+        r
+    })
+}
+
+pub(super) unsafe extern "system" fn allocate_descriptor_sets(
+    device: vk::Device,
+    p_info: *const vk::DescriptorSetAllocateInfo<'_>,
+    p_sets: *mut vk::DescriptorSet,
+) -> vk::Result {
+    guard("vkAllocateDescriptorSets", vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
+        let dev =
+            device_or_return!("vkAllocateDescriptorSets", device, vk::Result::ERROR_INITIALIZATION_FAILED);
+        let Some(f) = dev.usage_fns.allocate_descriptor_sets else {
+            return vk::Result::ERROR_INITIALIZATION_FAILED;
+        };
+        crate::lock_order::assert_unlocked("vkAllocateDescriptorSets");
+        // SAFETY: the application's arguments, passed on unchanged.
+        let r = unsafe { f(device, p_info, p_sets) };
+        // SAFETY: a valid info; on success `p_sets` holds one set per layout.
+        if let (vk::Result::SUCCESS, Some(info)) = (r, unsafe { p_info.as_ref() }) {
+            // SAFETY: as above.
+            usage::descriptor_sets_allocated(dev, unsafe { slice(p_sets, info.descriptor_set_count) });
+        }
+        r
+    })
+}
+
+pub(super) unsafe extern "system" fn update_descriptor_sets(
+    device: vk::Device,
+    write_count: u32,
+    p_writes: *const vk::WriteDescriptorSet<'_>,
+    copy_count: u32,
+    p_copies: *const vk::CopyDescriptorSet<'_>,
+) {
+    guard("vkUpdateDescriptorSets", (), || {
+        let dev = device_or_return!("vkUpdateDescriptorSets", device);
+        // SAFETY: `p_writes` holds `write_count` valid writes and `p_copies`
+        // `copy_count` copies (Vulkan valid usage).
+        let (writes, copies) = unsafe { (slice(p_writes, write_count), slice(p_copies, copy_count)) };
+        if dev.state.has_external_memory() {
+            // SAFETY: valid writes, as above.
+            usage::descriptors_updated(dev, &unsafe { view::descriptor_writes(writes) }, copies);
+        }
+        if let Some(f) = dev.usage_fns.update_descriptor_sets {
+            crate::lock_order::assert_unlocked("vkUpdateDescriptorSets");
+            // SAFETY: the application's arguments, passed on unchanged.
+            unsafe { f(device, write_count, p_writes, copy_count, p_copies) }
+        }
+    })
+}

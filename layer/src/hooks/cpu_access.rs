@@ -1,0 +1,162 @@
+//! CPU access to mapped dma-buf memory, bracketed as the kernel asks
+//! (`DMA_BUF_IOCTL_SYNC`, Documentation/driver-api/dma-buf.rst "CPU
+//! access"): a mapping opens an access window (START, READ|WRITE),
+//! `vkUnmapMemory` closes it (END), `vkFlushMappedMemoryRanges` ends the
+//! CPU's writes (END WRITE) and opens the window again, and
+//! `vkInvalidateMappedMemoryRanges` starts a read (START READ) so the CPU
+//! sees what other devices wrote. `DYNABUF_CPU_SYNC=off` leaves all of it
+//! out.
+//!
+//! START waits in the kernel, unbounded, for the buffer's fences (all of
+//! them for a write, the writers' for a read). The layer waits for them
+//! first, bounded by the fence timeout, through an exported sync_file; a
+//! fence still pending then is reported and the START is skipped, so the
+//! application keeps running.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ash::vk;
+
+use crate::dispatch::Device;
+use crate::registry::DmaBufKey;
+use crate::sys::dma_buf::{self, Access};
+use crate::sys::sync_file;
+
+/// Which ioctl a Vulkan host-access call stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bracket {
+    /// `vkMapMemory`: START READ|WRITE.
+    Map,
+    /// `vkUnmapMemory`: END READ|WRITE.
+    Unmap,
+    /// `vkFlushMappedMemoryRanges`: END WRITE, then START READ|WRITE.
+    Flush,
+    /// `vkInvalidateMappedMemoryRanges`: START READ.
+    Invalidate,
+}
+
+/// The dma-buf behind `memory` (its fd and key), when the application's
+/// host access to it must be bracketed; records whether it is mapped.
+fn dma_buf_of(
+    dev: &Device,
+    memory: vk::DeviceMemory,
+    mapped: Option<bool>,
+) -> Option<(Arc<OwnedFd>, DmaBufKey)> {
+    if !dev.state.has_external_memory() {
+        return None;
+    }
+    dev.state.with_memory(|t| {
+        let m = t.get_mut(memory)?;
+        if let Some(mapped) = mapped {
+            m.host_mapped = mapped;
+        }
+        m.dma_buf.as_ref().map(|d| (d.fd.clone(), d.key))
+    })
+}
+
+/// Waits (bounded) until a START for `access` would not block, then issues
+/// it. Returns whether it was issued.
+fn start(
+    dev: &Device,
+    (fd, key): (&OwnedFd, DmaBufKey),
+    memory: vk::DeviceMemory,
+    access: Access,
+    call: &str,
+) -> bool {
+    let ready = dma_buf::is_idle(fd.as_fd(), access).unwrap_or(true)
+        || match dma_buf::export_sync_file(fd.as_fd(), access) {
+            Ok(fence) => {
+                let timeout = Duration::from_millis(crate::settings::get().fence_timeout_ms);
+                sync_file::wait(fence.as_fd(), timeout).unwrap_or(true)
+            }
+            Err(_) => true,
+        };
+    if !ready {
+        super::hazards::fence_timeout(
+            dev,
+            key,
+            Some(memory),
+            &format!(
+                "{call}: a peer's fence on the dma-buf did not signal within DYNABUF_FENCE_TIMEOUT_MS; \
+                 the CPU accesses it without DMA_BUF_IOCTL_SYNC START (the content may be unfinished)"
+            ),
+        );
+        return false;
+    }
+    if let Err(e) = dma_buf::cpu_access(fd.as_fd(), access, true) {
+        log_warn!("{}: {call}: DMA_BUF_IOCTL_SYNC START failed: {e}", dev.state.name);
+        return false;
+    }
+    true
+}
+
+fn end(dev: &Device, fd: &OwnedFd, access: Access, call: &str) {
+    if let Err(e) = dma_buf::cpu_access(fd.as_fd(), access, false) {
+        log_warn!("{}: {call}: DMA_BUF_IOCTL_SYNC END failed: {e}", dev.state.name);
+    }
+}
+
+fn bracket(dev: &Device, memory: vk::DeviceMemory, what: Bracket) {
+    let mapped = match what {
+        Bracket::Map => Some(true),
+        Bracket::Unmap => Some(false),
+        Bracket::Flush | Bracket::Invalidate => None,
+    };
+    let Some((fd, key)) = dma_buf_of(dev, memory, mapped) else { return };
+    if !crate::settings::get().cpu_sync {
+        return;
+    }
+    log_trace!("{}: memory {:#x}: CPU access {what:?}", dev.state.name, vk::Handle::as_raw(memory));
+    match what {
+        Bracket::Map => {
+            start(dev, (&fd, key), memory, Access::ReadWrite, "vkMapMemory");
+        }
+        Bracket::Unmap => end(dev, &fd, Access::ReadWrite, "vkUnmapMemory"),
+        Bracket::Flush => {
+            end(dev, &fd, Access::Write, "vkFlushMappedMemoryRanges");
+            start(dev, (&fd, key), memory, Access::ReadWrite, "vkFlushMappedMemoryRanges");
+        }
+        Bracket::Invalidate => {
+            start(dev, (&fd, key), memory, Access::Read, "vkInvalidateMappedMemoryRanges");
+        }
+    }
+}
+
+/// After a successful `vkMapMemory`/`vkMapMemory2KHR` of `memory`.
+pub fn mapped(dev: &Device, memory: vk::DeviceMemory, result: vk::Result) -> vk::Result {
+    if result == vk::Result::SUCCESS {
+        bracket(dev, memory, Bracket::Map);
+    }
+    result
+}
+
+/// Before `vkUnmapMemory`/`vkUnmapMemory2KHR` of `memory`.
+pub fn unmapping(dev: &Device, memory: vk::DeviceMemory) {
+    bracket(dev, memory, Bracket::Unmap);
+}
+
+/// After `vkFlushMappedMemoryRanges` (once per memory).
+pub fn flushed(dev: &Device, ranges: &[vk::MappedMemoryRange<'_>]) {
+    for m in distinct(ranges) {
+        bracket(dev, m, Bracket::Flush);
+    }
+}
+
+/// Before `vkInvalidateMappedMemoryRanges` (once per memory).
+pub fn invalidating(dev: &Device, ranges: &[vk::MappedMemoryRange<'_>]) {
+    for m in distinct(ranges) {
+        bracket(dev, m, Bracket::Invalidate);
+    }
+}
+
+fn distinct(ranges: &[vk::MappedMemoryRange<'_>]) -> Vec<vk::DeviceMemory> {
+    let mut out: Vec<vk::DeviceMemory> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        if !out.contains(&r.memory) {
+            out.push(r.memory);
+        }
+    }
+    out
+}
