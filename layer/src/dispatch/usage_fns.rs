@@ -32,4 +32,5 @@ fn_table!(UsageFns, vk::Device, vk::PFN_vkGetDeviceProcAddr {
     create_framebuffer: PFN_vkCreateFramebuffer = c"vkCreateFramebuffer";
     allocate_descriptor_sets: PFN_vkAllocateDescriptorSets = c"vkAllocateDescriptorSets";
     update_descriptor_sets: PFN_vkUpdateDescriptorSets = c"vkUpdateDescriptorSets";
+    signal_semaphore: PFN_vkSignalSemaphore = c"vkSignalSemaphore" | c"vkSignalSemaphoreKHR";
 });

@@ -208,6 +208,8 @@ static HOOKS: &[Hook] = hooks! {
     c"vkCreateFramebuffer" => Watch, usage_objects::create_framebuffer as PFN_vkCreateFramebuffer;
     c"vkAllocateDescriptorSets" => Watch, usage_objects::allocate_descriptor_sets as PFN_vkAllocateDescriptorSets;
     c"vkUpdateDescriptorSets" => Watch, usage_objects::update_descriptor_sets as PFN_vkUpdateDescriptorSets;
+    c"vkSignalSemaphore" => Watch, usage_objects::signal_semaphore as PFN_vkSignalSemaphore;
+    c"vkSignalSemaphoreKHR" => Watch, usage_objects::signal_semaphore as PFN_vkSignalSemaphore;
 };
 
 fn find_hook(name: &CStr) -> Option<&'static Hook> {

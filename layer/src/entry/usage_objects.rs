@@ -1,5 +1,6 @@
 //! Trampolines: views, framebuffers and descriptor sets, looked through
-//! for hazard reports (`hooks/usage.rs`) and passed on unchanged; handed
+//! for hazard reports (`hooks/usage.rs`), and the host's timeline signals
+//! (`hooks/hazards.rs`, self-waits); all passed on unchanged, and handed
 //! out only when `DYNABUF_HAZARDS` is not `off`.
 
 use ash::vk;
@@ -129,5 +130,23 @@ pub(super) unsafe extern "system" fn update_descriptor_sets(
             // SAFETY: the application's arguments, passed on unchanged.
             unsafe { f(device, write_count, p_writes, copy_count, p_copies) }
         }
+    })
+}
+
+pub(super) unsafe extern "system" fn signal_semaphore(
+    device: vk::Device,
+    p_info: *const vk::SemaphoreSignalInfo<'_>,
+) -> vk::Result {
+    guard("vkSignalSemaphore", vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
+        let dev = device_or_return!("vkSignalSemaphore", device, vk::Result::ERROR_INITIALIZATION_FAILED);
+        let Some(f) = dev.usage_fns.signal_semaphore else { return vk::Result::ERROR_INITIALIZATION_FAILED };
+        crate::lock_order::assert_unlocked("vkSignalSemaphore");
+        // SAFETY: the application's arguments, passed on unchanged.
+        let r = unsafe { f(device, p_info) };
+        // SAFETY: a valid signal info (Vulkan valid usage).
+        if let (vk::Result::SUCCESS, Some(info)) = (r, unsafe { p_info.as_ref() }) {
+            crate::hooks::hazards::host_signalled(dev, info.semaphore, info.value);
+        }
+        r
     })
 }

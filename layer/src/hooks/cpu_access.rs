@@ -1,17 +1,25 @@
 //! CPU access to mapped dma-buf memory, bracketed as the kernel asks
 //! (`DMA_BUF_IOCTL_SYNC`, Documentation/driver-api/dma-buf.rst "CPU
-//! access"): a mapping opens an access window (START, READ|WRITE),
-//! `vkUnmapMemory` closes it (END), `vkFlushMappedMemoryRanges` ends the
-//! CPU's writes (END WRITE) and opens the window again, and
-//! `vkInvalidateMappedMemoryRanges` starts a read (START READ) so the CPU
-//! sees what other devices wrote. `DYNABUF_CPU_SYNC=off` leaves all of it
-//! out.
+//! access"):
 //!
-//! START waits in the kernel, unbounded, for the buffer's fences (all of
-//! them for a write, the writers' for a read). The layer waits for them
-//! first, bounded by the fence timeout, through an exported sync_file; a
-//! fence still pending then is reported and the START is skipped, so the
-//! application keeps running.
+//! - `vkMapMemory` opens an access window: START READ, which waits for the
+//!   buffer's writers (a peer still writing delays the map);
+//! - `vkInvalidateMappedMemoryRanges` starts a read again (START READ), so
+//!   the CPU sees what other devices wrote since;
+//! - `vkFlushMappedMemoryRanges` ends the CPU's writes (END WRITE: the
+//!   exporter makes them visible to devices) and reopens the window;
+//! - `vkUnmapMemory` closes it (END READ|WRITE).
+//!
+//! Vulkan gives no point at which the CPU *starts* writing, so no START
+//! waits for the buffer's readers: a CPU write while a peer still reads is
+//! the application's to order (the hazard report for an open coherent
+//! mapping says so). `DYNABUF_CPU_SYNC=off`, or `DYNABUF_SYNC=off` (no
+//! implicit sync at all), leaves all of it out.
+//!
+//! START waits in the kernel, unbounded. The layer waits first, bounded by
+//! the fence timeout, through an exported sync_file; a fence still pending
+//! then is reported (a fence-timeout hazard) and the START is skipped, so
+//! the application keeps running.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -27,11 +35,11 @@ use crate::sys::sync_file;
 /// Which ioctl a Vulkan host-access call stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Bracket {
-    /// `vkMapMemory`: START READ|WRITE.
+    /// `vkMapMemory`: START READ.
     Map,
     /// `vkUnmapMemory`: END READ|WRITE.
     Unmap,
-    /// `vkFlushMappedMemoryRanges`: END WRITE, then START READ|WRITE.
+    /// `vkFlushMappedMemoryRanges`: END WRITE, then START READ.
     Flush,
     /// `vkInvalidateMappedMemoryRanges`: START READ.
     Invalidate,
@@ -105,18 +113,19 @@ fn bracket(dev: &Device, memory: vk::DeviceMemory, what: Bracket) {
         Bracket::Flush | Bracket::Invalidate => None,
     };
     let Some((fd, key)) = dma_buf_of(dev, memory, mapped) else { return };
-    if !crate::settings::get().cpu_sync {
+    let settings = crate::settings::get();
+    if !settings.cpu_sync || settings.sync == crate::settings::SyncMode::Off {
         return;
     }
     log_trace!("{}: memory {:#x}: CPU access {what:?}", dev.state.name, vk::Handle::as_raw(memory));
     match what {
         Bracket::Map => {
-            start(dev, (&fd, key), memory, Access::ReadWrite, "vkMapMemory");
+            start(dev, (&fd, key), memory, Access::Read, "vkMapMemory");
         }
         Bracket::Unmap => end(dev, &fd, Access::ReadWrite, "vkUnmapMemory"),
         Bracket::Flush => {
             end(dev, &fd, Access::Write, "vkFlushMappedMemoryRanges");
-            start(dev, (&fd, key), memory, Access::ReadWrite, "vkFlushMappedMemoryRanges");
+            start(dev, (&fd, key), memory, Access::Read, "vkFlushMappedMemoryRanges");
         }
         Bracket::Invalidate => {
             start(dev, (&fd, key), memory, Access::Read, "vkInvalidateMappedMemoryRanges");

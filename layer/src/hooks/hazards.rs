@@ -10,7 +10,7 @@ use ash::vk;
 
 use crate::dispatch::Device;
 use crate::hazard::HazardKind;
-use crate::registry::hazards::{Found, MemoryFacts, Step};
+use crate::registry::hazards::{Found, MemoryFacts, Step, Submission};
 use crate::registry::{CommandEvent, Direction, DmaBufKey, MemoryTable, Planes};
 use crate::views::Submits;
 
@@ -69,8 +69,10 @@ fn report_found(dev: &Device, found: &[Found], queue: Option<vk::Queue>) {
 /// A peer's fence on `key` did not signal in time (`text` says what the
 /// layer did instead).
 pub fn fence_timeout(dev: &Device, key: DmaBufKey, memory: Option<vk::DeviceMemory>, text: &str) {
-    log_warn!("{}: {key}: {text}", dev.state.name);
-    let Some(reporter) = &dev.state.hazards else { return };
+    let Some(reporter) = &dev.state.hazards else {
+        log_warn!("{}: {key}: {text}", dev.state.name);
+        return;
+    };
     let objects: Vec<(vk::ObjectType, u64)> =
         memory.map(|m| (vk::ObjectType::DEVICE_MEMORY, vk::Handle::as_raw(m))).into_iter().collect();
     dev.state.count_hazard(HazardKind::FenceTimeout);
@@ -91,7 +93,13 @@ pub fn submitted(dev: &Device, queue: vk::Queue, submits: &Submits<'_>) {
         return;
     }
     let steps = dev.state.with_memory(|t| steps_of(dev, t, &events));
-    let found = reporter.with_tracker(|t| t.submitted(&steps, dev.state.scope_all));
+    let (waits, signals) = (submits.waits(), submits.signals());
+    let submission = Submission { queue, waits: &waits, signals: &signals };
+    let found = reporter.with_tracker(|t| {
+        let mut found = t.submitted(&steps, dev.state.scope_all);
+        found.extend(t.self_waits(&steps, submission));
+        found
+    });
     report_found(dev, &found, Some(queue));
 }
 
@@ -116,6 +124,14 @@ fn steps_of(dev: &Device, t: &MemoryTable, events: &[CommandEvent]) -> Vec<Step>
         }
     }
     steps
+}
+
+/// `vkSignalSemaphore`: a timeline value the host signalled (it cannot
+/// be a submission's self-wait).
+pub fn host_signalled(dev: &Device, semaphore: vk::Semaphore, value: u64) {
+    if let Some(reporter) = &dev.state.hazards {
+        reporter.with_tracker(|t| t.host_signalled(semaphore, value));
+    }
 }
 
 /// `vkFreeMemory` of tracked external memory.

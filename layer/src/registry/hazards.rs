@@ -45,10 +45,30 @@ struct Holding {
     written: bool,
 }
 
+/// A release submitted while waiting on timeline values nothing had
+/// signalled yet.
+#[derive(Clone, Debug)]
+struct PendingRelease {
+    queue: vk::Queue,
+    waits: Vec<(vk::Semaphore, u64)>,
+}
+
+/// A submission's queue and timeline semaphore operations, for self-waits.
+#[derive(Clone, Copy, Debug)]
+pub struct Submission<'a> {
+    pub queue: vk::Queue,
+    pub waits: &'a [(vk::Semaphore, u64)],
+    pub signals: &'a [(vk::Semaphore, u64)],
+}
+
 /// Per-device hazard state.
 #[derive(Debug, Default)]
 pub struct HazardTracker {
     holding: HashMap<vk::DeviceMemory, Holding>,
+    /// The highest value any submission (or the host) signalled so far,
+    /// per timeline semaphore.
+    signalled: HashMap<vk::Semaphore, u64>,
+    releases_waiting: HashMap<vk::DeviceMemory, PendingRelease>,
     reported: HashSet<(String, HazardKind)>,
     counts: [u64; HazardKind::COUNT],
 }
@@ -58,6 +78,52 @@ impl HazardTracker {
         // Memory the device allocated and exported starts out held; an
         // import starts out with its peers.
         self.holding.entry(facts.memory).or_insert(Holding { held: !facts.imported, written: false })
+    }
+
+    /// The host signalled a timeline semaphore (`vkSignalSemaphore`).
+    pub fn host_signalled(&mut self, semaphore: vk::Semaphore, value: u64) {
+        let v = self.signalled.entry(semaphore).or_insert(0);
+        *v = (*v).max(value);
+    }
+
+    /// Self-waits: an acquire of memory that an earlier submission on the
+    /// same queue released while waiting for a timeline value nothing had
+    /// signalled, which only this submission signals. Then remembers this
+    /// submission's own releases that wait on unsignalled values.
+    pub fn self_waits(&mut self, steps: &[Step], s: Submission<'_>) -> Vec<Found> {
+        let mut found = Vec::new();
+        for step in steps {
+            let Step::Acquire { facts, .. } = step else { continue };
+            let Some(p) = self.releases_waiting.get(&facts.memory) else { continue };
+            let deadlocked = p.queue == s.queue
+                && p.waits.iter().any(|&(sem, v)| {
+                    self.signalled.get(&sem).copied().unwrap_or(0) < v
+                        && s.signals.iter().any(|&(x, sv)| x == sem && sv >= v)
+                });
+            if deadlocked {
+                found.push(Found { kind: HazardKind::SelfWait, memory: facts.memory });
+            }
+        }
+        for &(sem, v) in s.signals.iter().filter(|(_, v)| *v > 0) {
+            self.host_signalled(sem, v);
+        }
+        let unsignalled: Vec<(vk::Semaphore, u64)> = s
+            .waits
+            .iter()
+            .copied()
+            .filter(|&(sem, v)| v > 0 && self.signalled.get(&sem).copied().unwrap_or(0) < v)
+            .collect();
+        for step in steps {
+            let Step::Release { facts } = step else { continue };
+            if unsignalled.is_empty() {
+                self.releases_waiting.remove(&facts.memory);
+            } else {
+                self.releases_waiting
+                    .insert(facts.memory, PendingRelease { queue: s.queue, waits: unsignalled.clone() });
+            }
+        }
+        found.dedup();
+        found
     }
 
     /// Runs a submission's steps. With `scope_all` the layer itself
@@ -96,6 +162,7 @@ impl HazardTracker {
 
     /// `vkFreeMemory`: written and never released is a hazard.
     pub fn freed(&mut self, memory: vk::DeviceMemory, scope_all: bool) -> Option<Found> {
+        self.releases_waiting.remove(&memory);
         let h = self.holding.remove(&memory)?;
         (h.written && !scope_all).then_some(Found { kind: HazardKind::WrittenNeverReleased, memory })
     }
@@ -211,6 +278,42 @@ mod tests {
             false,
         );
         assert_eq!(kinds(&found), [HazardKind::CpuAccessUnbracketed]);
+    }
+
+    #[test]
+    fn an_acquire_behind_a_release_that_waits_for_this_submissions_signal_is_a_self_wait() {
+        let m = facts(7, true);
+        let (q, other_q) = (vk::Queue::from_raw(1), vk::Queue::from_raw(2));
+        let t = vk::Semaphore::from_raw(9);
+        let released = [Step::Release { facts: m }];
+        let acquired = [Step::Acquire { facts: m, writes: false }];
+        let none: [(vk::Semaphore, u64); 0] = [];
+        let (one, two) = ([(t, 1)], [(t, 2)]);
+        let submit = |queue, waits, signals| Submission { queue, waits, signals };
+        // P waits for T=1 and releases; S on the same queue acquires and
+        // signals T=1: S's acquire waits for P, which waits for S.
+        let mut tr = HazardTracker::default();
+        assert!(tr.self_waits(&released, submit(q, &one, &none)).is_empty());
+        let found = tr.self_waits(&acquired, submit(q, &none, &one));
+        assert_eq!(kinds(&found), [HazardKind::SelfWait]);
+        // The twin: the host signals T=1 instead.
+        let mut tr = HazardTracker::default();
+        tr.self_waits(&released, submit(q, &one, &none));
+        assert!(tr.self_waits(&acquired, submit(q, &none, &none)).is_empty());
+        // Another queue: no deadlock through queue order.
+        let mut tr = HazardTracker::default();
+        tr.self_waits(&released, submit(q, &one, &none));
+        assert!(tr.self_waits(&acquired, submit(other_q, &none, &one)).is_empty());
+        // A frame loop: P waits for a value an earlier frame signalled.
+        let mut tr = HazardTracker::default();
+        tr.self_waits(&[], submit(q, &none, &one));
+        tr.self_waits(&released, submit(q, &one, &none));
+        assert!(tr.self_waits(&acquired, submit(q, &none, &two)).is_empty());
+        // The host signalled it before.
+        let mut tr = HazardTracker::default();
+        tr.self_waits(&released, submit(q, &one, &none));
+        tr.host_signalled(t, 1);
+        assert!(tr.self_waits(&acquired, submit(q, &none, &one)).is_empty());
     }
 
     #[test]

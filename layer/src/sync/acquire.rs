@@ -83,11 +83,8 @@ pub fn batch(
             );
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if !sync_file::wait(file.as_fd(), left).unwrap_or(false) {
-                log_warn!(
-                    "{}: the fence on {} did not signal within DYNABUF_FENCE_TIMEOUT_MS; letting the GPU go on without it",
-                    dev.state.name,
-                    a.key
-                );
+                let what = a.key.to_string();
+                super::waiter::fence_timed_out(&dev.state.name, dev.state.hazards.as_deref(), &what);
             }
             continue;
         }

@@ -24,9 +24,23 @@ use std::time::{Duration, Instant};
 
 use ash::vk;
 
+use crate::dispatch::hazard_reporter::HazardReporter;
+use crate::hazard::HazardKind;
+
 use super::{Bridge, SemaphorePool, Wait};
 use crate::dispatch::Device;
 use crate::sys::sync_file;
+
+/// A fence the GPU was to wait for did not signal in time: a hazard report
+/// (once per dma-buf), or a warning when hazards are off.
+pub fn fence_timed_out(device: &str, hazards: Option<&HazardReporter>, what: &str) {
+    const TEXT: &str =
+        "the fence did not signal within DYNABUF_FENCE_TIMEOUT_MS; letting the GPU go on without it";
+    match hazards {
+        Some(h) => h.report(HazardKind::FenceTimeout, what, &[], TEXT),
+        None => log_warn!("{device}: {what}: {TEXT}"),
+    }
+}
 
 /// The engine's locks are leaves of the lock order (`lock_order`).
 fn lock<T>(m: &Mutex<T>) -> crate::lock_order::Guard<'_, T> {
@@ -39,6 +53,9 @@ struct Job {
     value: u64,
     deadline: Instant,
     what: String,
+    /// Where a timeout is reported (`None`: `DYNABUF_HAZARDS=off`, a plain
+    /// warning).
+    hazards: Option<Arc<HazardReporter>>,
 }
 
 /// Timeline semaphores ready for another wait: (semaphore, value it has
@@ -206,12 +223,7 @@ impl Waiter {
 
     fn complete(&self, job: Job, signalled: bool) {
         if !signalled {
-            log_warn!(
-                "{}: the fence on {} did not signal within DYNABUF_FENCE_TIMEOUT_MS; \
-                 letting the GPU go on without it",
-                self.device,
-                job.what
-            );
+            fence_timed_out(&self.device, job.hazards.as_deref(), &job.what);
         }
         let r = (self.signal)(job.timeline, job.value);
         if r != vk::Result::SUCCESS {
@@ -235,8 +247,14 @@ impl Bridge for ThreadBridge {
         }
         let sender = lock(&self.thread).sender.clone().ok_or(vk::Result::ERROR_DEVICE_LOST)?;
         let (timeline, value) = self.timeline(dev)?;
-        let job =
-            Job { file, timeline, value, deadline: Instant::now() + self.timeout, what: what.to_string() };
+        let job = Job {
+            file,
+            timeline,
+            value,
+            deadline: Instant::now() + self.timeout,
+            what: what.to_string(),
+            hazards: dev.state.hazards.clone(),
+        };
         if sender.send(job).is_err() {
             lock(&self.free).push((timeline, value - 1));
             return Err(vk::Result::ERROR_DEVICE_LOST);
@@ -307,6 +325,7 @@ mod tests {
             value,
             deadline: start + deadline,
             what: format!("job {value}"),
+            hazards: None,
         };
         sender.send(job(stuck_read, 1, Duration::from_millis(1500))).unwrap();
         sender.send(job(quick_read, 2, Duration::from_millis(1500))).unwrap();
@@ -353,6 +372,7 @@ mod tests {
             value,
             deadline: far,
             what: "x".into(),
+            hazards: None,
         };
         sender.send(job(stuck_read, 2)).unwrap();
         sender.send(job(ready_read, 1)).unwrap();

@@ -97,6 +97,70 @@ impl<'a> Submits<'a> {
         }
     }
 
+    /// Every semaphore the submission waits on, with the value (0 where no
+    /// timeline value is given: a binary semaphore).
+    pub fn waits(&self) -> Vec<(vk::Semaphore, u64)> {
+        self.semaphores(true)
+    }
+
+    /// Every semaphore the submission signals, with the value (0 for a
+    /// binary semaphore).
+    pub fn signals(&self) -> Vec<(vk::Semaphore, u64)> {
+        self.semaphores(false)
+    }
+
+    fn semaphores(&self, waits: bool) -> Vec<(vk::Semaphore, u64)> {
+        let mut out = Vec::new();
+        match *self {
+            Submits::V1(infos) => {
+                for s in infos {
+                    // SAFETY: the constructor's contract vouches for the
+                    // arrays and the pNext chain.
+                    let timeline: Option<&vk::TimelineSemaphoreSubmitInfo<'_>> =
+                        unsafe { pnext::find(s.p_next) };
+                    let (semaphores, values) = if waits {
+                        // SAFETY: as above.
+                        let sems = unsafe { slice(s.p_wait_semaphores, s.wait_semaphore_count) };
+                        // SAFETY: as above (the value array, when given, has
+                        // one value per wait semaphore).
+                        let values = timeline.map_or(&[][..], |t| unsafe {
+                            slice(t.p_wait_semaphore_values, t.wait_semaphore_value_count)
+                        });
+                        (sems, values)
+                    } else {
+                        // SAFETY: as above.
+                        let sems = unsafe { slice(s.p_signal_semaphores, s.signal_semaphore_count) };
+                        // SAFETY: as above.
+                        let values = timeline.map_or(&[][..], |t| unsafe {
+                            slice(t.p_signal_semaphore_values, t.signal_semaphore_value_count)
+                        });
+                        (sems, values)
+                    };
+                    out.extend(
+                        semaphores
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &sem)| (sem, values.get(i).copied().unwrap_or(0))),
+                    );
+                }
+            }
+            Submits::V2(infos) => {
+                for s in infos {
+                    // SAFETY: the constructor's contract vouches for the arrays.
+                    let list = unsafe {
+                        if waits {
+                            slice(s.p_wait_semaphore_infos, s.wait_semaphore_info_count)
+                        } else {
+                            slice(s.p_signal_semaphore_infos, s.signal_semaphore_info_count)
+                        }
+                    };
+                    out.extend(list.iter().map(|i| (i.semaphore, i.value)));
+                }
+            }
+        }
+        out
+    }
+
     /// Every command buffer submitted, in order.
     pub fn command_buffers(&self) -> Box<dyn Iterator<Item = vk::CommandBuffer> + 'a> {
         match *self {
