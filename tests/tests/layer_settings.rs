@@ -113,6 +113,25 @@ fn the_loader_lists_vk_ext_layer_settings_for_the_layer_and_it_can_be_enabled() 
 }
 
 #[test]
+fn a_later_instance_s_settings_win_and_devices_keep_what_they_decided() {
+    // dev1 under stats=1 and log=info; then an instance with stats=0 and
+    // log=warn, and one with no structure, each with a device, all alive.
+    let run = run(&["stats:bool32=1", "log=info", "--then", "stats:bool32=0", "log=warn", "--then"], &[]);
+    assert_eq!(run.value("instances").as_deref(), Some("3"), "{}", run.stdout);
+    let lines = run.layer_lines();
+    let count = |what: &str| lines.iter().filter(|l| l.contains(what)).count();
+    // dev1 decided to count at its creation, and prints at its end;
+    // dev2 and dev3 were created under stats=0 (dev3's instance changed
+    // nothing), so they don't.
+    assert_eq!(count("stats for dev1"), 1, "{}", run.stderr);
+    assert_eq!(count("stats for "), 1, "{}", run.stderr);
+    // The log level followed the second instance at once.
+    assert_eq!(count("attached to dev1"), 1, "{}", run.stderr);
+    assert_eq!(count("attached to dev"), 1, "{}", run.stderr);
+    assert_eq!(count("loaded into instance"), 1, "{}", run.stderr);
+}
+
+#[test]
 fn application_settings_take_effect() {
     let control = run(&[], &[]);
     assert!(!has_debug_lines(&control) && !has_stats_line(&control), "{}", control.stderr);

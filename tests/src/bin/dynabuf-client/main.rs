@@ -7,10 +7,11 @@
 //! dynabuf-client compute [SEED] [COUNT]   fill.comp once; checksum + CPU check
 //! dynabuf-client probe                    which object serves hooked and unhooked functions
 //! dynabuf-client multi                    three instances and devices live at once
-//! dynabuf-client layer-settings [NAME[:TYPE]=VALUE]...
+//! dynabuf-client layer-settings [NAME[:TYPE]=VALUE]... [--then ...]...
 //!                                         an instance configuring dynabuf through
 //!                                         VK_EXT_layer_settings (TYPE bool32, int32, int64,
-//!                                         uint32, uint64, float32 or string), a device, one job
+//!                                         uint32, uint64, float32 or string), a device, one job;
+//!                                         each --then: one more instance and device, at once
 //! dynabuf-client threads [T] [N]          T threads x N submits of increment.comp
 //! dynabuf-client dmabuf-import           a udmabuf imported, GPU adds, CPU checks (needs /dev/udmabuf)
 //! dynabuf-client dmabuf-export           GPU fills, exported dma-buf mapped and checked both ways
