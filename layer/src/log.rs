@@ -46,24 +46,33 @@ enum Sink {
     File(Mutex<File>),
 }
 
-/// Sets the level and the destination. Called once, when settings load.
-/// A log file that can't be opened is reported on stderr, and stderr is used.
-pub fn init(level: LogLevel, file: Option<&std::path::Path>) {
+/// Sets the level (the settings do, when they load and when an
+/// application's settings replace them).
+pub fn set_level(level: LogLevel) {
     LEVEL.store(level as u8, Ordering::Relaxed);
-    let sink = match file {
-        None => Sink::Stderr,
-        Some(path) => match File::options().create(true).append(true).open(path) {
-            Ok(f) => Sink::File(Mutex::new(f)),
-            Err(e) => {
-                eprintln!(
-                    "dynabuf: warning: cannot open DYNABUF_LOG_FILE {}: {e}; logging to stderr",
-                    path.display()
-                );
-                Sink::Stderr
-            }
-        },
+}
+
+/// Sends every later line to `path` (appended) instead of stderr. The
+/// destination is chosen once per process: a second call changes nothing
+/// and returns `false` (the lines keep going where they went). A file that
+/// can't be opened is reported on stderr, and stderr is used.
+pub fn to_file(path: &std::path::Path) -> bool {
+    if SINK.get().is_some() {
+        return false;
+    }
+    let sink = match File::options().create(true).append(true).open(path) {
+        Ok(f) => Sink::File(Mutex::new(f)),
+        Err(e) => {
+            eprintln!("dynabuf: warning: cannot open log file {}: {e}; logging to stderr", path.display());
+            Sink::Stderr
+        }
     };
-    let _ = SINK.set(sink);
+    SINK.set(sink).is_ok()
+}
+
+/// Whether lines go to a file chosen with [`to_file`].
+pub fn to_a_file() -> bool {
+    matches!(SINK.get(), Some(Sink::File(_)))
 }
 
 /// Whether a line at `level` would be written.

@@ -129,8 +129,10 @@ pub fn validation_layer_dir() -> Option<PathBuf> {
     system_explicit_layer_dirs().into_iter().find(|d| d.join(VALIDATION_MANIFEST).is_file())
 }
 
-/// The settings file's text: see [`validation_settings_dir`].
-const VALIDATION_SETTINGS: &str = "\
+/// The settings file's text: see [`validation_settings_dir`]. A test that
+/// points `VK_LAYER_SETTINGS_PATH` at a file of its own puts these lines in
+/// it too when validation runs.
+pub const VALIDATION_SETTINGS: &str = "\
 # Written by dynabuf's tests (DYNABUF_TEST_VALIDATION): the Khronos validation
 # layer logs to each process's own stderr; every other setting keeps its default.
 khronos_validation.debug_action = VK_DBG_LAYER_ACTION_LOG_MSG

@@ -2,7 +2,7 @@
 //! queue family, an allocator. Layers come from the environment (the way a
 //! user enables dynabuf) or, for in-process comparisons, by name.
 
-use std::ffi::{CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::mem::ManuallyDrop;
 use std::sync::Mutex;
 
@@ -26,6 +26,63 @@ pub struct ClientOptions {
     pub extra_extensions: Vec<CString>,
     /// Enable the `timelineSemaphore` feature (Vulkan 1.2).
     pub timeline: bool,
+    /// Instance extensions to enable.
+    pub instance_extensions: Vec<CString>,
+    /// Layer settings passed in a `VkLayerSettingsCreateInfoEXT`
+    /// (`VK_EXT_layer_settings`) at `vkCreateInstance`; none: no structure.
+    pub layer_settings: Vec<LayerSetting>,
+}
+
+/// One `VkLayerSettingEXT`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerSetting {
+    pub layer: CString,
+    pub name: CString,
+    pub value: SettingValue,
+}
+
+/// A layer setting's value, by `VkLayerSettingTypeEXT`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SettingValue {
+    Bool32(vk::Bool32),
+    Int32(i32),
+    Int64(i64),
+    Uint32(u32),
+    Uint64(u64),
+    Float32(f32),
+    String(CString),
+}
+
+impl SettingValue {
+    /// `TYPE` and `VALUE` as written on a command line: `bool32`, `int32`,
+    /// `int64`, `uint32`, `uint64`, `float32` or `string`.
+    pub fn parse(ty: &str, value: &str) -> Result<SettingValue> {
+        let bad = |e: &dyn std::fmt::Display| Error(format!("{ty} value {value:?}: {e}"));
+        Ok(match ty {
+            "bool32" => SettingValue::Bool32(value.parse::<u32>().map_err(|e| bad(&e))?),
+            "int32" => SettingValue::Int32(value.parse().map_err(|e| bad(&e))?),
+            "int64" => SettingValue::Int64(value.parse().map_err(|e| bad(&e))?),
+            "uint32" => SettingValue::Uint32(value.parse().map_err(|e| bad(&e))?),
+            "uint64" => SettingValue::Uint64(value.parse().map_err(|e| bad(&e))?),
+            "float32" => SettingValue::Float32(value.parse().map_err(|e| bad(&e))?),
+            "string" => SettingValue::String(CString::new(value).map_err(|e| bad(&e))?),
+            other => return Err(Error(format!("unknown setting type {other:?}"))),
+        })
+    }
+
+    /// The type and a pointer to the value (`string`: to `string_ptr`).
+    fn raw(&self, string_ptr: &*const c_char) -> (vk::LayerSettingTypeEXT, *const c_void) {
+        use vk::LayerSettingTypeEXT as T;
+        match self {
+            SettingValue::Bool32(v) => (T::BOOL32, (v as *const u32).cast()),
+            SettingValue::Int32(v) => (T::INT32, (v as *const i32).cast()),
+            SettingValue::Int64(v) => (T::INT64, (v as *const i64).cast()),
+            SettingValue::Uint32(v) => (T::UINT32, (v as *const u32).cast()),
+            SettingValue::Uint64(v) => (T::UINT64, (v as *const u64).cast()),
+            SettingValue::Float32(v) => (T::FLOAT32, (v as *const f32).cast()),
+            SettingValue::String(_) => (T::STRING, (string_ptr as *const *const c_char).cast()),
+        }
+    }
 }
 
 /// Device extensions the client enables when the device offers them.
@@ -65,7 +122,39 @@ impl Client {
             .application_name(c"dynabuf-client")
             .api_version(vk::API_VERSION_1_3);
         let layer_ptrs: Vec<_> = opts.layers.iter().map(|l| l.as_ptr()).collect();
-        let info = vk::InstanceCreateInfo::default().application_info(&app).enabled_layer_names(&layer_ptrs);
+        let extension_ptrs: Vec<_> = opts.instance_extensions.iter().map(|e| e.as_ptr()).collect();
+        let string_ptrs: Vec<*const c_char> = opts
+            .layer_settings
+            .iter()
+            .map(|s| match &s.value {
+                SettingValue::String(v) => v.as_ptr(),
+                _ => std::ptr::null(),
+            })
+            .collect();
+        let settings: Vec<vk::LayerSettingEXT<'_>> = opts
+            .layer_settings
+            .iter()
+            .zip(&string_ptrs)
+            .map(|(s, string_ptr)| {
+                let (ty, p_values) = s.value.raw(string_ptr);
+                vk::LayerSettingEXT {
+                    p_layer_name: s.layer.as_ptr(),
+                    p_setting_name: s.name.as_ptr(),
+                    ty,
+                    value_count: 1,
+                    p_values,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let mut layer_settings = vk::LayerSettingsCreateInfoEXT::default().settings(&settings);
+        let mut info = vk::InstanceCreateInfo::default()
+            .application_info(&app)
+            .enabled_layer_names(&layer_ptrs)
+            .enabled_extension_names(&extension_ptrs);
+        if !settings.is_empty() {
+            info = info.push_next(&mut layer_settings);
+        }
         // SAFETY: a valid create info whose pointers outlive the call.
         let instance = unsafe { entry.create_instance(&info, None) }.ctx("vkCreateInstance")?;
         match Self::with_instance(entry, instance.clone(), opts) {

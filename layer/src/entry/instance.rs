@@ -14,11 +14,18 @@ pub(super) unsafe extern "system" fn create_instance(
     p_instance: *mut vk::Instance,
 ) -> vk::Result {
     guard("vkCreateInstance", vk::Result::ERROR_INITIALIZATION_FAILED, || {
-        let settings = settings::get();
         // SAFETY: the loader passes a valid create info (null is refused).
         let Some(info) = (unsafe { p_create_info.as_ref() }) else {
             return vk::Result::ERROR_INITIALIZATION_FAILED;
         };
+        // The application's settings (VK_EXT_layer_settings) before anything
+        // else, so this call already follows them. The create info goes down
+        // unchanged: the loader's terminator passes the driver only the
+        // extensions it offers, and a layer below that reads its own
+        // settings from the same structure sees the application's.
+        // SAFETY: the application's create info chain, valid per usage.
+        let app_settings = unsafe { crate::views::layer_settings::for_layer(info.p_next, LAYER_NAME) };
+        let settings = settings::apply_application(&app_settings);
         // SAFETY: `info` is the loader's create info; its chain holds the
         // loader's link info, which this layer must advance.
         let Some(link) = (unsafe { link::take_instance_link(info.p_next) }) else {

@@ -40,6 +40,7 @@ extends!(
     BindImagePlaneMemoryInfo,
     ExternalMemoryImageCreateInfo,
     RenderPassAttachmentBeginInfo,
+    LayerSettingsCreateInfoEXT,
 );
 
 /// Iterates the raw nodes of a chain.

@@ -7,6 +7,11 @@
 //! dynabuf-client compute [SEED] [COUNT]   fill.comp once; checksum + CPU check
 //! dynabuf-client probe                    which object serves hooked and unhooked functions
 //! dynabuf-client multi                    three instances and devices live at once
+//! dynabuf-client layer-settings [NAME[:TYPE]=VALUE]... [--then ...]...
+//!                                         an instance configuring dynabuf through
+//!                                         VK_EXT_layer_settings (TYPE bool32, int32, int64,
+//!                                         uint32, uint64, float32 or string), a device, one job;
+//!                                         each --then: one more instance and device, at once
 //! dynabuf-client threads [T] [N]          T threads x N submits of increment.comp
 //! dynabuf-client dmabuf-import           a udmabuf imported, GPU adds, CPU checks (needs /dev/udmabuf)
 //! dynabuf-client dmabuf-export           GPU fills, exported dma-buf mapped and checked both ways
@@ -100,12 +105,14 @@ use dynabuf_client::{Error, Result};
 
 mod basic;
 mod images;
+mod layer_settings;
 mod residency;
 mod robustness;
 mod sharing;
 
 use basic::*;
 use images::*;
+use layer_settings::*;
 use residency::*;
 use robustness::*;
 use sharing::*;
@@ -137,6 +144,7 @@ fn main() -> ExitCode {
         Some("compute") => cmd_compute(rest),
         Some("probe") => cmd_probe(),
         Some("multi") => cmd_multi(),
+        Some("layer-settings") => cmd_layer_settings(rest),
         Some("threads") => cmd_threads(rest),
         Some("external") => cmd_external(rest),
         Some("dmabuf-import") => cmd_dmabuf_import(),
