@@ -3,13 +3,18 @@
 //! objects, so the layer's hazard reports reach the application the way
 //! validation messages do, naming objects as the application named them.
 //!
-//! The application's callback is called with no lock held (the list is
-//! copied out first), as the specification lets a callback take any time.
+//! The application's callback is called with none of the layer's ordered
+//! locks held (the list is copied out first). One lock outside the lock
+//! order, `calling`, is held (shared) across the callbacks: destroying a
+//! messenger takes it exclusively after removing the messenger, so once
+//! `vkDestroyDebugUtilsMessengerEXT` returns no call to it is still running
+//! (its user data may be freed). A callback must not call Vulkan, so it
+//! cannot come back for it.
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr, CString};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use ash::vk;
 
@@ -31,6 +36,8 @@ pub struct Messengers {
     list: Mutex<Vec<Messenger>>,
     /// `list.len()`, readable without the lock.
     count: AtomicUsize,
+    /// Held shared across callbacks, exclusively by `destroyed`.
+    calling: RwLock<()>,
 }
 
 /// An object a message is about, with the application's name for it.
@@ -62,9 +69,13 @@ impl Messengers {
 
     /// `vkDestroyDebugUtilsMessengerEXT`.
     pub fn destroyed(&self, handle: vk::DebugUtilsMessengerEXT) {
-        let mut list = lock(&self.list, Level::Leaf);
-        list.retain(|m| m.handle != handle);
-        self.count.store(list.len(), Ordering::Relaxed);
+        {
+            let mut list = lock(&self.list, Level::Leaf);
+            list.retain(|m| m.handle != handle);
+            self.count.store(list.len(), Ordering::Relaxed);
+        }
+        // Wait for callbacks that copied the list before the removal.
+        drop(self.calling.write().unwrap_or_else(|p| p.into_inner()));
     }
 
     /// Whether the application has any messenger.
@@ -113,12 +124,17 @@ impl Messengers {
             ..Default::default()
         };
         crate::lock_order::assert_unlocked("a debug messenger callback");
-        for m in targets {
+        let _calling = self.calling.read().unwrap_or_else(|p| p.into_inner());
+        let live: Vec<vk::DebugUtilsMessengerEXT> =
+            lock(&self.list, Level::Leaf).iter().map(|m| m.handle).collect();
+        for m in targets.into_iter().filter(|m| live.contains(&m.handle)) {
             let Some(callback) = m.callback else { continue };
             // SAFETY: the application gave this callback and user data for
-            // exactly this use; `data` and everything it points to (the
-            // message, the ID name, the object infos and their names) live
-            // across the call.
+            // exactly this use, and the messenger is live: it was in the
+            // list after `calling` was taken, and `destroyed` waits for
+            // `calling` after removing it. `data` and everything it points
+            // to (the message, the ID name, the object infos and their
+            // names) live across the call.
             unsafe { callback(severity, kind, &data, m.user_data as *mut c_void) };
         }
     }
@@ -132,8 +148,15 @@ pub struct ObjectNames {
 }
 
 impl ObjectNames {
-    /// Records (or, with an empty name, forgets) an object's name.
+    /// The object types hazard reports name.
+    const KEPT: [vk::ObjectType; 2] = [vk::ObjectType::DEVICE_MEMORY, vk::ObjectType::QUEUE];
+
+    /// Records (or, with an empty name, forgets) an object's name; only
+    /// memory and queues are kept (what hazard reports name).
     pub fn set(&self, info: &vk::DebugUtilsObjectNameInfoEXT<'_>, name: Option<&CStr>) {
+        if !Self::KEPT.contains(&info.object_type) {
+            return;
+        }
         let key = (info.object_type, info.object_handle);
         let mut names = lock(&self.names, Level::Leaf);
         match name.filter(|n| !n.is_empty()) {
@@ -144,6 +167,11 @@ impl ObjectNames {
                 names.remove(&key);
             }
         }
+    }
+
+    /// The object is gone (freed memory).
+    pub fn forget(&self, object_type: vk::ObjectType, handle: u64) {
+        lock(&self.names, Level::Leaf).remove(&(object_type, handle));
     }
 
     /// The object with its name, if it has one.

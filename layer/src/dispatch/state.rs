@@ -74,6 +74,8 @@ pub struct DeviceState {
     commands: Mutex<CommandLog>,
     /// `commands.recorded()`, readable without the lock.
     recorded_transfers: AtomicUsize,
+    /// `commands.with_events()` (hazard events), readable without the lock.
+    recorded_events: AtomicUsize,
     queue_infos: Mutex<HashMap<vk::Queue, QueueInfo>>,
     /// Counters, when `DYNABUF_STATS=1`.
     pub stats: Option<DeviceStats>,
@@ -114,6 +116,7 @@ impl DeviceState {
             tracked_memory: AtomicUsize::new(0),
             commands: Mutex::default(),
             recorded_transfers: AtomicUsize::new(0),
+            recorded_events: AtomicUsize::new(0),
             queue_infos: Mutex::default(),
             stats: stats.then(DeviceStats::default),
             caps: Capabilities::default(),
@@ -169,6 +172,19 @@ impl DeviceState {
         self.recorded_transfers.load(Ordering::Relaxed) != 0
     }
 
+    /// Whether any command buffer holds hazard events.
+    #[inline]
+    pub fn has_recorded_events(&self) -> bool {
+        self.recorded_events.load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether anything is recorded per command buffer (what beginning,
+    /// resetting or freeing one must forget).
+    #[inline]
+    pub fn has_recorded_commands(&self) -> bool {
+        self.has_recorded_transfers() || self.has_recorded_events()
+    }
+
     /// Whether a submission has nothing for the layer to do: no recorded
     /// ownership transfer anywhere on the device and no statistics.
     #[inline]
@@ -191,6 +207,7 @@ impl DeviceState {
         let mut log = lock(&self.commands, Level::Commands);
         let r = f(&mut log);
         self.recorded_transfers.store(log.recorded(), Ordering::Relaxed);
+        self.recorded_events.store(log.with_events(), Ordering::Relaxed);
         r
     }
 

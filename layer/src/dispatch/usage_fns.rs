@@ -33,4 +33,6 @@ fn_table!(UsageFns, vk::Device, vk::PFN_vkGetDeviceProcAddr {
     allocate_descriptor_sets: PFN_vkAllocateDescriptorSets = c"vkAllocateDescriptorSets";
     update_descriptor_sets: PFN_vkUpdateDescriptorSets = c"vkUpdateDescriptorSets";
     signal_semaphore: PFN_vkSignalSemaphore = c"vkSignalSemaphore" | c"vkSignalSemaphoreKHR";
+    create_semaphore: PFN_vkCreateSemaphore = c"vkCreateSemaphore";
+    update_descriptor_set_with_template: PFN_vkUpdateDescriptorSetWithTemplate = c"vkUpdateDescriptorSetWithTemplate" | c"vkUpdateDescriptorSetWithTemplateKHR";
 });

@@ -210,6 +210,9 @@ static HOOKS: &[Hook] = hooks! {
     c"vkUpdateDescriptorSets" => Watch, usage_objects::update_descriptor_sets as PFN_vkUpdateDescriptorSets;
     c"vkSignalSemaphore" => Watch, usage_objects::signal_semaphore as PFN_vkSignalSemaphore;
     c"vkSignalSemaphoreKHR" => Watch, usage_objects::signal_semaphore as PFN_vkSignalSemaphore;
+    c"vkCreateSemaphore" => Watch, usage_objects::create_semaphore as PFN_vkCreateSemaphore;
+    c"vkUpdateDescriptorSetWithTemplate" => Watch, usage_objects::update_descriptor_set_with_template as PFN_vkUpdateDescriptorSetWithTemplate;
+    c"vkUpdateDescriptorSetWithTemplateKHR" => Watch, usage_objects::update_descriptor_set_with_template as PFN_vkUpdateDescriptorSetWithTemplate;
 };
 
 fn find_hook(name: &CStr) -> Option<&'static Hook> {
@@ -321,7 +324,9 @@ unsafe extern "system" fn get_device_proc_addr(
         let next = dev.next_proc_addr(name);
         match find_hook(name) {
             Some(h) if h.kind == Kind::DeviceChain => Some(h.ptr),
-            Some(h) if matches!(h.kind, Kind::Device | Kind::Watch) && h.kind.hooked() => next.map(|_| h.ptr),
+            Some(h) if h.kind == Kind::Device && h.kind.hooked() => next.map(|_| h.ptr),
+            // Watching follows what the device decided at its creation.
+            Some(h) if h.kind == Kind::Watch && dev.state.hazards.is_some() => next.map(|_| h.ptr),
             _ => next,
         }
     })

@@ -1,7 +1,9 @@
 //! Trampolines: recording commands and object creation watched only for
 //! hazard reports (`hooks/usage.rs`). Each passes the application's
 //! arguments on unchanged to the next layer's function for its name; they
-//! are handed out only when `DYNABUF_HAZARDS` is not `off`.
+//! are handed out only when `DYNABUF_HAZARDS` is not `off`. The watching
+//! runs under its own panic guard, so a failure in it never drops the
+//! application's command.
 
 use ash::vk;
 
@@ -32,8 +34,12 @@ macro_rules! transfer_command {
             guard($call, (), || {
                 let dev = device_or_return!($call, cb);
                 if watching(dev) {
-                    let uses: Vec<(Resource, bool)> = $uses;
-                    usage::commands_use(dev, cb, &uses);
+                    // Its own guard: a failure to watch never drops the
+                    // application's command.
+                    guard($call, (), || {
+                        let uses: Vec<(Resource, bool)> = $uses;
+                        usage::commands_use(dev, cb, &uses);
+                    });
                 }
                 if let Some(f) = dev.usage_fns.$field {
                     crate::lock_order::assert_unlocked($call);
@@ -117,11 +123,13 @@ pub(super) unsafe extern "system" fn cmd_begin_rendering(
     guard("vkCmdBeginRendering", (), || {
         let dev = device_or_return!("vkCmdBeginRendering", cb);
         if watching(dev) {
-            // SAFETY: a valid rendering info (Vulkan valid usage).
-            if let Some(info) = unsafe { p_info.as_ref() } {
-                // SAFETY: as above.
-                usage::rendering_begun(dev, cb, &unsafe { view::rendering_views(info) });
-            }
+            guard("vkCmdBeginRendering", (), || {
+                // SAFETY: a valid rendering info (Vulkan valid usage).
+                if let Some(info) = unsafe { p_info.as_ref() } {
+                    // SAFETY: as above.
+                    usage::rendering_begun(dev, cb, &unsafe { view::rendering_views(info) });
+                }
+            });
         }
         if let Some(f) = dev.usage_fns.cmd_begin_rendering {
             crate::lock_order::assert_unlocked("vkCmdBeginRendering");
@@ -143,12 +151,14 @@ unsafe fn render_pass_begun(
     if !watching(dev) {
         return;
     }
-    // SAFETY: forwarded from this function's contract.
-    if let Some(info) = unsafe { p_begin.as_ref() } {
-        // SAFETY: as above.
-        let imageless = unsafe { view::render_pass_views(info) };
-        usage::render_pass_begun(dev, cb, info.framebuffer, &imageless);
-    }
+    guard("vkCmdBeginRenderPass", (), || {
+        // SAFETY: forwarded from this function's contract.
+        if let Some(info) = unsafe { p_begin.as_ref() } {
+            // SAFETY: as above.
+            let imageless = unsafe { view::render_pass_views(info) };
+            usage::render_pass_begun(dev, cb, info.framebuffer, &imageless);
+        }
+    });
 }
 
 pub(super) unsafe extern "system" fn cmd_begin_render_pass(
@@ -199,8 +209,10 @@ pub(super) unsafe extern "system" fn cmd_bind_descriptor_sets(
     guard("vkCmdBindDescriptorSets", (), || {
         let dev = device_or_return!("vkCmdBindDescriptorSets", cb);
         if watching(dev) {
-            // SAFETY: `p_sets` holds `count` sets (Vulkan valid usage).
-            usage::descriptor_sets_bound(dev, cb, unsafe { slice(p_sets, count) });
+            guard("vkCmdBindDescriptorSets", (), || {
+                // SAFETY: `p_sets` holds `count` sets (Vulkan valid usage).
+                usage::descriptor_sets_bound(dev, cb, unsafe { slice(p_sets, count) });
+            });
         }
         if let Some(f) = dev.usage_fns.cmd_bind_descriptor_sets {
             crate::lock_order::assert_unlocked("vkCmdBindDescriptorSets");

@@ -25,7 +25,7 @@ pub(super) unsafe extern "system" fn create_image_view(
         // was written.
         let written = unsafe { (p_info.as_ref(), p_view.as_ref()) };
         if let (vk::Result::SUCCESS, (Some(info), Some(v))) = (r, written) {
-            usage::image_view_created(dev, *v, info.image);
+            guard("vkCreateImageView", (), || usage::image_view_created(dev, *v, info.image));
         }
         r
     })
@@ -49,7 +49,7 @@ pub(super) unsafe extern "system" fn create_buffer_view(
         // was written.
         let written = unsafe { (p_info.as_ref(), p_view.as_ref()) };
         if let (vk::Result::SUCCESS, (Some(info), Some(v))) = (r, written) {
-            usage::buffer_view_created(dev, *v, info.buffer);
+            guard("vkCreateBufferView", (), || usage::buffer_view_created(dev, *v, info.buffer));
         }
         r
     })
@@ -80,7 +80,7 @@ pub(super) unsafe extern "system" fn create_framebuffer(
                 // SAFETY: `p_attachments` holds `attachment_count` views.
                 unsafe { slice(info.p_attachments, info.attachment_count) }
             };
-            usage::framebuffer_created(dev, *fb, views);
+            guard("vkCreateFramebuffer", (), || usage::framebuffer_created(dev, *fb, views));
         }
         r
     })
@@ -103,7 +103,8 @@ pub(super) unsafe extern "system" fn allocate_descriptor_sets(
         // SAFETY: a valid info; on success `p_sets` holds one set per layout.
         if let (vk::Result::SUCCESS, Some(info)) = (r, unsafe { p_info.as_ref() }) {
             // SAFETY: as above.
-            usage::descriptor_sets_allocated(dev, unsafe { slice(p_sets, info.descriptor_set_count) });
+            let sets = unsafe { slice(p_sets, info.descriptor_set_count) };
+            guard("vkAllocateDescriptorSets", (), || usage::descriptor_sets_allocated(dev, sets));
         }
         r
     })
@@ -121,9 +122,12 @@ pub(super) unsafe extern "system" fn update_descriptor_sets(
         // SAFETY: `p_writes` holds `write_count` valid writes and `p_copies`
         // `copy_count` copies (Vulkan valid usage).
         let (writes, copies) = unsafe { (slice(p_writes, write_count), slice(p_copies, copy_count)) };
-        if dev.state.has_external_memory() {
-            // SAFETY: valid writes, as above.
-            usage::descriptors_updated(dev, &unsafe { view::descriptor_writes(writes) }, copies);
+        if dev.state.has_external_memory() || dev.state.hazards.as_ref().is_some_and(|h| h.has_tracked_sets())
+        {
+            guard("vkUpdateDescriptorSets", (), || {
+                // SAFETY: valid writes, as above.
+                usage::descriptors_updated(dev, &unsafe { view::descriptor_writes(writes) }, copies);
+            });
         }
         if let Some(f) = dev.usage_fns.update_descriptor_sets {
             crate::lock_order::assert_unlocked("vkUpdateDescriptorSets");
@@ -145,8 +149,52 @@ pub(super) unsafe extern "system" fn signal_semaphore(
         let r = unsafe { f(device, p_info) };
         // SAFETY: a valid signal info (Vulkan valid usage).
         if let (vk::Result::SUCCESS, Some(info)) = (r, unsafe { p_info.as_ref() }) {
-            crate::hooks::hazards::host_signalled(dev, info.semaphore, info.value);
+            guard("vkSignalSemaphore", (), || {
+                crate::hooks::hazards::host_signalled(dev, info.semaphore, info.value)
+            });
         }
         r
+    })
+}
+
+pub(super) unsafe extern "system" fn create_semaphore(
+    device: vk::Device,
+    p_info: *const vk::SemaphoreCreateInfo<'_>,
+    p_allocator: *const vk::AllocationCallbacks<'_>,
+    p_semaphore: *mut vk::Semaphore,
+) -> vk::Result {
+    guard("vkCreateSemaphore", vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
+        let dev = device_or_return!("vkCreateSemaphore", device, vk::Result::ERROR_INITIALIZATION_FAILED);
+        let Some(f) = dev.usage_fns.create_semaphore else { return vk::Result::ERROR_INITIALIZATION_FAILED };
+        crate::lock_order::assert_unlocked("vkCreateSemaphore");
+        // SAFETY: the application's arguments, passed on unchanged.
+        let r = unsafe { f(device, p_info, p_allocator, p_semaphore) };
+        // SAFETY: valid pointers (Vulkan valid usage); on success the
+        // semaphore was written.
+        let written = unsafe { (p_info.as_ref(), p_semaphore.as_ref()) };
+        if let (vk::Result::SUCCESS, (Some(info), Some(s))) = (r, written) {
+            // SAFETY: the application's valid chain.
+            let timeline = unsafe { view::timeline_initial_value(info) };
+            guard("vkCreateSemaphore", (), || crate::hooks::hazards::semaphore_created(dev, *s, timeline));
+        }
+        r
+    })
+}
+
+pub(super) unsafe extern "system" fn update_descriptor_set_with_template(
+    device: vk::Device,
+    set: vk::DescriptorSet,
+    template: vk::DescriptorUpdateTemplate,
+    p_data: *const std::ffi::c_void,
+) {
+    guard("vkUpdateDescriptorSetWithTemplate", (), || {
+        let dev = device_or_return!("vkUpdateDescriptorSetWithTemplate", device);
+        // Templates are not looked through: the set forgets what it led to.
+        guard("vkUpdateDescriptorSetWithTemplate", (), || usage::descriptor_sets_allocated(dev, &[set]));
+        if let Some(f) = dev.usage_fns.update_descriptor_set_with_template {
+            crate::lock_order::assert_unlocked("vkUpdateDescriptorSetWithTemplate");
+            // SAFETY: the application's arguments, passed on unchanged.
+            unsafe { f(device, set, template, p_data) }
+        }
     })
 }

@@ -26,21 +26,21 @@ pub fn free(dev: &Device, pool: vk::CommandPool, buffers: &[vk::CommandBuffer]) 
 }
 
 pub fn begin(dev: &Device, cb: vk::CommandBuffer, info: &vk::CommandBufferBeginInfo<'_>) -> vk::Result {
-    if dev.state.has_recorded_transfers() {
+    if dev.state.has_recorded_commands() {
         dev.state.with_commands(|log| log.clear(cb));
     }
     dev.begin_command_buffer(cb, info)
 }
 
 pub fn reset(dev: &Device, cb: vk::CommandBuffer, flags: vk::CommandBufferResetFlags) -> vk::Result {
-    if dev.state.has_recorded_transfers() {
+    if dev.state.has_recorded_commands() {
         dev.state.with_commands(|log| log.clear(cb));
     }
     dev.reset_command_buffer(cb, flags)
 }
 
 pub fn reset_pool(dev: &Device, pool: vk::CommandPool, flags: vk::CommandPoolResetFlags) -> vk::Result {
-    if dev.state.has_recorded_transfers() {
+    if dev.state.has_recorded_commands() {
         dev.state.with_commands(|log| log.pool_reset(pool));
     }
     dev.reset_command_pool(pool, flags)
@@ -87,7 +87,7 @@ fn record(dev: &Device, cb: vk::CommandBuffer, found: Vec<OwnershipTransfer>) {
 /// re-recording one invalidates the primary).
 #[inline]
 pub fn execute_commands(dev: &Device, cb: vk::CommandBuffer, secondaries: &[vk::CommandBuffer]) {
-    if dev.state.has_recorded_transfers() {
+    if dev.state.has_recorded_commands() {
         dev.state.with_commands(|log| {
             let inherited: Vec<OwnershipTransfer> =
                 secondaries.iter().flat_map(|s| log.transfers_of(*s).iter().copied()).collect();

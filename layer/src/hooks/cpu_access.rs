@@ -17,9 +17,11 @@
 //! implicit sync at all), leaves all of it out.
 //!
 //! START waits in the kernel, unbounded. The layer waits first, bounded by
-//! the fence timeout, through an exported sync_file; a fence still pending
+//! the fence timeout, with `poll()` on the dma-buf; a writer still pending
 //! then is reported (a fence-timeout hazard) and the START is skipped, so
-//! the application keeps running.
+//! the application keeps running. After a flush the window is reopened
+//! only if no writer is pending (the flush itself must not block on, say,
+//! the application's own GPU writing another part of the buffer).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -30,7 +32,6 @@ use ash::vk;
 use crate::dispatch::Device;
 use crate::registry::DmaBufKey;
 use crate::sys::dma_buf::{self, Access};
-use crate::sys::sync_file;
 
 /// Which ioctl a Vulkan host-access call stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,36 +65,46 @@ fn dma_buf_of(
     })
 }
 
-/// Waits (bounded) until a START for `access` would not block, then issues
-/// it. Returns whether it was issued.
+/// How long a START may wait for the buffer's writers first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    /// Up to the fence timeout; past it the START is skipped and reported.
+    Bounded,
+    /// Not at all: the START is issued only if no writer is pending (after
+    /// a flush, whose writes are already ended).
+    IfIdle,
+}
+
+/// Issues a START for `access` once it would not block in the kernel
+/// (`poll()` on the dma-buf, bounded). Returns whether it was issued.
 fn start(
     dev: &Device,
     (fd, key): (&OwnedFd, DmaBufKey),
     memory: vk::DeviceMemory,
-    access: Access,
+    wait: Wait,
     call: &str,
 ) -> bool {
-    let ready = dma_buf::is_idle(fd.as_fd(), access).unwrap_or(true)
-        || match dma_buf::export_sync_file(fd.as_fd(), access) {
-            Ok(fence) => {
-                let timeout = Duration::from_millis(crate::settings::get().fence_timeout_ms);
-                sync_file::wait(fence.as_fd(), timeout).unwrap_or(true)
-            }
-            Err(_) => true,
-        };
+    let timeout = match wait {
+        Wait::Bounded => Duration::from_millis(crate::settings::get().fence_timeout_ms),
+        Wait::IfIdle => Duration::ZERO,
+    };
+    // A failed poll counts as busy: a START would then wait without bound.
+    let ready = dma_buf::wait_idle(fd.as_fd(), Access::Read, timeout).unwrap_or(false);
     if !ready {
-        super::hazards::fence_timeout(
-            dev,
-            key,
-            Some(memory),
-            &format!(
-                "{call}: a peer's fence on the dma-buf did not signal within DYNABUF_FENCE_TIMEOUT_MS; \
-                 the CPU accesses it without DMA_BUF_IOCTL_SYNC START (the content may be unfinished)"
-            ),
-        );
+        if wait == Wait::Bounded {
+            super::hazards::fence_timeout(
+                dev,
+                key,
+                Some(memory),
+                &format!(
+                    "{call}: a peer's write fence on the dma-buf did not signal within DYNABUF_FENCE_TIMEOUT_MS; \
+                     the CPU reads it without DMA_BUF_IOCTL_SYNC START (the content may be unfinished)"
+                ),
+            );
+        }
         return false;
     }
-    if let Err(e) = dma_buf::cpu_access(fd.as_fd(), access, true) {
+    if let Err(e) = dma_buf::cpu_access(fd.as_fd(), Access::Read, true) {
         log_warn!("{}: {call}: DMA_BUF_IOCTL_SYNC START failed: {e}", dev.state.name);
         return false;
     }
@@ -120,15 +131,15 @@ fn bracket(dev: &Device, memory: vk::DeviceMemory, what: Bracket) {
     log_trace!("{}: memory {:#x}: CPU access {what:?}", dev.state.name, vk::Handle::as_raw(memory));
     match what {
         Bracket::Map => {
-            start(dev, (&fd, key), memory, Access::Read, "vkMapMemory");
+            start(dev, (&fd, key), memory, Wait::Bounded, "vkMapMemory");
         }
         Bracket::Unmap => end(dev, &fd, Access::ReadWrite, "vkUnmapMemory"),
         Bracket::Flush => {
             end(dev, &fd, Access::Write, "vkFlushMappedMemoryRanges");
-            start(dev, (&fd, key), memory, Access::Read, "vkFlushMappedMemoryRanges");
+            start(dev, (&fd, key), memory, Wait::IfIdle, "vkFlushMappedMemoryRanges");
         }
         Bracket::Invalidate => {
-            start(dev, (&fd, key), memory, Access::Read, "vkInvalidateMappedMemoryRanges");
+            start(dev, (&fd, key), memory, Wait::Bounded, "vkInvalidateMappedMemoryRanges");
         }
     }
 }

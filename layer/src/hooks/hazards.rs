@@ -80,27 +80,46 @@ pub fn fence_timeout(dev: &Device, key: DmaBufKey, memory: Option<vk::DeviceMemo
 }
 
 /// A submission: what its command buffers recorded, in submission order,
-/// turned into steps on memories and run through the tracker.
+/// turned into steps on memories and run through the tracker. Its timeline
+/// signals are watched while some release waits on an unsignalled value.
 pub fn submitted(dev: &Device, queue: vk::Queue, submits: &Submits<'_>) {
     let Some(reporter) = &dev.state.hazards else { return };
-    if !dev.state.has_external_memory() || !dev.state.has_recorded_transfers() {
-        return;
-    }
-    let events: Vec<CommandEvent> = dev.state.with_commands(|log| {
-        submits.command_buffers().flat_map(|cb| log.events_of(cb).iter().copied()).collect()
-    });
+    reporter.deliver_deferred();
+    let events: Vec<CommandEvent> = if dev.state.has_external_memory() && dev.state.has_recorded_events() {
+        dev.state.with_commands(|log| {
+            submits.command_buffers().flat_map(|cb| log.events_of(cb).iter().copied()).collect()
+        })
+    } else {
+        Vec::new()
+    };
     if events.is_empty() {
+        if reporter.watches_signals() {
+            let signals = submits.signals();
+            reporter.with_tracker(|t| t.signals_seen(&signals));
+        }
         return;
     }
     let steps = dev.state.with_memory(|t| steps_of(dev, t, &events));
     let (waits, signals) = (submits.waits(), submits.signals());
     let submission = Submission { queue, waits: &waits, signals: &signals };
-    let found = reporter.with_tracker(|t| {
-        let mut found = t.submitted(&steps, dev.state.scope_all);
-        found.extend(t.self_waits(&steps, submission));
-        found
-    });
+    let (mut found, self_waits) = reporter
+        .with_tracker(|t| (t.submitted(&steps, dev.state.scope_all), t.self_waits(&steps, submission)));
+    // Confirm with the semaphore itself (another device, process or
+    // thread may have signalled it meanwhile): no lock is held here.
+    found.extend(
+        self_waits
+            .into_iter()
+            .filter(|w| dev.timeline_value(w.semaphore).is_ok_and(|v| v < w.value))
+            .map(|w| Found { kind: HazardKind::SelfWait, memory: w.memory }),
+    );
     report_found(dev, &found, Some(queue));
+}
+
+/// `vkCreateSemaphore`: timeline semaphores take part in self-waits.
+pub fn semaphore_created(dev: &Device, semaphore: vk::Semaphore, timeline_initial: Option<u64>) {
+    if let Some(reporter) = &dev.state.hazards {
+        reporter.with_tracker(|t| t.semaphore_created(semaphore, timeline_initial));
+    }
 }
 
 /// Resolves recorded events to steps on the memories their resources are
@@ -140,12 +159,14 @@ pub fn freed(dev: &Device, memory: vk::DeviceMemory) {
     if let Some(f) = reporter.with_tracker(|t| t.freed(memory, dev.state.scope_all)) {
         report_found(dev, &[f], None);
     }
+    reporter.names.forget(vk::ObjectType::DEVICE_MEMORY, vk::Handle::as_raw(memory));
 }
 
 /// `vkDestroyDevice`: what was written and never released, then the
 /// summary.
 pub fn device_gone(dev: &Device) {
     let Some(reporter) = &dev.state.hazards else { return };
+    reporter.deliver_deferred();
     let found = reporter.with_tracker(|t| t.device_gone(dev.state.scope_all));
     report_found(dev, &found, None);
     if let Some(summary) = reporter.summary() {

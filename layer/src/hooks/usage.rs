@@ -19,13 +19,25 @@ use crate::views::usage::{DescriptorTarget, DescriptorWrite};
 /// Records that `cb` uses `uses` (resource, writes), keeping those bound to
 /// external memory.
 pub fn commands_use(dev: &Device, cb: vk::CommandBuffer, uses: &[(Resource, bool)]) {
+    record_uses(dev, cb, uses, false);
+}
+
+/// As [`commands_use`]; `via_descriptor` marks the uses of bound
+/// descriptor sets, which never count as writes (a storage descriptor may
+/// be only read: counting it would report read-only consumers as writers
+/// that never release).
+fn record_uses(dev: &Device, cb: vk::CommandBuffer, uses: &[(Resource, bool)], via_descriptor: bool) {
     if dev.state.hazards.is_none() || !dev.state.has_external_memory() || uses.is_empty() {
         return;
     }
     let events: Vec<CommandEvent> = dev.state.with_memory(|t| {
         uses.iter()
             .filter(|(r, _)| t.is_bound(*r))
-            .map(|&(resource, writes)| CommandEvent::Use { resource, writes })
+            .map(|&(resource, writes)| CommandEvent::Use {
+                resource,
+                writes: writes && !via_descriptor,
+                via_descriptor,
+            })
             .collect()
     });
     if !events.is_empty() {
@@ -59,8 +71,12 @@ pub fn framebuffer_created(dev: &Device, fb: vk::Framebuffer, views: &[vk::Image
     with_index(dev, |u| u.framebuffer(fb, views));
 }
 
+/// Sets allocated (their handles' old contents are gone), or rewritten
+/// through a descriptor update template (not looked through: forgotten).
 pub fn descriptor_sets_allocated(dev: &Device, sets: &[vk::DescriptorSet]) {
-    with_index(dev, |u| u.sets_allocated(sets));
+    if dev.state.hazards.as_ref().is_some_and(|h| h.has_tracked_sets()) {
+        with_index(dev, |u| u.sets_allocated(sets));
+    }
 }
 
 /// `vkUpdateDescriptorSets`.
@@ -100,11 +116,11 @@ pub fn descriptors_updated(dev: &Device, writes: &[DescriptorWrite], copies: &[v
 /// `vkCmdBindDescriptorSets`: the sets' resources are used by the draws and
 /// dispatches that follow.
 pub fn descriptor_sets_bound(dev: &Device, cb: vk::CommandBuffer, sets: &[vk::DescriptorSet]) {
-    if dev.state.hazards.is_none() || !dev.state.has_external_memory() {
+    if !dev.state.hazards.as_ref().is_some_and(|h| h.has_tracked_sets()) {
         return;
     }
     let uses = with_index(dev, |u| u.resources_of_sets(sets));
-    commands_use(dev, cb, &uses);
+    record_uses(dev, cb, &uses, true);
 }
 
 /// `vkCmdBeginRenderPass{,2}`: the framebuffer's attachments (or an

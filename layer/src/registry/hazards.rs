@@ -32,6 +32,16 @@ pub enum Step {
     Use { facts: MemoryFacts, writes: bool },
 }
 
+/// A possible self-wait: the acquire of `memory` waits for a release that
+/// waits for `semaphore` to reach `value`, which only this submission
+/// signals (the hook confirms the semaphore has not reached it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SelfWait {
+    pub memory: vk::DeviceMemory,
+    pub semaphore: vk::Semaphore,
+    pub value: u64,
+}
+
 /// A hazard found: its kind and the memory it is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Found {
@@ -65,8 +75,9 @@ pub struct Submission<'a> {
 #[derive(Debug, Default)]
 pub struct HazardTracker {
     holding: HashMap<vk::DeviceMemory, Holding>,
-    /// The highest value any submission (or the host) signalled so far,
-    /// per timeline semaphore.
+    /// The highest value any submission (or the host, or its initial
+    /// value) signalled so far, per timeline semaphore the application
+    /// created; only these take part in self-waits.
     signalled: HashMap<vk::Semaphore, u64>,
     releases_waiting: HashMap<vk::DeviceMemory, PendingRelease>,
     reported: HashSet<(String, HazardKind)>,
@@ -80,38 +91,62 @@ impl HazardTracker {
         self.holding.entry(facts.memory).or_insert(Holding { held: !facts.imported, written: false })
     }
 
+    /// The application created a semaphore (a timeline one with its
+    /// initial value; `None` for a binary one, whose submit values mean
+    /// nothing).
+    pub fn semaphore_created(&mut self, semaphore: vk::Semaphore, timeline_initial: Option<u64>) {
+        match timeline_initial {
+            Some(v) => self.signalled.insert(semaphore, v),
+            None => self.signalled.remove(&semaphore),
+        };
+    }
+
     /// The host signalled a timeline semaphore (`vkSignalSemaphore`).
     pub fn host_signalled(&mut self, semaphore: vk::Semaphore, value: u64) {
-        let v = self.signalled.entry(semaphore).or_insert(0);
-        *v = (*v).max(value);
+        if let Some(v) = self.signalled.get_mut(&semaphore) {
+            *v = (*v).max(value);
+        }
+    }
+
+    /// Whether some release waits for an unsignalled timeline value (then
+    /// every submission's signals must be seen).
+    pub fn has_waiting_releases(&self) -> bool {
+        !self.releases_waiting.is_empty()
+    }
+
+    /// A submission with no steps: only its timeline signals matter.
+    pub fn signals_seen(&mut self, signals: &[(vk::Semaphore, u64)]) {
+        for &(sem, v) in signals {
+            self.host_signalled(sem, v);
+        }
     }
 
     /// Self-waits: an acquire of memory that an earlier submission on the
     /// same queue released while waiting for a timeline value nothing had
     /// signalled, which only this submission signals. Then remembers this
     /// submission's own releases that wait on unsignalled values.
-    pub fn self_waits(&mut self, steps: &[Step], s: Submission<'_>) -> Vec<Found> {
+    pub fn self_waits(&mut self, steps: &[Step], s: Submission<'_>) -> Vec<SelfWait> {
         let mut found = Vec::new();
         for step in steps {
             let Step::Acquire { facts, .. } = step else { continue };
             let Some(p) = self.releases_waiting.get(&facts.memory) else { continue };
-            let deadlocked = p.queue == s.queue
-                && p.waits.iter().any(|&(sem, v)| {
-                    self.signalled.get(&sem).copied().unwrap_or(0) < v
-                        && s.signals.iter().any(|&(x, sv)| x == sem && sv >= v)
-                });
-            if deadlocked {
-                found.push(Found { kind: HazardKind::SelfWait, memory: facts.memory });
+            if p.queue != s.queue {
+                continue;
+            }
+            let blocking = p.waits.iter().find(|&&(sem, v)| {
+                self.signalled.get(&sem).is_some_and(|&reached| reached < v)
+                    && s.signals.iter().any(|&(x, sv)| x == sem && sv >= v)
+            });
+            if let Some(&(semaphore, value)) = blocking {
+                found.push(SelfWait { memory: facts.memory, semaphore, value });
             }
         }
-        for &(sem, v) in s.signals.iter().filter(|(_, v)| *v > 0) {
-            self.host_signalled(sem, v);
-        }
+        self.signals_seen(s.signals);
         let unsignalled: Vec<(vk::Semaphore, u64)> = s
             .waits
             .iter()
             .copied()
-            .filter(|&(sem, v)| v > 0 && self.signalled.get(&sem).copied().unwrap_or(0) < v)
+            .filter(|&(sem, v)| self.signalled.get(&sem).is_some_and(|&reached| reached < v))
             .collect();
         for step in steps {
             let Step::Release { facts } = step else { continue };
@@ -138,8 +173,11 @@ impl HazardTracker {
                     if h.written && !scope_all {
                         found.push(Found { kind: HazardKind::WrittenNeverReleased, memory: facts.memory });
                     }
+                    // An acquire's own access (or layout transition) is not
+                    // counted as a write: only commands that write are.
+                    let _ = writes;
                     h.held = true;
-                    h.written = writes;
+                    h.written = false;
                 }
                 Step::Release { facts } => {
                     *self.holding(facts) = Holding { held: false, written: false };
@@ -262,10 +300,12 @@ mod tests {
     }
 
     #[test]
-    fn an_acquire_for_writing_counts_as_a_write() {
+    fn an_acquire_alone_is_no_write_and_a_write_after_it_is() {
         let m = facts(5, true);
         let mut t = HazardTracker::default();
         t.submitted(&[Step::Acquire { facts: m, writes: true }], false);
+        assert!(t.freed(m.memory, false).is_none());
+        t.submitted(&[Step::Acquire { facts: m, writes: true }, Step::Use { facts: m, writes: true }], false);
         assert!(t.freed(m.memory, false).is_some());
     }
 
@@ -290,29 +330,44 @@ mod tests {
         let none: [(vk::Semaphore, u64); 0] = [];
         let (one, two) = ([(t, 1)], [(t, 2)]);
         let submit = |queue, waits, signals| Submission { queue, waits, signals };
+        let created = || {
+            let mut tr = HazardTracker::default();
+            tr.semaphore_created(t, Some(0));
+            tr
+        };
         // P waits for T=1 and releases; S on the same queue acquires and
         // signals T=1: S's acquire waits for P, which waits for S.
-        let mut tr = HazardTracker::default();
+        let mut tr = created();
         assert!(tr.self_waits(&released, submit(q, &one, &none)).is_empty());
         let found = tr.self_waits(&acquired, submit(q, &none, &one));
-        assert_eq!(kinds(&found), [HazardKind::SelfWait]);
+        assert_eq!(found, [SelfWait { memory: m.memory, semaphore: t, value: 1 }]);
         // The twin: the host signals T=1 instead.
-        let mut tr = HazardTracker::default();
+        let mut tr = created();
         tr.self_waits(&released, submit(q, &one, &none));
         assert!(tr.self_waits(&acquired, submit(q, &none, &none)).is_empty());
         // Another queue: no deadlock through queue order.
-        let mut tr = HazardTracker::default();
+        let mut tr = created();
         tr.self_waits(&released, submit(q, &one, &none));
         assert!(tr.self_waits(&acquired, submit(other_q, &none, &one)).is_empty());
         // A frame loop: P waits for a value an earlier frame signalled.
-        let mut tr = HazardTracker::default();
+        let mut tr = created();
         tr.self_waits(&[], submit(q, &none, &one));
         tr.self_waits(&released, submit(q, &one, &none));
         assert!(tr.self_waits(&acquired, submit(q, &none, &two)).is_empty());
         // The host signalled it before.
-        let mut tr = HazardTracker::default();
+        let mut tr = created();
         tr.self_waits(&released, submit(q, &one, &none));
         tr.host_signalled(t, 1);
+        assert!(tr.self_waits(&acquired, submit(q, &none, &one)).is_empty());
+        // A binary semaphore (or one the layer did not see created) never
+        // takes part: its submit values mean nothing.
+        let mut tr = HazardTracker::default();
+        tr.self_waits(&released, submit(q, &one, &none));
+        assert!(tr.self_waits(&acquired, submit(q, &none, &one)).is_empty());
+        // The initial value counts as signalled.
+        let mut tr = HazardTracker::default();
+        tr.semaphore_created(t, Some(1));
+        tr.self_waits(&released, submit(q, &one, &none));
         assert!(tr.self_waits(&acquired, submit(q, &none, &one)).is_empty());
     }
 

@@ -127,9 +127,24 @@ pub fn transfer_of(b: Barrier) -> Option<OwnershipTransfer> {
 pub enum CommandEvent {
     /// An ownership transfer (acquire or release).
     Transfer(OwnershipTransfer),
-    /// A command reads (or writes) the resource.
-    Use { resource: Resource, writes: bool },
+    /// A command reads (or writes) the resource. `via_descriptor`: a
+    /// descriptor bind (used by the draws and dispatches that follow, which
+    /// may come after an acquire recorded later in the command buffer).
+    Use { resource: Resource, writes: bool, via_descriptor: bool },
 }
+
+impl CommandEvent {
+    fn resource(&self) -> Resource {
+        match self {
+            CommandEvent::Transfer(t) => t.resource,
+            CommandEvent::Use { resource, .. } => *resource,
+        }
+    }
+}
+
+/// How far back a new use looks for the same use (to keep a command
+/// buffer's list short when it binds the same set for every draw).
+const DEDUP_WINDOW: usize = 32;
 
 /// Transfers recorded per command buffer, and which pool each command
 /// buffer came from (so a pool reset or destroy forgets its buffers').
@@ -142,10 +157,14 @@ pub struct CommandLog {
 }
 
 impl CommandLog {
-    /// How many command buffers hold recorded transfers, plus how many
-    /// hold hazard events (zero: nothing to forget or look up).
+    /// How many command buffers hold recorded transfers.
     pub fn recorded(&self) -> usize {
-        self.transfers.len() + self.events.len()
+        self.transfers.len()
+    }
+
+    /// How many command buffers hold hazard events.
+    pub fn with_events(&self) -> usize {
+        self.events.len()
     }
 
     pub fn allocated(&mut self, pool: vk::CommandPool, buffers: &[vk::CommandBuffer]) {
@@ -159,11 +178,46 @@ impl CommandLog {
         }
     }
 
-    /// Appends hazard events to `cb`.
+    /// Appends hazard events to `cb`. A use already recorded since the last
+    /// transfer of its resource is not recorded again; an acquire moves the
+    /// descriptor uses of its resource recorded since the last transfer of
+    /// it after itself (a set bound before the acquire barrier is used by
+    /// the draws after it).
     pub fn record_events(&mut self, cb: vk::CommandBuffer, events: impl IntoIterator<Item = CommandEvent>) {
         let mut it = events.into_iter().peekable();
-        if it.peek().is_some() {
-            self.events.entry(cb).or_default().extend(it);
+        if it.peek().is_none() {
+            return;
+        }
+        let list = self.events.entry(cb).or_default();
+        for e in it {
+            match e {
+                CommandEvent::Use { resource, .. } => {
+                    let seen = list
+                        .iter()
+                        .rev()
+                        .take(DEDUP_WINDOW)
+                        .take_while(|x| !matches!(x, CommandEvent::Transfer(t) if t.resource == resource))
+                        .any(|x| *x == e);
+                    if !seen {
+                        list.push(e);
+                    }
+                }
+                CommandEvent::Transfer(t) if t.direction == Direction::Acquire => {
+                    let since = list
+                        .iter()
+                        .rposition(|x| matches!(x, CommandEvent::Transfer(p) if p.resource == t.resource))
+                        .map_or(0, |i| i + 1);
+                    let (moved, kept): (Vec<CommandEvent>, Vec<CommandEvent>) =
+                        list.drain(since..).partition(|x| {
+                            matches!(x, CommandEvent::Use { via_descriptor: true, .. })
+                                && x.resource() == t.resource
+                        });
+                    list.extend(kept);
+                    list.push(e);
+                    list.extend(moved);
+                }
+                CommandEvent::Transfer(_) => list.push(e),
+            }
         }
     }
 
@@ -276,6 +330,26 @@ mod tests {
         assert!(!kept.writes);
         assert_eq!(kept.planes, Planes::of_aspect(vk::ImageAspectFlags::PLANE_1));
         assert!(super::transfer_of(image(true)).unwrap().writes);
+    }
+
+    #[test]
+    fn descriptor_uses_before_an_acquire_move_after_it_and_repeated_uses_are_kept_once() {
+        let buffer = Resource::Buffer(vk::Buffer::from_raw(1));
+        let other = Resource::Buffer(vk::Buffer::from_raw(2));
+        let acquire = transfer_of(1, FOREIGN, LOCAL, vk::AccessFlags2::SHADER_READ).unwrap();
+        let bind = |r| CommandEvent::Use { resource: r, writes: false, via_descriptor: true };
+        let copy = CommandEvent::Use { resource: buffer, writes: false, via_descriptor: false };
+        let mut log = CommandLog::default();
+        log.record_events(cb(1), [bind(buffer), bind(other), bind(buffer), copy]);
+        assert_eq!(log.events_of(cb(1)), &[bind(buffer), bind(other), copy]);
+        log.record_events(cb(1), [CommandEvent::Transfer(acquire)]);
+        assert_eq!(log.events_of(cb(1)), &[bind(other), copy, CommandEvent::Transfer(acquire), bind(buffer)]);
+        // After a transfer the same use is recorded again.
+        log.record_events(cb(1), [copy]);
+        assert_eq!(log.events_of(cb(1)).len(), 5);
+        assert_eq!(log.with_events(), 1);
+        log.clear(cb(1));
+        assert_eq!(log.with_events(), 0);
     }
 
     #[test]

@@ -104,9 +104,14 @@ impl UsageIndex {
         count: u32,
     ) {
         for i in 0..count {
-            let from = self.sets.get(&src.0).and_then(|e| e.get(&(src.1, src.2 + i))).copied();
-            self.descriptor(dst.0, (dst.1, dst.2 + i), from);
+            let from = self.sets.get(&src.0).and_then(|e| e.get(&(src.1, src.2.wrapping_add(i)))).copied();
+            self.descriptor(dst.0, (dst.1, dst.2.wrapping_add(i)), from);
         }
+    }
+
+    /// How many descriptor sets lead to external memory.
+    pub fn set_count(&self) -> usize {
+        self.sets.len()
     }
 
     /// What bound descriptor sets lead to.

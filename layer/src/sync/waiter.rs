@@ -32,12 +32,13 @@ use crate::dispatch::Device;
 use crate::sys::sync_file;
 
 /// A fence the GPU was to wait for did not signal in time: a hazard report
-/// (once per dma-buf), or a warning when hazards are off.
+/// (once per dma-buf; sent to the application's messengers at its next
+/// submission), or a warning when hazards are off.
 pub fn fence_timed_out(device: &str, hazards: Option<&HazardReporter>, what: &str) {
     const TEXT: &str =
         "the fence did not signal within DYNABUF_FENCE_TIMEOUT_MS; letting the GPU go on without it";
     match hazards {
-        Some(h) => h.report(HazardKind::FenceTimeout, what, &[], TEXT),
+        Some(h) => h.report_later(HazardKind::FenceTimeout, what, TEXT),
         None => log_warn!("{device}: {what}: {TEXT}"),
     }
 }
@@ -222,10 +223,10 @@ impl Waiter {
     }
 
     fn complete(&self, job: Job, signalled: bool) {
+        let r = (self.signal)(job.timeline, job.value);
         if !signalled {
             fence_timed_out(&self.device, job.hazards.as_deref(), &job.what);
         }
-        let r = (self.signal)(job.timeline, job.value);
         if r != vk::Result::SUCCESS {
             log_error!("{}: vkSignalSemaphore({}) failed: {r:?}", self.device, job.value);
             return;

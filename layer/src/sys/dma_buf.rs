@@ -108,6 +108,29 @@ pub fn is_idle(dmabuf: BorrowedFd<'_>, access: Access) -> SysResult<bool> {
     Ok(n > 0 && fds[0].revents().is_some_and(|r| r.intersects(events)))
 }
 
+/// Waits up to `timeout` until `access` would not have to wait (`poll()`
+/// on the dma-buf, as [`is_idle`]); `Ok(false)` when the time ran out.
+pub fn wait_idle(dmabuf: BorrowedFd<'_>, access: Access, timeout: std::time::Duration) -> SysResult<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    if !timeout.is_zero() {
+        crate::lock_order::assert_unlocked("a dma-buf wait");
+    }
+    let events = if access == Access::Read { PollFlags::POLLIN } else { PollFlags::POLLOUT };
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ms =
+            PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(dmabuf, events)];
+        match poll(&mut fds, ms) {
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(fds[0].revents().is_some_and(|r| r.intersects(events))),
+            Err(nix::errno::Errno::EINTR) if !left.is_zero() => continue,
+            Err(e) => return Err(super::SysError::new("poll(dma-buf)", e)),
+        }
+    }
+}
+
 /// `DMA_BUF_IOCTL_IMPORT_SYNC_FILE`: adds `sync_file`'s fence to the
 /// buffer's reservation as a read or write fence. The fd is not consumed.
 pub fn import_sync_file(dmabuf: BorrowedFd<'_>, sync_file: BorrowedFd<'_>, access: Access) -> SysResult<()> {
@@ -121,6 +144,7 @@ pub fn import_sync_file(dmabuf: BorrowedFd<'_>, sync_file: BorrowedFd<'_>, acces
 
 /// `DMA_BUF_IOCTL_SYNC`: brackets CPU access to a mapping.
 pub fn cpu_access(dmabuf: BorrowedFd<'_>, access: Access, start: bool) -> SysResult<()> {
+    crate::lock_order::assert_unlocked("DMA_BUF_IOCTL_SYNC");
     const END: u64 = 1 << 2;
     let arg = SyncArg { flags: access as u64 | if start { 0 } else { END } };
     // SAFETY: `arg` is the kernel's `struct dma_buf_sync`, read only.

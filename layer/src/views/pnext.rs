@@ -41,6 +41,7 @@ extends!(
     ExternalMemoryImageCreateInfo,
     RenderPassAttachmentBeginInfo,
     LayerSettingsCreateInfoEXT,
+    SemaphoreTypeCreateInfo,
 );
 
 /// Iterates the raw nodes of a chain.

@@ -88,7 +88,7 @@ pub unsafe fn descriptor_writes(writes: &[vk::WriteDescriptorSet<'_>]) -> Vec<De
         out.extend(targets.into_iter().enumerate().map(|(i, target)| DescriptorWrite {
             set: w.dst_set,
             binding: w.dst_binding,
-            element: w.dst_array_element + i as u32,
+            element: w.dst_array_element.wrapping_add(i as u32),
             target,
             writes,
         }));
@@ -124,4 +124,14 @@ pub unsafe fn render_pass_views(info: &vk::RenderPassBeginInfo<'_>) -> Vec<vk::I
     let found: Option<&vk::RenderPassAttachmentBeginInfo<'_>> = unsafe { super::pnext::find(info.p_next) };
     // SAFETY: `p_attachments` holds `attachment_count` views.
     found.map(|a| unsafe { slice(a.p_attachments, a.attachment_count) }.to_vec()).unwrap_or_default()
+}
+
+/// A timeline semaphore's initial value, `None` for a binary semaphore.
+///
+/// # Safety
+/// `info` must be a valid `VkSemaphoreCreateInfo` with a valid chain.
+pub unsafe fn timeline_initial_value(info: &vk::SemaphoreCreateInfo<'_>) -> Option<u64> {
+    // SAFETY: the application's valid chain.
+    let t: Option<&vk::SemaphoreTypeCreateInfo<'_>> = unsafe { super::pnext::find(info.p_next) };
+    t.filter(|t| t.semaphore_type == vk::SemaphoreType::TIMELINE).map(|t| t.initial_value)
 }
