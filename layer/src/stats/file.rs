@@ -109,3 +109,28 @@ impl Drop for Periodic {
         }
     }
 }
+
+/// A device's stats file and its periodic writer.
+#[derive(Debug)]
+pub struct StatsOutput {
+    file: Arc<StatsFile>,
+    periodic: Option<Periodic>,
+}
+
+impl StatsOutput {
+    /// Starts writing `stats` to `path`: periodically when `interval` is
+    /// not zero, and once more at [`StatsOutput::finish`].
+    pub fn start(stats: &Arc<DeviceStats>, path: PathBuf, device: &str, interval: Duration) -> StatsOutput {
+        let file = Arc::new(StatsFile::new(path, device.to_string()));
+        let periodic = (!interval.is_zero()).then(|| Periodic::start(stats.clone(), file.clone(), interval));
+        StatsOutput { file, periodic: periodic.flatten() }
+    }
+
+    /// Stops the periodic writer and appends the final document.
+    pub fn finish(self, stats: &DeviceStats) {
+        if let Some(p) = self.periodic {
+            p.stop();
+        }
+        self.file.write(stats, true);
+    }
+}

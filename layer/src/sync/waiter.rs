@@ -29,6 +29,8 @@ use crate::hazard::HazardKind;
 
 use super::{Bridge, SemaphorePool, Wait};
 use crate::dispatch::Device;
+use crate::registry::DmaBufKey;
+use crate::stats::DeviceStats;
 use crate::sys::sync_file;
 
 /// A fence the GPU was to wait for did not signal in time: a hazard report
@@ -56,6 +58,9 @@ struct Job {
     /// Where a timeout is reported (`None`: `DYNABUF_HAZARDS=off`, a plain
     /// warning).
     hazards: Option<Arc<HazardReporter>>,
+    /// The dma-buf, and when its fence was found pending (statistics).
+    key: DmaBufKey,
+    since: Instant,
 }
 
 /// Timeline semaphores ready for another wait: (semaphore, value it has
@@ -97,6 +102,7 @@ impl ThreadBridge {
             free: free.clone(),
             device: name.to_string(),
             pending: Vec::new(),
+            stats: dev.state.stats.clone(),
         };
         let thread_dead = dead.clone();
         let spawned = std::thread::Builder::new()
@@ -143,6 +149,8 @@ struct Waiter {
     free: FreeList,
     device: String,
     pending: Vec<Job>,
+    /// The device's statistics, when on: how long each fence took.
+    stats: Option<Arc<DeviceStats>>,
 }
 
 impl Waiter {
@@ -222,6 +230,9 @@ impl Waiter {
     }
 
     fn complete(&self, job: Job, signalled: bool) {
+        if let Some(s) = &self.stats {
+            s.fence_waited(job.key, job.since.elapsed());
+        }
         if !signalled {
             fence_timed_out(&self.device, job.hazards.as_deref(), &job.what);
         }
@@ -240,20 +251,23 @@ impl Bridge for ThreadBridge {
         dev: &Device,
         _pool: &SemaphorePool,
         file: OwnedFd,
-        what: &str,
+        key: DmaBufKey,
     ) -> Result<Wait, vk::Result> {
         if self.dead.load(Ordering::Relaxed) {
             return Err(vk::Result::ERROR_DEVICE_LOST);
         }
         let sender = lock(&self.thread).sender.clone().ok_or(vk::Result::ERROR_DEVICE_LOST)?;
         let (timeline, value) = self.timeline(dev)?;
+        let since = Instant::now();
         let job = Job {
             file,
             timeline,
             value,
-            deadline: Instant::now() + self.timeout,
-            what: what.to_string(),
+            deadline: since + self.timeout,
+            what: key.to_string(),
             hazards: dev.state.hazards.clone(),
+            key,
+            since,
         };
         if sender.send(job).is_err() {
             lock(&self.free).push((timeline, value - 1));
@@ -316,6 +330,7 @@ mod tests {
             free: FreeList::default(),
             device: "test".into(),
             pending: Vec::new(),
+            stats: None,
         };
         let start = Instant::now();
         let thread = std::thread::spawn(move || waiter.run_guarded(&AtomicBool::new(false)));
@@ -326,6 +341,8 @@ mod tests {
             deadline: start + deadline,
             what: format!("job {value}"),
             hazards: None,
+            key: DmaBufKey { dev: 0, ino: value },
+            since: start,
         };
         sender.send(job(stuck_read, 1, Duration::from_millis(1500))).unwrap();
         sender.send(job(quick_read, 2, Duration::from_millis(1500))).unwrap();
@@ -364,6 +381,7 @@ mod tests {
             free: FreeList::default(),
             device: "test".into(),
             pending: Vec::new(),
+            stats: None,
         };
         let far = Instant::now() + Duration::from_secs(60);
         let job = |file, value| Job {
@@ -373,6 +391,8 @@ mod tests {
             deadline: far,
             what: "x".into(),
             hazards: None,
+            key: DmaBufKey { dev: 0, ino: value },
+            since: Instant::now(),
         };
         sender.send(job(stuck_read, 2)).unwrap();
         sender.send(job(ready_read, 1)).unwrap();
