@@ -320,6 +320,7 @@ mod tests {
         let (sender, receiver) = channel::<Job>();
         let signalled: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
         let record = signalled.clone();
+        let stats = Arc::new(DeviceStats::default());
         let waiter = Waiter {
             jobs: receiver,
             wake: wake_read,
@@ -330,7 +331,7 @@ mod tests {
             free: FreeList::default(),
             device: "test".into(),
             pending: Vec::new(),
-            stats: None,
+            stats: Some(stats.clone()),
         };
         let start = Instant::now();
         let thread = std::thread::spawn(move || waiter.run_guarded(&AtomicBool::new(false)));
@@ -358,6 +359,16 @@ mod tests {
         let stuck = seen[1].1 - start;
         assert!(quick < Duration::from_millis(700), "the signalled fence waited {quick:?}");
         assert!(stuck >= Duration::from_millis(1500), "the stuck fence ended early: {stuck:?}");
+        // Statistics: each wait, as long as it lasted (the stuck one until
+        // its deadline), in the fence-wait histogram and per buffer.
+        let doc = stats.document("test", 0, true);
+        let waits = &doc.histograms.fence_wait_us;
+        assert_eq!(waits.count, 2, "{waits:?}");
+        assert!(waits.max >= 1_500_000 && waits.buckets[crate::stats::histogram::bucket_of(waits.max)] >= 1);
+        let per_buffer: Vec<(u64, u64)> = doc.dma_bufs.iter().map(|b| (b.inode, b.wait_us)).collect();
+        assert_eq!(per_buffer.len(), 2, "{per_buffer:?}");
+        // Job 1 (inode 1) is the stuck one.
+        assert!(per_buffer[0].1 >= 1_500_000 && per_buffer[1].1 < 700_000, "{per_buffer:?}");
     }
 
     #[test]

@@ -1,0 +1,207 @@
+//! The stats file (`DYNABUF_STATS_FILE`, `docs/stats.md`) on real
+//! dma-bufs and foreign fences: the dma-buf appears with its inode and
+//! size, the counts match what the client did, the fence wait lands in the
+//! histogram bucket of its delay, and with `DYNABUF_STATS_INTERVAL_MS`
+//! periodic documents come before each process's final one.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dynabuf::stats::document::{self, DmaBufStats, StatsDocument};
+use dynabuf::sys::dma_buf;
+use dynabuf_client::env::Layer;
+
+use crate::child::spawn;
+use crate::ensure;
+use crate::fixture::{vgem, Buf};
+use crate::harness::{Check, Outcome, TestResult};
+use crate::require_kernel_tier;
+
+const LEN: u32 = 1024;
+const BYTES: u64 = LEN as u64 * 4;
+const STARTUP: Duration = Duration::from_secs(60);
+/// How long the test holds the foreign fence after the client submitted.
+const DELAY: Duration = Duration::from_millis(300);
+
+/// A fresh path for one test's stats file (removed if left over).
+fn stats_path(test: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("dynabuf-stats-{}-{test}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// Every document of the file; any line that does not parse fails.
+fn read_docs(path: &Path) -> Result<Vec<StatsDocument>, String> {
+    let text = std::fs::read_to_string(path).check(&format!("read {}", path.display()))?;
+    let docs: Result<Vec<_>, _> = document::parse_lines(&text).collect();
+    let docs =
+        docs.map_err(|e| format!("a line of {} is not a stats document: {e}\n{text}", path.display()))?;
+    for d in &docs {
+        ensure!(d.schema == document::SCHEMA, "schema {:?}", d.schema);
+    }
+    Ok(docs)
+}
+
+fn path_str(p: &Path) -> Result<&str, String> {
+    p.to_str().ok_or_else(|| format!("{} is not UTF-8", p.display()))
+}
+
+/// One `acquire` client run (an acquire for writing and a release in one
+/// submission) with `envs`; `fence`: the test holds a foreign write fence
+/// on the buffer for [`DELAY`] after the client's `go`. Returns the
+/// buffer's identity.
+fn acquire_run(layer: Layer, fence: bool, envs: &[(&str, &str)]) -> Result<dma_buf::Identity, String> {
+    let vgem = vgem()?;
+    let buf = Buf::new(&vgem, BYTES)?;
+    let id = dma_buf::identity(buf.fd()).check("fstat dma-buf")?;
+    let mut child = spawn("acquire", buf.fd(), &[&LEN.to_string(), "write", "1"], layer, envs)?;
+    let outcome = (|| {
+        child.expect_line("ready", STARTUP)?;
+        let attached = match fence {
+            true => Some(vgem.attach(buf.handle, true).check("attach write fence")?),
+            false => None,
+        };
+        child.say("go")?;
+        if let Some(f) = attached {
+            let early = child.line(DELAY)?;
+            vgem.signal(f).check("signal")?;
+            if layer == Layer::On {
+                ensure!(early.is_none(), "the client finished before the fence signalled: {early:?}");
+            }
+            if early.is_some() {
+                return Ok(());
+            }
+        }
+        child.expect_line("done", Duration::from_secs(30))?;
+        Ok(())
+    })();
+    let (ok, stderr) = child.finish();
+    outcome.map_err(|e: String| format!("{e}\n--- client stderr\n{stderr}"))?;
+    ensure!(ok, "the client failed:\n{stderr}");
+    Ok(id)
+}
+
+fn the_buffer<'a>(d: &'a StatsDocument, id: &dma_buf::Identity) -> Result<&'a DmaBufStats, String> {
+    d.dma_bufs
+        .iter()
+        .find(|b| (b.st_dev, b.inode) == (id.dev, id.ino))
+        .ok_or_else(|| format!("dma-buf {}:{} not in {:?}", id.dev, id.ino, d.dma_bufs))
+}
+
+pub fn a_stats_file_counts_a_waited_acquire_and_its_fence_wait() -> TestResult {
+    require_kernel_tier!();
+    let path = stats_path("acquire");
+    let id = acquire_run(Layer::On, true, &[("DYNABUF_STATS_FILE", path_str(&path)?)])?;
+    let docs = read_docs(&path)?;
+    let _ = std::fs::remove_file(&path);
+    ensure!(docs.len() == 1, "one device, no interval: one document, got {}", docs.len());
+    let d = &docs[0];
+    ensure!(d.is_final && d.sequence == 0 && d.pid != std::process::id(), "{d:?}");
+    ensure!(d.process.as_deref() == Some("dynabuf-client"), "process {:?}", d.process);
+    let b = the_buffer(d, &id)?;
+    ensure!(b.size == Some(BYTES) && b.exporter.as_deref() == Some("udmabuf"), "{b:?}");
+    ensure!((b.imports, b.exports, b.acquires, b.waits, b.releases) == (1, 0, 1, 1, 1), "{b:?}");
+    let c = &d.counters;
+    ensure!(
+        (c.dma_buf_imports, c.acquires_waited, c.acquires_ready, c.releases_published) == (1, 1, 0, 1),
+        "{c:?}"
+    );
+    // The fence signalled about DELAY after the client's go: one value, in
+    // the bucket its own value belongs to, and that value near DELAY.
+    let h = &d.histograms.fence_wait_us;
+    ensure!(h.buckets.len() == document::BUCKETS && h.count == 1, "{h:?}");
+    let waited = h.max;
+    ensure!(
+        h.sum == waited && b.wait_us == waited,
+        "sum {} / per buffer {} / max {waited}",
+        h.sum,
+        b.wait_us
+    );
+    ensure!((100_000..10_000_000).contains(&waited), "the wait of a {DELAY:?} fence took {waited} µs");
+    let i = document::bucket_of(waited);
+    let (low, high) = document::bucket_bounds(i);
+    ensure!(h.buckets[i] == 1 && low <= waited && high.is_some_and(|h| waited < h), "{h:?}");
+    ensure!(
+        (document::bucket_of(100_000)..=document::bucket_of(DELAY.as_micros() as u64 * 4)).contains(&i),
+        "bucket {i} for a {DELAY:?} fence"
+    );
+    let layer = &d.histograms.layer_ns_per_synced_submit;
+    ensure!(layer.count >= 1 && layer.count == c.submits_with_transfers, "{layer:?} / {c:?}");
+    let hazards: Vec<&str> = d.hazards.keys().map(String::as_str).collect();
+    ensure!(hazards.contains(&"fence_timeout") && hazards.contains(&"use_without_acquire"), "{hazards:?}");
+
+    // Control: without the layer nothing writes the file, whatever the
+    // environment says.
+    acquire_run(Layer::Off, false, &[("DYNABUF_STATS_FILE", path_str(&path)?)])?;
+    ensure!(!path.exists(), "a run without the layer wrote {}", path.display());
+    Ok(Outcome::Pass)
+}
+
+/// Two processes ping-pong a dma-buf; each process's device writes to one
+/// shared stats file.
+fn pingpong(frames: u32, envs: &[(&str, &str)]) -> Result<(), String> {
+    let run = crate::common::client(&["pingpong", &frames.to_string()], Layer::On, envs);
+    ensure!(run.ok, "ping-pong failed:\n{}\n{}", run.stdout, run.stderr);
+    ensure!(run.value("pingpong_ok").as_deref() == Some("true"), "{}", run.stdout);
+    Ok(())
+}
+
+/// The documents of each process, in file order.
+fn by_process(docs: &[StatsDocument]) -> std::collections::BTreeMap<u32, Vec<&StatsDocument>> {
+    let mut m: std::collections::BTreeMap<u32, Vec<&StatsDocument>> = Default::default();
+    for d in docs {
+        m.entry(d.pid).or_default().push(d);
+    }
+    m
+}
+
+pub fn periodic_documents_come_before_each_processs_final_one() -> TestResult {
+    require_kernel_tier!();
+    let frames = 200;
+    let path = stats_path("pingpong");
+    let file = path_str(&path)?.to_string();
+    pingpong(frames, &[("DYNABUF_STATS_FILE", &file), ("DYNABUF_STATS_INTERVAL_MS", "50")])?;
+    let docs = read_docs(&path)?;
+    let _ = std::fs::remove_file(&path);
+    let processes = by_process(&docs);
+    ensure!(processes.len() == 2, "two processes wrote documents: {:?}", processes.keys());
+    let mut finals = Vec::new();
+    for (pid, list) in &processes {
+        let (last, periodic) = list.split_last().ok_or("no documents")?;
+        ensure!(last.is_final, "pid {pid}: the last document is not final");
+        ensure!(!periodic.is_empty(), "pid {pid}: no periodic document before the final one");
+        ensure!(periodic.iter().all(|d| !d.is_final), "pid {pid}: a final document before the last");
+        ensure!(
+            list.iter().enumerate().all(|(i, d)| d.sequence == i as u64 && d.device == last.device),
+            "pid {pid}: documents out of order"
+        );
+        ensure!(
+            list.windows(2)
+                .all(|w| w[0].counters.submits <= w[1].counters.submits && w[0].uptime_ms <= w[1].uptime_ms),
+            "pid {pid}: counts went back"
+        );
+        ensure!(last.dma_bufs.len() == 1, "pid {pid}: {:?}", last.dma_bufs);
+        let b = &last.dma_bufs[0];
+        ensure!(b.acquires == u64::from(frames) && b.releases == u64::from(frames), "pid {pid}: {b:?}");
+        ensure!(b.acquires == last.counters.acquires_ready + last.counters.acquires_waited, "{last:?}");
+        ensure!(b.size.is_some_and(|s| s >= u64::from(dynabuf_client::pingpong::LEN) * 4), "{b:?}");
+        finals.push(b.clone());
+    }
+    // One buffer, seen by both: the exporter's and the importer's.
+    ensure!(finals[0].inode == finals[1].inode && finals[0].st_dev == finals[1].st_dev, "{finals:?}");
+    let mut roles: Vec<(u64, u64)> = finals.iter().map(|b| (b.exports, b.imports)).collect();
+    roles.sort_unstable();
+    ensure!(roles == [(0, 1), (1, 0)], "exports/imports per process: {roles:?}");
+
+    // Control: without an interval, only the final documents.
+    let path = stats_path("pingpong-final-only");
+    pingpong(20, &[("DYNABUF_STATS_FILE", path_str(&path)?)])?;
+    let docs = read_docs(&path)?;
+    let _ = std::fs::remove_file(&path);
+    ensure!(
+        docs.len() == 2 && docs.iter().all(|d| d.is_final && d.sequence == 0),
+        "without DYNABUF_STATS_INTERVAL_MS: {} documents",
+        docs.len()
+    );
+    Ok(Outcome::Pass)
+}
