@@ -90,7 +90,8 @@ pub fn batch(
             dev.state.with_stats(|s| s.fence_waited(a.key, since.elapsed()));
             if !signalled {
                 let what = a.key.to_string();
-                super::waiter::fence_timed_out(&dev.state.name, dev.state.hazards.as_deref(), &what);
+                let (hazards, stats) = (dev.state.hazards.as_deref(), dev.state.stats.as_deref());
+                super::waiter::fence_timed_out(&dev.state.name, hazards, stats, &what);
             }
             continue;
         }

@@ -34,12 +34,23 @@ use crate::stats::DeviceStats;
 use crate::sys::sync_file;
 
 /// A fence the GPU was to wait for did not signal in time: a hazard report
-/// (once per dma-buf), or a warning when hazards are off.
-pub fn fence_timed_out(device: &str, hazards: Option<&HazardReporter>, what: &str) {
+/// (once per dma-buf; counted in `stats` every time), or a warning when
+/// hazards are off.
+pub fn fence_timed_out(
+    device: &str,
+    hazards: Option<&HazardReporter>,
+    stats: Option<&DeviceStats>,
+    what: &str,
+) {
     const TEXT: &str =
         "the fence did not signal within DYNABUF_FENCE_TIMEOUT_MS; letting the GPU go on without it";
     match hazards {
-        Some(h) => h.report(HazardKind::FenceTimeout, what, &[], TEXT),
+        Some(h) => {
+            if let Some(s) = stats {
+                s.hazard(HazardKind::FenceTimeout);
+            }
+            h.report(HazardKind::FenceTimeout, what, &[], TEXT)
+        }
         None => log_warn!("{device}: {what}: {TEXT}"),
     }
 }
@@ -234,7 +245,7 @@ impl Waiter {
             s.fence_waited(job.key, job.since.elapsed());
         }
         if !signalled {
-            fence_timed_out(&self.device, job.hazards.as_deref(), &job.what);
+            fence_timed_out(&self.device, job.hazards.as_deref(), self.stats.as_deref(), &job.what);
         }
         let r = (self.signal)(job.timeline, job.value);
         if r != vk::Result::SUCCESS {

@@ -101,6 +101,7 @@ const TESTS: &[Test] = tests![
     images::a_dynamic_disjoint_nv12_image_in_one_dma_buf_copies_only_each_planes_bytes,
     // statistics
     statistics::a_stats_file_counts_a_waited_acquire_and_its_fence_wait,
+    statistics::a_fence_timeout_is_a_bounded_wait_and_a_hazard_in_the_stats,
     statistics::periodic_documents_come_before_each_processs_final_one,
 ];
 

@@ -47,38 +47,42 @@ fn path_str(p: &Path) -> Result<&str, String> {
 }
 
 /// One `acquire` client run (an acquire for writing and a release in one
-/// submission) with `envs`; `fence`: the test holds a foreign write fence
-/// on the buffer for [`DELAY`] after the client's `go`. Returns the
-/// buffer's identity.
-fn acquire_run(layer: Layer, fence: bool, envs: &[(&str, &str)]) -> Result<dma_buf::Identity, String> {
+/// submission) with `envs`; `hold`: the test attaches a foreign write
+/// fence to the buffer and signals it this long after the client's `go`.
+/// Returns the buffer's identity and whether the client finished while the
+/// fence was held.
+fn acquire_run(
+    layer: Layer,
+    hold: Option<Duration>,
+    envs: &[(&str, &str)],
+) -> Result<(dma_buf::Identity, bool), String> {
     let vgem = vgem()?;
     let buf = Buf::new(&vgem, BYTES)?;
     let id = dma_buf::identity(buf.fd()).check("fstat dma-buf")?;
     let mut child = spawn("acquire", buf.fd(), &[&LEN.to_string(), "write", "1"], layer, envs)?;
     let outcome = (|| {
         child.expect_line("ready", STARTUP)?;
-        let attached = match fence {
-            true => Some(vgem.attach(buf.handle, true).check("attach write fence")?),
-            false => None,
+        let attached = match hold {
+            Some(h) => Some((vgem.attach(buf.handle, true).check("attach write fence")?, h)),
+            None => None,
         };
         child.say("go")?;
-        if let Some(f) = attached {
-            let early = child.line(DELAY)?;
-            vgem.signal(f).check("signal")?;
-            if layer == Layer::On {
-                ensure!(early.is_none(), "the client finished before the fence signalled: {early:?}");
-            }
-            if early.is_some() {
-                return Ok(());
-            }
+        let mut early = None;
+        if let Some((fence, hold)) = attached {
+            early = child.line(hold)?;
+            vgem.signal(fence).check("signal")?;
         }
-        child.expect_line("done", Duration::from_secs(30))?;
-        Ok(())
+        let done = match early.clone() {
+            Some(l) => l,
+            None => child.expect_line("done", Duration::from_secs(30))?,
+        };
+        ensure!(done.starts_with("done"), "expected done, got {done:?}");
+        Ok(early.is_some())
     })();
     let (ok, stderr) = child.finish();
-    outcome.map_err(|e: String| format!("{e}\n--- client stderr\n{stderr}"))?;
+    let early = outcome.map_err(|e: String| format!("{e}\n--- client stderr\n{stderr}"))?;
     ensure!(ok, "the client failed:\n{stderr}");
-    Ok(id)
+    Ok((id, early))
 }
 
 fn the_buffer<'a>(d: &'a StatsDocument, id: &dma_buf::Identity) -> Result<&'a DmaBufStats, String> {
@@ -91,7 +95,8 @@ fn the_buffer<'a>(d: &'a StatsDocument, id: &dma_buf::Identity) -> Result<&'a Dm
 pub fn a_stats_file_counts_a_waited_acquire_and_its_fence_wait() -> TestResult {
     require_kernel_tier!();
     let path = stats_path("acquire");
-    let id = acquire_run(Layer::On, true, &[("DYNABUF_STATS_FILE", path_str(&path)?)])?;
+    let (id, early) = acquire_run(Layer::On, Some(DELAY), &[("DYNABUF_STATS_FILE", path_str(&path)?)])?;
+    ensure!(!early, "the client finished before the foreign fence signalled");
     let docs = read_docs(&path)?;
     let _ = std::fs::remove_file(&path);
     ensure!(docs.len() == 1, "one device, no interval: one document, got {}", docs.len());
@@ -132,8 +137,36 @@ pub fn a_stats_file_counts_a_waited_acquire_and_its_fence_wait() -> TestResult {
 
     // Control: without the layer nothing writes the file, whatever the
     // environment says.
-    acquire_run(Layer::Off, false, &[("DYNABUF_STATS_FILE", path_str(&path)?)])?;
+    acquire_run(Layer::Off, None, &[("DYNABUF_STATS_FILE", path_str(&path)?)])?;
     ensure!(!path.exists(), "a run without the layer wrote {}", path.display());
+    Ok(Outcome::Pass)
+}
+
+pub fn a_fence_timeout_is_a_bounded_wait_and_a_hazard_in_the_stats() -> TestResult {
+    require_kernel_tier!();
+    // The fence is held 3 s; the layer lets the GPU go on after 0.5 s. With
+    // hazards off (the control) the timeout is no hazard, the wait the same.
+    for (hazards, counted) in [("warn", true), ("off", false)] {
+        let path = stats_path(&format!("timeout-{hazards}"));
+        let envs = [
+            ("DYNABUF_STATS_FILE", path_str(&path)?),
+            ("DYNABUF_FENCE_TIMEOUT_MS", "500"),
+            ("DYNABUF_HAZARDS", hazards),
+        ];
+        let (id, early) = acquire_run(Layer::On, Some(Duration::from_secs(3)), &envs)?;
+        ensure!(early, "hazards {hazards}: the client waited past the 500 ms fence timeout");
+        let docs = read_docs(&path)?;
+        let _ = std::fs::remove_file(&path);
+        ensure!(docs.len() == 1, "{} documents", docs.len());
+        let d = &docs[0];
+        let b = the_buffer(d, &id)?;
+        ensure!((b.acquires, b.waits) == (1, 1), "{b:?}");
+        let h = &d.histograms.fence_wait_us;
+        ensure!(h.count == 1 && (400_000..2_500_000).contains(&h.max), "hazards {hazards}: {h:?}");
+        ensure!(h.buckets[document::bucket_of(h.max)] == 1, "{h:?}");
+        let timeouts = d.hazards.get("fence_timeout").copied().unwrap_or(0);
+        ensure!((timeouts >= 1) == counted, "hazards {hazards}: fence_timeout {timeouts}");
+    }
     Ok(Outcome::Pass)
 }
 
