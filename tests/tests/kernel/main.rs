@@ -103,6 +103,7 @@ const TESTS: &[Test] = tests![
     statistics::a_stats_file_counts_a_waited_acquire_and_its_fence_wait,
     statistics::a_fence_timeout_is_a_bounded_wait_and_a_hazard_in_the_stats,
     statistics::periodic_documents_come_before_each_processs_final_one,
+    statistics::a_dynamic_attachments_evictions_and_copies_are_counted_per_dma_buf,
 ];
 
 fn main() -> std::process::ExitCode {

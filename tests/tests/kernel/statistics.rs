@@ -238,3 +238,54 @@ pub fn periodic_documents_come_before_each_processs_final_one() -> TestResult {
     );
     Ok(Outcome::Pass)
 }
+
+pub fn a_dynamic_attachments_evictions_and_copies_are_counted_per_dma_buf() -> TestResult {
+    require_kernel_tier!();
+    // The importer's attachment is dynamic and invalidated at every
+    // submission: each frame evicts, re-validates, copies in and out. The
+    // control keeps it pinned: none of that.
+    let frames: u64 = 50;
+    for (attach, dynamic) in [("dynamic", true), ("pinned", false)] {
+        let path = stats_path(&format!("dynamic-{attach}"));
+        let envs = [
+            ("DYNABUF_STATS_FILE", path_str(&path)?),
+            ("DYNABUF_ATTACH", attach),
+            ("DYNABUF_EVICT", "every:1"),
+        ];
+        pingpong(frames as u32, &envs)?;
+        let docs = read_docs(&path)?;
+        let _ = std::fs::remove_file(&path);
+        ensure!(docs.len() == 2, "{attach}: {} documents", docs.len());
+        let importer = docs.iter().find(|d| d.dma_bufs.first().is_some_and(|b| b.imports == 1));
+        let importer = importer.ok_or_else(|| format!("{attach}: no importer document: {docs:?}"))?;
+        let (b, c) = (&importer.dma_bufs[0], &importer.counters);
+        ensure!(b.acquires == frames && b.releases == frames, "{attach}: {b:?}");
+        ensure!(
+            (b.evictions, b.revalidations) == (c.evictions, c.revalidations),
+            "{attach}: per buffer {b:?}, counters {c:?}"
+        );
+        if !dynamic {
+            ensure!(
+                (b.evictions, b.revalidations, b.bytes_copied_in, b.bytes_copied_out) == (0, 0, 0, 0),
+                "pinned: {b:?}"
+            );
+            continue;
+        }
+        ensure!(b.evictions == frames && b.revalidations == frames, "dynamic: {b:?}");
+        ensure!(c.copies_in == frames && c.copies_out == frames, "dynamic: {c:?}");
+        // Each copy covers the whole memory: the imported bytes, at most
+        // the dma-buf's size.
+        let size = b.size.ok_or("dynamic: no size")?;
+        let per_copy = b.bytes_copied_in / frames;
+        ensure!(
+            b.bytes_copied_in == per_copy * frames
+                && b.bytes_copied_out == b.bytes_copied_in
+                && (u64::from(dynabuf_client::pingpong::LEN) * 4..=size).contains(&per_copy),
+            "dynamic: {b:?}"
+        );
+        let exporter = docs.iter().find(|d| !std::ptr::eq(*d, importer)).ok_or("no exporter document")?;
+        let e = exporter.dma_bufs.first().ok_or("the exporter saw no dma-buf")?;
+        ensure!(e.exports == 1 && e.evictions == 0 && e.bytes_copied_in == 0, "exporter: {e:?}");
+    }
+    Ok(Outcome::Pass)
+}
