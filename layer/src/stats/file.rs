@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use super::DeviceStats;
 
-/// Appends `line` and a newline to `path` in one `write(2)` (created with
-/// mode 0644 if missing).
+/// Appends `line` and a newline to `path` in one `write(2)` (the file is
+/// created if missing, mode 0666 less the umask).
 pub fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
     let mut bytes = Vec::with_capacity(line.len() + 1);
     bytes.extend_from_slice(line.as_bytes());
