@@ -10,9 +10,10 @@
 //! Modules, by floor: a module uses only modules on its floor's left or
 //! below it, never above.
 //!
-//! 1. bottom: [`log`], [`settings`], [`hazard`], [`stats`], [`lock_order`], [`fault`],
+//! 1. bottom: [`log`], [`settings`], [`hazard`], [`lock_order`], [`fault`],
 //!    [`sys`] (kernel interfaces), [`registry`] (pure bookkeeping), [`views`]
-//!    (read-only views of application structures);
+//!    (read-only views of application structures), [`stats`] (counters,
+//!    per-dma-buf aggregates, histograms, the stats file's documents);
 //! 2. [`dispatch`]: per-instance and per-device state keyed by dispatch key,
 //!    the next layer's function tables and safe call-down wrappers;
 //! 3. [`sync`]: implicit sync and dynamic attachments, one behaviour per file

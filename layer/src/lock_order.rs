@@ -8,8 +8,11 @@
 //! 3. `Commands`: a device's recorded ownership transfers;
 //! 4. `Queues`: a device's queue → family map;
 //! 5. `Leaf`: every lock of the sync engine and the waiter (semaphore
-//!    pools, retire timelines, gates, the waiter's free list); nothing is
-//!    taken while one is held.
+//!    pools, retire timelines, gates, the waiter's free list); nothing but
+//!    `Stats` is taken while one is held;
+//! 6. `Stats`: a device's per-dma-buf statistics (`stats`), taken under
+//!    any other to count what happens there; nothing is taken while it is
+//!    held.
 //!
 //! A thread may only take a lock of a higher level than any it holds, and
 //! **no lock is held across a call down the chain, a wait or an ioctl**:
@@ -30,6 +33,7 @@ pub enum Level {
     Commands = 3,
     Queues = 4,
     Leaf = 5,
+    Stats = 6,
 }
 
 #[cfg(debug_assertions)]

@@ -6,12 +6,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ash::vk;
 
+use crate::hazard::HazardKind;
 use crate::registry::caps::Capabilities;
 use crate::registry::{CommandLog, MemoryTable};
+use crate::stats::file::StatsOutput;
 use crate::stats::DeviceStats;
 use crate::sys::drm::Node;
 
@@ -77,8 +79,12 @@ pub struct DeviceState {
     /// `commands.with_events()` (hazard events), readable without the lock.
     recorded_events: AtomicUsize,
     queue_infos: Mutex<HashMap<vk::Queue, QueueInfo>>,
-    /// Counters, when `DYNABUF_STATS=1`.
-    pub stats: Option<DeviceStats>,
+    /// Statistics, when `DYNABUF_STATS=1` or `DYNABUF_STATS_FILE` is set
+    /// (shared with the threads that record or write them).
+    pub stats: Option<Arc<DeviceStats>>,
+    /// The stats file's writer, between device creation and destruction
+    /// (lock level `Leaf`).
+    stats_output: Mutex<Option<StatsOutput>>,
     /// What the probe found.
     pub caps: Capabilities,
     /// The device's DRM node, when it has one.
@@ -118,7 +124,8 @@ impl DeviceState {
             recorded_transfers: AtomicUsize::new(0),
             recorded_events: AtomicUsize::new(0),
             queue_infos: Mutex::default(),
-            stats: stats.then(DeviceStats::default),
+            stats: stats.then(Arc::default),
+            stats_output: Mutex::default(),
             caps: Capabilities::default(),
             drm: None,
             hidden: Vec::new(),
@@ -219,17 +226,45 @@ impl DeviceState {
         lock(&self.queue_infos, Level::Queues).get(&queue).copied()
     }
 
-    /// Counts a hazard in the statistics, when they are on.
-    #[inline]
-    pub fn count_hazard(&self, _kind: crate::hazard::HazardKind) {
-        // The statistics' per-kind counters land with the JSON statistics.
-    }
-
     /// Adds one to a counter when statistics are on.
     #[inline]
     pub fn count(&self, pick: impl FnOnce(&DeviceStats) -> &std::sync::atomic::AtomicU64) {
         if let Some(s) = &self.stats {
             DeviceStats::bump(pick(s));
+        }
+    }
+
+    /// Counts a hazard of `kind` when statistics are on.
+    #[inline]
+    pub fn count_hazard(&self, kind: HazardKind) {
+        if let Some(s) = &self.stats {
+            s.hazard(kind);
+        }
+    }
+
+    /// Records per-dma-buf statistics when they are on (`f` is not called
+    /// otherwise).
+    #[inline]
+    pub fn with_stats(&self, f: impl FnOnce(&DeviceStats)) {
+        if let Some(s) = &self.stats {
+            f(s);
+        }
+    }
+
+    /// Starts writing statistics to `path` (every `interval` too, unless
+    /// zero), when they are on.
+    pub fn start_stats_file(&self, path: std::path::PathBuf, interval: std::time::Duration) {
+        let Some(stats) = &self.stats else { return };
+        let output = StatsOutput::start(stats, path, &self.name, interval);
+        *lock(&self.stats_output, Level::Leaf) = Some(output);
+    }
+
+    /// Stops the periodic writer and appends the final document (at
+    /// `vkDestroyDevice`).
+    pub fn finish_stats_file(&self) {
+        let output = lock(&self.stats_output, Level::Leaf).take();
+        if let (Some(output), Some(stats)) = (output, &self.stats) {
+            output.finish(stats);
         }
     }
 }

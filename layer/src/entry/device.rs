@@ -187,8 +187,10 @@ fn register(
     let ordinal = ORDINAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let settings = settings::get();
     let (handle, p_allocator) = (c.handle, c.p_allocator);
-    let mut state =
-        DeviceState::new(format!("dev{ordinal} {}", instance.device_name(physical)), settings.stats);
+    let mut state = DeviceState::new(
+        format!("dev{ordinal} {}", instance.device_name(physical)),
+        settings.stats || settings.stats_file.is_some(),
+    );
     state.hidden = extensions::hidden_functions(c.added);
     if !settings.disabled {
         state.hazards =

@@ -1,5 +1,5 @@
 //! Device creation and destruction: logging what the layer attached to, and
-//! the statistics summary.
+//! the statistics: the summary line and the stats file.
 
 use ash::vk::Handle;
 
@@ -9,18 +9,26 @@ use crate::log::LogLevel;
 pub fn created(dev: &Device) {
     let stats = if dev.state.stats.is_some() { ", statistics on" } else { "" };
     log_info!("attached to {} ({:#x}){stats}", dev.state.name, dev.handle.as_raw());
+    let settings = crate::settings::get();
+    if let Some(path) = &settings.stats_file {
+        let interval = std::time::Duration::from_millis(settings.stats_interval_ms);
+        dev.state.start_stats_file(path.clone(), interval);
+    }
 }
 
 pub fn destroying(dev: &Device) {
-    if let Some(stats) = &dev.state.stats {
+    super::hazards::device_gone(dev);
+    dev.state.shutdown_sync(dev);
+    // After the device's last hazards and the engine's threads: their last
+    // reports and fence waits count.
+    dev.state.finish_stats_file();
+    if let (Some(stats), true) = (&dev.state.stats, crate::settings::get().stats) {
         // Statistics were asked for: print them whatever the log level.
         crate::log::write(
             LogLevel::Info,
             format_args!("stats for {} ({:#x}): {}", dev.state.name, dev.handle.as_raw(), stats.line()),
         );
     }
-    super::hazards::device_gone(dev);
-    dev.state.shutdown_sync(dev);
     super::dma_bufs::device_gone(dev);
     log_debug!("detached from {} ({:#x})", dev.state.name, dev.handle.as_raw());
 }

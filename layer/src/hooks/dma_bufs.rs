@@ -60,6 +60,11 @@ pub fn joined(dev: &Device, memory: vk::DeviceMemory, id: Identified, exported: 
         info.exporter,
         info.name.as_deref().map(|n| format!(", name {n}")).unwrap_or_default()
     );
+    dev.state.with_stats(|s| {
+        let id =
+            crate::stats::Identity { size: info.size, exporter: &info.exporter, name: info.name.as_deref() };
+        s.identified(key, id, exported);
+    });
     let mut registry = registry();
     if exported {
         registry.exported(key, info, at(dev, memory));

@@ -57,6 +57,7 @@ pub fn batch(
         let access = if a.writes { Access::Write } else { Access::Read };
         if dma_buf::is_idle(a.fd.as_fd(), access).unwrap_or(false) {
             dev.state.count(|s| &s.acquires_ready);
+            dev.state.with_stats(|s| s.acquired(a.key, false));
             continue;
         }
         let exported = match crate::fault::injected_errno(crate::fault::Point::ExportSyncFile) {
@@ -72,24 +73,30 @@ pub fn batch(
         };
         if sync_file::wait(file.as_fd(), Duration::ZERO).unwrap_or(false) {
             dev.state.count(|s| &s.acquires_ready);
+            dev.state.with_stats(|s| s.acquired(a.key, false));
             continue;
         }
         dev.state.count(|s| &s.acquires_waited);
+        dev.state.with_stats(|s| s.acquired(a.key, true));
         if inline != Inline::No {
             log_debug!(
                 "{}: acquire of {} waits here for a pending fence ({access:?}; {inline:?})",
                 dev.state.name,
                 a.key
             );
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if !sync_file::wait(file.as_fd(), left).unwrap_or(false) {
+            let since = std::time::Instant::now();
+            let left = deadline.saturating_duration_since(since);
+            let signalled = sync_file::wait(file.as_fd(), left).unwrap_or(false);
+            dev.state.with_stats(|s| s.fence_waited(a.key, since.elapsed()));
+            if !signalled {
                 let what = a.key.to_string();
-                super::waiter::fence_timed_out(&dev.state.name, dev.state.hazards.as_deref(), &what);
+                let (hazards, stats) = (dev.state.hazards.as_deref(), dev.state.stats.as_deref());
+                super::waiter::fence_timed_out(&dev.state.name, hazards, stats, &what);
             }
             continue;
         }
         log_debug!("{}: acquire of {} waits for a pending fence ({access:?})", dev.state.name, a.key);
-        match bridge.wait_for(dev, pool, file, &a.key.to_string()) {
+        match bridge.wait_for(dev, pool, file, a.key) {
             Ok(w) => {
                 if !bridge.is_timeline() {
                     out.pool_semaphores.push(w.semaphore);

@@ -76,9 +76,10 @@ pub(super) fn prepare(
         }
     }
     for (&batch, list) in &plan.acquires {
-        for c in list.iter().filter_map(|h| copies.get(&h.memory)) {
+        for (h, c) in list.iter().filter_map(|h| Some((h, copies.get(&h.memory)?))) {
             work.copy_in.entry(batch).or_default().push(c.copy_in);
             dev.state.count(|s| &s.copies_in);
+            dev.state.with_stats(|s| s.copied(h.key, c.extent.size, true));
         }
     }
     // A backing that never had the dma-buf's content, released without an
@@ -110,6 +111,9 @@ pub(super) fn prepare(
         if let Some(c) = copies.get(&m) {
             work.copy_in.entry(0).or_default().insert(0, c.copy_in);
             dev.state.count(|s| &s.copies_in);
+            if let Some(h) = plan.handovers().find(|h| h.memory == m) {
+                dev.state.with_stats(|s| s.copied(h.key, c.extent.size, true));
+            }
         }
         if let Some(h) = plan.releases.iter().find(|h| h.memory == m) {
             work.fill_acquires.push(super::plan::Handover { writes: false, batch: 0, ..h.clone() });
@@ -120,6 +124,7 @@ pub(super) fn prepare(
         for &batch in &h.release_batches {
             work.copy_out.entry(batch).or_default().push(c.copy_out);
             dev.state.count(|s| &s.copies_out);
+            dev.state.with_stats(|s| s.copied(h.key, c.extent.size, false));
         }
     }
     if let Some(stats) = &dev.state.stats {

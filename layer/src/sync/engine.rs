@@ -270,11 +270,12 @@ impl SyncEngine {
         let start = std::time::Instant::now();
         let mut driver = Driver::Timed(Duration::ZERO);
         let r = self.run_submission(dev, queue, submits, call, fence, plan, &mut driver);
-        let total = start.elapsed().as_nanos() as u64;
-        stats.sync_total_ns.fetch_add(total, Ordering::Relaxed);
-        if let Driver::Timed(d) = driver {
-            stats.sync_driver_ns.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
-        }
+        let total = start.elapsed();
+        let in_driver = match driver {
+            Driver::Timed(d) => d,
+            Driver::Untimed => Duration::ZERO,
+        };
+        stats.synced_submit(total, in_driver);
         r
     }
 

@@ -19,6 +19,7 @@ use super::plan::Plan;
 use super::revalidate::drop_internal;
 use crate::dispatch::Device;
 use crate::registry::dynamic::{victims, Candidate, Internal, LastUse};
+use crate::registry::DmaBufKey;
 use crate::settings::EvictPolicy;
 
 /// The attachments `policy` evicts before this submission (`count`: the
@@ -88,12 +89,12 @@ pub fn run(dev: &Device, victims: &[vk::DeviceMemory], timeout: Duration) -> usi
     if victims.is_empty() {
         return 0;
     }
-    type Taken = (vk::DeviceMemory, u64, String, Internal, Vec<LastUse>);
+    type Taken = (vk::DeviceMemory, u64, DmaBufKey, Internal, Vec<LastUse>);
     let taken: Vec<Taken> = dev.state.with_memory(|t| {
         victims
             .iter()
             .filter_map(|&m| {
-                let key = t.get(m).and_then(|r| r.dma_buf.as_ref()).map(|d| d.key.to_string())?;
+                let key = t.get(m).and_then(|r| r.dma_buf.as_ref()).map(|d| d.key)?;
                 let d = t.dynamic_mut(m)?;
                 let generation = d.generation;
                 let (internal, uses) = d.begin_evict()?;
@@ -108,6 +109,7 @@ pub fn run(dev: &Device, victims: &[vk::DeviceMemory], timeout: Duration) -> usi
         let outcome = if retired(dev, &uses, timeout) {
             drop_internal(dev, internal);
             dev.state.count(|s| &s.evictions);
+            dev.state.with_stats(|s| s.evicted(key));
             log_debug!("{}: {key} invalidated (internal import dropped)", dev.state.name);
             evicted += 1;
             Ok(())

@@ -50,14 +50,14 @@ pub struct Wait {
 
 /// Turns a pending sync_file into a wait the GPU can do.
 pub trait Bridge: Send + Sync + std::fmt::Debug {
-    /// `file` is pending; `what` names the buffer for log lines. Binary
-    /// semaphores come from (and are accounted to) `pool`.
+    /// `file`, a fence of dma-buf `key`, is pending. Binary semaphores
+    /// come from (and are accounted to) `pool`.
     fn wait_for(
         &self,
         dev: &Device,
         pool: &SemaphorePool,
         file: OwnedFd,
-        what: &str,
+        key: crate::registry::DmaBufKey,
     ) -> Result<Wait, vk::Result>;
     /// Whether the wait is on a timeline semaphore (needs values chained).
     fn is_timeline(&self) -> bool;
@@ -76,7 +76,7 @@ impl Bridge for SemaphoreBridge {
         dev: &Device,
         pool: &SemaphorePool,
         file: OwnedFd,
-        _what: &str,
+        _key: crate::registry::DmaBufKey,
     ) -> Result<Wait, vk::Result> {
         let semaphore = pool.take(dev)?;
         let r = dev.import_sync_fd(semaphore, Some(file));

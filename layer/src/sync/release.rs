@@ -133,11 +133,12 @@ impl Publisher {
     ) -> Option<Reuse> {
         let targets: Vec<Target> = super::plan::once_per_dma_buf(releases)
             .into_iter()
-            .map(|r| (r.fd, if r.writes { Access::Write } else { Access::Read }, r.key.to_string()))
+            .map(|r| {
+                dev.state.count(|s| &s.releases_published);
+                dev.state.with_stats(|s| s.released(r.key));
+                (r.fd, if r.writes { Access::Write } else { Access::Read }, r.key.to_string())
+            })
             .collect();
-        for _ in &targets {
-            dev.state.count(|s| &s.releases_published);
-        }
         let slot: JobSlot = Arc::new((Mutex::new(JobState::Pending), Condvar::new()));
         let sender = lock(&self.sender).clone()?;
         if sender.send(Job { semaphore, retire, targets, slot: slot.clone() }).is_err() {

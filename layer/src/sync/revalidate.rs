@@ -216,6 +216,7 @@ pub fn for_submission(
             None => match reimport(dev, s.size, s.memory_type, s.key, &s.fd) {
                 Ok(i) => {
                     dev.state.count(|st| &st.revalidations);
+                    dev.state.with_stats(|st| st.revalidated(s.key));
                     log_debug!("{}: {} re-validated (re-imported)", dev.state.name, s.key);
                     i
                 }
@@ -269,6 +270,7 @@ pub fn for_mapping(
                     }
                 };
                 dev.state.count(|st| &st.revalidations);
+                dev.state.with_stats(|st| st.revalidated(s.key));
                 let m = i.memory;
                 return Ok(end(dev, (memory, s.generation), Some(i), Dynamic::end_map_work).then_some(m));
             }

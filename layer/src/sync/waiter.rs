@@ -29,16 +29,29 @@ use crate::hazard::HazardKind;
 
 use super::{Bridge, SemaphorePool, Wait};
 use crate::dispatch::Device;
+use crate::registry::DmaBufKey;
+use crate::stats::DeviceStats;
 use crate::sys::sync_file;
 
 /// A fence the GPU was to wait for did not signal in time: a hazard report
-/// (once per dma-buf; sent to the application's messengers at its next
-/// submission), or a warning when hazards are off.
-pub fn fence_timed_out(device: &str, hazards: Option<&HazardReporter>, what: &str) {
+/// (once per dma-buf, sent to the application's messengers at its next
+/// submission; counted in `stats` every time), or a warning when hazards
+/// are off.
+pub fn fence_timed_out(
+    device: &str,
+    hazards: Option<&HazardReporter>,
+    stats: Option<&DeviceStats>,
+    what: &str,
+) {
     const TEXT: &str =
         "the fence did not signal within DYNABUF_FENCE_TIMEOUT_MS; letting the GPU go on without it";
     match hazards {
-        Some(h) => h.report_later(HazardKind::FenceTimeout, what, TEXT),
+        Some(h) => {
+            if let Some(s) = stats {
+                s.hazard(HazardKind::FenceTimeout);
+            }
+            h.report_later(HazardKind::FenceTimeout, what, TEXT)
+        }
         None => log_warn!("{device}: {what}: {TEXT}"),
     }
 }
@@ -57,6 +70,9 @@ struct Job {
     /// Where a timeout is reported (`None`: `DYNABUF_HAZARDS=off`, a plain
     /// warning).
     hazards: Option<Arc<HazardReporter>>,
+    /// The dma-buf, and when its fence was found pending (statistics).
+    key: DmaBufKey,
+    since: Instant,
 }
 
 /// Timeline semaphores ready for another wait: (semaphore, value it has
@@ -98,6 +114,7 @@ impl ThreadBridge {
             free: free.clone(),
             device: name.to_string(),
             pending: Vec::new(),
+            stats: dev.state.stats.clone(),
         };
         let thread_dead = dead.clone();
         let spawned = std::thread::Builder::new()
@@ -144,6 +161,8 @@ struct Waiter {
     free: FreeList,
     device: String,
     pending: Vec<Job>,
+    /// The device's statistics, when on: how long each fence took.
+    stats: Option<Arc<DeviceStats>>,
 }
 
 impl Waiter {
@@ -224,8 +243,11 @@ impl Waiter {
 
     fn complete(&self, job: Job, signalled: bool) {
         let r = (self.signal)(job.timeline, job.value);
+        if let Some(s) = &self.stats {
+            s.fence_waited(job.key, job.since.elapsed());
+        }
         if !signalled {
-            fence_timed_out(&self.device, job.hazards.as_deref(), &job.what);
+            fence_timed_out(&self.device, job.hazards.as_deref(), self.stats.as_deref(), &job.what);
         }
         if r != vk::Result::SUCCESS {
             log_error!("{}: vkSignalSemaphore({}) failed: {r:?}", self.device, job.value);
@@ -241,20 +263,23 @@ impl Bridge for ThreadBridge {
         dev: &Device,
         _pool: &SemaphorePool,
         file: OwnedFd,
-        what: &str,
+        key: DmaBufKey,
     ) -> Result<Wait, vk::Result> {
         if self.dead.load(Ordering::Relaxed) {
             return Err(vk::Result::ERROR_DEVICE_LOST);
         }
         let sender = lock(&self.thread).sender.clone().ok_or(vk::Result::ERROR_DEVICE_LOST)?;
         let (timeline, value) = self.timeline(dev)?;
+        let since = Instant::now();
         let job = Job {
             file,
             timeline,
             value,
-            deadline: Instant::now() + self.timeout,
-            what: what.to_string(),
+            deadline: since + self.timeout,
+            what: key.to_string(),
             hazards: dev.state.hazards.clone(),
+            key,
+            since,
         };
         if sender.send(job).is_err() {
             lock(&self.free).push((timeline, value - 1));
@@ -307,6 +332,7 @@ mod tests {
         let (sender, receiver) = channel::<Job>();
         let signalled: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
         let record = signalled.clone();
+        let stats = Arc::new(DeviceStats::default());
         let waiter = Waiter {
             jobs: receiver,
             wake: wake_read,
@@ -317,6 +343,7 @@ mod tests {
             free: FreeList::default(),
             device: "test".into(),
             pending: Vec::new(),
+            stats: Some(stats.clone()),
         };
         let start = Instant::now();
         let thread = std::thread::spawn(move || waiter.run_guarded(&AtomicBool::new(false)));
@@ -327,6 +354,8 @@ mod tests {
             deadline: start + deadline,
             what: format!("job {value}"),
             hazards: None,
+            key: DmaBufKey { dev: 0, ino: value },
+            since: start,
         };
         sender.send(job(stuck_read, 1, Duration::from_millis(1500))).unwrap();
         sender.send(job(quick_read, 2, Duration::from_millis(1500))).unwrap();
@@ -342,6 +371,16 @@ mod tests {
         let stuck = seen[1].1 - start;
         assert!(quick < Duration::from_millis(700), "the signalled fence waited {quick:?}");
         assert!(stuck >= Duration::from_millis(1500), "the stuck fence ended early: {stuck:?}");
+        // Statistics: each wait, as long as it lasted (the stuck one until
+        // its deadline), in the fence-wait histogram and per buffer.
+        let doc = stats.document("test", 0, true);
+        let waits = &doc.histograms.fence_wait_us;
+        assert_eq!(waits.count, 2, "{waits:?}");
+        assert!(waits.max >= 1_500_000 && waits.buckets[crate::stats::histogram::bucket_of(waits.max)] >= 1);
+        let per_buffer: Vec<(u64, u64)> = doc.dma_bufs.iter().map(|b| (b.inode, b.wait_us)).collect();
+        assert_eq!(per_buffer.len(), 2, "{per_buffer:?}");
+        // Job 1 (inode 1) is the stuck one.
+        assert!(per_buffer[0].1 >= 1_500_000 && per_buffer[1].1 < 700_000, "{per_buffer:?}");
     }
 
     #[test]
@@ -365,6 +404,7 @@ mod tests {
             free: FreeList::default(),
             device: "test".into(),
             pending: Vec::new(),
+            stats: None,
         };
         let far = Instant::now() + Duration::from_secs(60);
         let job = |file, value| Job {
@@ -374,6 +414,8 @@ mod tests {
             deadline: far,
             what: "x".into(),
             hazards: None,
+            key: DmaBufKey { dev: 0, ino: value },
+            since: Instant::now(),
         };
         sender.send(job(stuck_read, 2)).unwrap();
         sender.send(job(ready_read, 1)).unwrap();

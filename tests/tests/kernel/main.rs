@@ -19,6 +19,7 @@ mod harness;
 mod images;
 mod implicit_sync;
 mod robustness;
+mod statistics;
 mod sync_file_semantics;
 mod syncobj;
 mod vulkan;
@@ -98,6 +99,11 @@ const TESTS: &[Test] = tests![
     images::a_dynamic_drm_modifier_image_keeps_exact_pixels_over_200_evicted_frames,
     images::a_dynamic_disjoint_nv12_image_in_two_dma_bufs_keeps_exact_pixels_over_200_evicted_frames,
     images::a_dynamic_disjoint_nv12_image_in_one_dma_buf_copies_only_each_planes_bytes,
+    // statistics
+    statistics::a_stats_file_counts_a_waited_acquire_and_its_fence_wait,
+    statistics::a_fence_timeout_is_a_bounded_wait_and_a_hazard_in_the_stats,
+    statistics::periodic_documents_come_before_each_processs_final_one,
+    statistics::a_dynamic_attachments_evictions_and_copies_are_counted_per_dma_buf,
 ];
 
 fn main() -> std::process::ExitCode {
