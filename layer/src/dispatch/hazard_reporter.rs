@@ -104,8 +104,14 @@ impl HazardReporter {
 
     /// As [`report`](Self::report), from a layer thread: logged now, sent
     /// to the messengers by [`deliver_deferred`](Self::deliver_deferred).
-    pub fn report_later(&self, kind: HazardKind, subject: &str, text: &str) {
-        if let Some(m) = self.first(kind, subject, &[], text) {
+    pub fn report_later(
+        &self,
+        kind: HazardKind,
+        subject: &str,
+        objects: &[(vk::ObjectType, u64)],
+        text: &str,
+    ) {
+        if let Some(m) = self.first(kind, subject, objects, text) {
             lock(&self.deferred, Level::Leaf).push(m);
             self.has_deferred.store(true, Ordering::Release);
         }

@@ -91,12 +91,12 @@ pub fn batch(
             if !signalled {
                 let what = a.key.to_string();
                 let (hazards, stats) = (dev.state.hazards.as_deref(), dev.state.stats.as_deref());
-                super::waiter::fence_timed_out(&dev.state.name, hazards, stats, &what);
+                super::waiter::fence_timed_out(&dev.state.name, hazards, stats, &what, Some(a.memory));
             }
             continue;
         }
         log_debug!("{}: acquire of {} waits for a pending fence ({access:?})", dev.state.name, a.key);
-        match bridge.wait_for(dev, pool, file, a.key) {
+        match bridge.wait_for(dev, pool, file, a.key, a.memory) {
             Ok(w) => {
                 if !bridge.is_timeline() {
                     out.pool_semaphores.push(w.semaphore);

@@ -50,14 +50,16 @@ pub struct Wait {
 
 /// Turns a pending sync_file into a wait the GPU can do.
 pub trait Bridge: Send + Sync + std::fmt::Debug {
-    /// `file`, a fence of dma-buf `key`, is pending. Binary semaphores
-    /// come from (and are accounted to) `pool`.
+    /// `file`, a fence of dma-buf `key` (imported as the application's
+    /// `memory`), is pending. Binary semaphores come from (and are
+    /// accounted to) `pool`.
     fn wait_for(
         &self,
         dev: &Device,
         pool: &SemaphorePool,
         file: OwnedFd,
         key: crate::registry::DmaBufKey,
+        memory: vk::DeviceMemory,
     ) -> Result<Wait, vk::Result>;
     /// Whether the wait is on a timeline semaphore (needs values chained).
     fn is_timeline(&self) -> bool;
@@ -77,6 +79,7 @@ impl Bridge for SemaphoreBridge {
         pool: &SemaphorePool,
         file: OwnedFd,
         _key: crate::registry::DmaBufKey,
+        _memory: vk::DeviceMemory,
     ) -> Result<Wait, vk::Result> {
         let semaphore = pool.take(dev)?;
         let r = dev.import_sync_fd(semaphore, Some(file));

@@ -42,6 +42,7 @@ pub fn fence_timed_out(
     hazards: Option<&HazardReporter>,
     stats: Option<&DeviceStats>,
     what: &str,
+    memory: Option<vk::DeviceMemory>,
 ) {
     const TEXT: &str =
         "the fence did not signal within DYNABUF_FENCE_TIMEOUT_MS; letting the GPU go on without it";
@@ -50,7 +51,9 @@ pub fn fence_timed_out(
             if let Some(s) = stats {
                 s.hazard(HazardKind::FenceTimeout);
             }
-            h.report_later(HazardKind::FenceTimeout, what, TEXT)
+            let objects: Vec<(vk::ObjectType, u64)> =
+                memory.map(|m| (vk::ObjectType::DEVICE_MEMORY, vk::Handle::as_raw(m))).into_iter().collect();
+            h.report_later(HazardKind::FenceTimeout, what, &objects, TEXT)
         }
         None => log_warn!("{device}: {what}: {TEXT}"),
     }
@@ -72,6 +75,8 @@ struct Job {
     hazards: Option<Arc<HazardReporter>>,
     /// The dma-buf, and when its fence was found pending (statistics).
     key: DmaBufKey,
+    /// The application's memory of it (named in a timeout's report).
+    memory: vk::DeviceMemory,
     since: Instant,
 }
 
@@ -247,7 +252,13 @@ impl Waiter {
             s.fence_waited(job.key, job.since.elapsed());
         }
         if !signalled {
-            fence_timed_out(&self.device, job.hazards.as_deref(), self.stats.as_deref(), &job.what);
+            fence_timed_out(
+                &self.device,
+                job.hazards.as_deref(),
+                self.stats.as_deref(),
+                &job.what,
+                Some(job.memory),
+            );
         }
         if r != vk::Result::SUCCESS {
             log_error!("{}: vkSignalSemaphore({}) failed: {r:?}", self.device, job.value);
@@ -264,6 +275,7 @@ impl Bridge for ThreadBridge {
         _pool: &SemaphorePool,
         file: OwnedFd,
         key: DmaBufKey,
+        memory: vk::DeviceMemory,
     ) -> Result<Wait, vk::Result> {
         if self.dead.load(Ordering::Relaxed) {
             return Err(vk::Result::ERROR_DEVICE_LOST);
@@ -279,6 +291,7 @@ impl Bridge for ThreadBridge {
             what: key.to_string(),
             hazards: dev.state.hazards.clone(),
             key,
+            memory,
             since,
         };
         if sender.send(job).is_err() {
@@ -355,6 +368,7 @@ mod tests {
             what: format!("job {value}"),
             hazards: None,
             key: DmaBufKey { dev: 0, ino: value },
+            memory: vk::DeviceMemory::null(),
             since: start,
         };
         sender.send(job(stuck_read, 1, Duration::from_millis(1500))).unwrap();
@@ -415,6 +429,7 @@ mod tests {
             what: "x".into(),
             hazards: None,
             key: DmaBufKey { dev: 0, ino: value },
+            memory: vk::DeviceMemory::null(),
             since: Instant::now(),
         };
         sender.send(job(stuck_read, 2)).unwrap();
