@@ -9,82 +9,81 @@ use super::{device_or_return, guard, slice};
 use crate::hooks::usage;
 use crate::views::usage as view;
 
-pub(super) unsafe extern "system" fn create_image_view(
-    device: vk::Device,
-    p_info: *const vk::ImageViewCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_view: *mut vk::ImageView,
-) -> vk::Result {
-    guard("vkCreateImageView", vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
-        let dev = device_or_return!("vkCreateImageView", device, vk::Result::ERROR_INITIALIZATION_FAILED);
-        let Some(f) = dev.usage_fns.create_image_view else { return vk::Result::ERROR_INITIALIZATION_FAILED };
-        crate::lock_order::assert_unlocked("vkCreateImageView");
-        // SAFETY: the application's arguments, passed on unchanged.
-        let r = unsafe { f(device, p_info, p_allocator, p_view) };
-        // SAFETY: valid pointers (Vulkan valid usage); on success the view
-        // was written.
-        let written = unsafe { (p_info.as_ref(), p_view.as_ref()) };
-        if let (vk::Result::SUCCESS, (Some(info), Some(v))) = (r, written) {
-            guard("vkCreateImageView", (), || usage::image_view_created(dev, *v, info.image));
+/// A `vkCreate*` whose new object is looked at once created: `$look`
+/// gets the device, the application's create info and the new handle.
+macro_rules! created_then_looked_at {
+    ($name:ident, $call:literal, $field:ident, $info:ty, $out:ty, $look:expr) => {
+        pub(super) unsafe extern "system" fn $name(
+            device: vk::Device,
+            p_info: *const $info,
+            p_allocator: *const vk::AllocationCallbacks<'_>,
+            p_out: *mut $out,
+        ) -> vk::Result {
+            guard($call, vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
+                let dev = device_or_return!($call, device, vk::Result::ERROR_INITIALIZATION_FAILED);
+                let Some(f) = dev.usage_fns.$field else { return vk::Result::ERROR_INITIALIZATION_FAILED };
+                crate::lock_order::assert_unlocked($call);
+                // SAFETY: the application's arguments, passed on unchanged.
+                let r = unsafe { f(device, p_info, p_allocator, p_out) };
+                // SAFETY: valid pointers (Vulkan valid usage); on success the
+                // new handle was written.
+                let written = unsafe { (p_info.as_ref(), p_out.as_ref()) };
+                if let (vk::Result::SUCCESS, (Some(info), Some(out))) = (r, written) {
+                    let look: fn(&crate::dispatch::Device, &$info, $out) = $look;
+                    // Its own guard: the object exists whatever happens here.
+                    guard($call, (), || look(dev, info, *out));
+                }
+                r
+            })
         }
-        r
-    })
+    };
 }
 
-pub(super) unsafe extern "system" fn create_buffer_view(
-    device: vk::Device,
-    p_info: *const vk::BufferViewCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_view: *mut vk::BufferView,
-) -> vk::Result {
-    guard("vkCreateBufferView", vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
-        let dev = device_or_return!("vkCreateBufferView", device, vk::Result::ERROR_INITIALIZATION_FAILED);
-        let Some(f) = dev.usage_fns.create_buffer_view else {
-            return vk::Result::ERROR_INITIALIZATION_FAILED;
+created_then_looked_at!(
+    create_image_view,
+    "vkCreateImageView",
+    create_image_view,
+    vk::ImageViewCreateInfo<'_>,
+    vk::ImageView,
+    |dev, info, view| usage::image_view_created(dev, view, info.image)
+);
+created_then_looked_at!(
+    create_buffer_view,
+    "vkCreateBufferView",
+    create_buffer_view,
+    vk::BufferViewCreateInfo<'_>,
+    vk::BufferView,
+    |dev, info, view| usage::buffer_view_created(dev, view, info.buffer)
+);
+created_then_looked_at!(
+    create_framebuffer,
+    "vkCreateFramebuffer",
+    create_framebuffer,
+    vk::FramebufferCreateInfo<'_>,
+    vk::Framebuffer,
+    |dev, info, fb| {
+        // An imageless framebuffer has no views (they come at begin).
+        let views = if info.flags.contains(vk::FramebufferCreateFlags::IMAGELESS) {
+            &[][..]
+        } else {
+            // SAFETY: `p_attachments` holds `attachment_count` views (Vulkan
+            // valid usage of the info passed to vkCreateFramebuffer).
+            unsafe { slice(info.p_attachments, info.attachment_count) }
         };
-        crate::lock_order::assert_unlocked("vkCreateBufferView");
-        // SAFETY: the application's arguments, passed on unchanged.
-        let r = unsafe { f(device, p_info, p_allocator, p_view) };
-        // SAFETY: valid pointers (Vulkan valid usage); on success the view
-        // was written.
-        let written = unsafe { (p_info.as_ref(), p_view.as_ref()) };
-        if let (vk::Result::SUCCESS, (Some(info), Some(v))) = (r, written) {
-            guard("vkCreateBufferView", (), || usage::buffer_view_created(dev, *v, info.buffer));
-        }
-        r
+        usage::framebuffer_created(dev, fb, views)
+    }
+);
+created_then_looked_at!(
+    create_semaphore,
+    "vkCreateSemaphore",
+    create_semaphore,
+    vk::SemaphoreCreateInfo<'_>,
+    vk::Semaphore,
+    // SAFETY: the application's valid create info and chain.
+    |dev, info, semaphore| crate::hooks::hazards::semaphore_created(dev, semaphore, unsafe {
+        view::timeline_initial_value(info)
     })
-}
-
-pub(super) unsafe extern "system" fn create_framebuffer(
-    device: vk::Device,
-    p_info: *const vk::FramebufferCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_framebuffer: *mut vk::Framebuffer,
-) -> vk::Result {
-    guard("vkCreateFramebuffer", vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
-        let dev = device_or_return!("vkCreateFramebuffer", device, vk::Result::ERROR_INITIALIZATION_FAILED);
-        let Some(f) = dev.usage_fns.create_framebuffer else {
-            return vk::Result::ERROR_INITIALIZATION_FAILED;
-        };
-        crate::lock_order::assert_unlocked("vkCreateFramebuffer");
-        // SAFETY: the application's arguments, passed on unchanged.
-        let r = unsafe { f(device, p_info, p_allocator, p_framebuffer) };
-        // SAFETY: valid pointers (Vulkan valid usage); on success the
-        // framebuffer was written.
-        let written = unsafe { (p_info.as_ref(), p_framebuffer.as_ref()) };
-        if let (vk::Result::SUCCESS, (Some(info), Some(fb))) = (r, written) {
-            // An imageless framebuffer has no views (they come at begin).
-            let views = if info.flags.contains(vk::FramebufferCreateFlags::IMAGELESS) {
-                &[][..]
-            } else {
-                // SAFETY: `p_attachments` holds `attachment_count` views.
-                unsafe { slice(info.p_attachments, info.attachment_count) }
-            };
-            guard("vkCreateFramebuffer", (), || usage::framebuffer_created(dev, *fb, views));
-        }
-        r
-    })
-}
+);
 
 pub(super) unsafe extern "system" fn allocate_descriptor_sets(
     device: vk::Device,
@@ -152,30 +151,6 @@ pub(super) unsafe extern "system" fn signal_semaphore(
             guard("vkSignalSemaphore", (), || {
                 crate::hooks::hazards::host_signalled(dev, info.semaphore, info.value)
             });
-        }
-        r
-    })
-}
-
-pub(super) unsafe extern "system" fn create_semaphore(
-    device: vk::Device,
-    p_info: *const vk::SemaphoreCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_semaphore: *mut vk::Semaphore,
-) -> vk::Result {
-    guard("vkCreateSemaphore", vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
-        let dev = device_or_return!("vkCreateSemaphore", device, vk::Result::ERROR_INITIALIZATION_FAILED);
-        let Some(f) = dev.usage_fns.create_semaphore else { return vk::Result::ERROR_INITIALIZATION_FAILED };
-        crate::lock_order::assert_unlocked("vkCreateSemaphore");
-        // SAFETY: the application's arguments, passed on unchanged.
-        let r = unsafe { f(device, p_info, p_allocator, p_semaphore) };
-        // SAFETY: valid pointers (Vulkan valid usage); on success the
-        // semaphore was written.
-        let written = unsafe { (p_info.as_ref(), p_semaphore.as_ref()) };
-        if let (vk::Result::SUCCESS, (Some(info), Some(s))) = (r, written) {
-            // SAFETY: the application's valid chain.
-            let timeline = unsafe { view::timeline_initial_value(info) };
-            guard("vkCreateSemaphore", (), || crate::hooks::hazards::semaphore_created(dev, *s, timeline));
         }
         r
     })
