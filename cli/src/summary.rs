@@ -1,0 +1,6 @@
+//! The summary `dynabuf run` prints at exit (stub until the statistics
+//! document lands).
+
+use std::path::Path;
+
+pub fn print(_stats_file: &Path, _all: bool) {}
