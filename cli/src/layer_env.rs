@@ -118,23 +118,42 @@ fn beside(exe: &Path) -> Vec<(PathBuf, Source)> {
 }
 
 /// The layer's manifest as `run` uses it: next to this executable first,
-/// then installed where the loader looks.
+/// then where the loader looks (with the user's `VK_LAYER_PATH` and
+/// `VK_ADD_LAYER_PATH`).
 pub fn find() -> Option<Found> {
     let exe = std::env::current_exe().ok();
     let near = exe.as_deref().map(beside).unwrap_or_default();
     near.into_iter().chain(find_installed_candidates()).find_map(|(p, s)| usable(p, s))
 }
 
+/// Where the loader looks under `env`: `VK_ADD_LAYER_PATH`, then
+/// `VK_LAYER_PATH` if set (it replaces the standard directories), else the
+/// standard directories.
+pub fn effective_search_dirs(env: impl Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
+    let split = |v: Option<OsString>| -> Vec<PathBuf> {
+        v.filter(|v| !v.is_empty()).map(|v| std::env::split_paths(&v).collect()).unwrap_or_default()
+    };
+    let mut dirs = split(env("VK_ADD_LAYER_PATH"));
+    match env("VK_LAYER_PATH").filter(|v| !v.is_empty()) {
+        Some(p) => dirs.extend(split(Some(p))),
+        None => dirs.extend(loader_search_dirs(&env)),
+    }
+    dirs
+}
+
 fn find_installed_candidates() -> Vec<(PathBuf, Source)> {
-    loader_search_dirs(|k| std::env::var_os(k))
+    effective_search_dirs(|k| std::env::var_os(k))
         .into_iter()
         .map(|d| (d.join(MANIFEST), Source::LoaderSearchPath))
         .collect()
 }
 
-/// The layer's manifest where the loader finds it without help.
+/// The layer's manifest in the loader's standard directories (installed),
+/// whatever `VK_LAYER_PATH` says.
 pub fn find_installed() -> Option<Found> {
-    find_installed_candidates().into_iter().find_map(|(p, s)| usable(p, s))
+    loader_search_dirs(|k| std::env::var_os(k))
+        .into_iter()
+        .find_map(|d| usable(d.join(MANIFEST), Source::LoaderSearchPath))
 }
 
 /// Every place [`find`] looks, for the message when it finds nothing.
@@ -202,6 +221,14 @@ mod tests {
             _ => None,
         };
         let dirs = loader_search_dirs(env);
+        let layer_path = |k: &str| match k {
+            "VK_LAYER_PATH" => Some(OsString::from("/l1:/l2")),
+            "VK_ADD_LAYER_PATH" => Some(OsString::from("/add")),
+            _ => env(k),
+        };
+        let effective: Vec<PathBuf> = ["/add", "/l1", "/l2"].iter().map(PathBuf::from).collect();
+        assert_eq!(effective_search_dirs(layer_path), effective);
+        assert_eq!(effective_search_dirs(env)[0], Path::new("/home/u/.config/vulkan/explicit_layer.d"));
         let want: Vec<PathBuf> =
             ["/home/u/.config", "/etc/xdg", "/etc", "/home/u/.local/share", "/opt/share"]
                 .iter()

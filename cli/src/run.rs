@@ -202,7 +202,9 @@ pub fn main(args: RunArgs) -> ExitCode {
     };
     CHILD.store(0, Ordering::Relaxed);
 
-    summary::print(&stats_file, args.stats);
+    let disabled =
+        dynabuf::settings::resolve(|k| std::env::var(k).ok(), &Default::default(), &[]).settings.disabled;
+    summary::print(&stats_file, args.stats, disabled);
     if let Some(to) = user_stats_file {
         if let Err(e) = std::fs::copy(&stats_file, &to) {
             eprintln!("dynabuf run: cannot copy the statistics to {}: {e}", Path::new(&to).display());
