@@ -11,6 +11,7 @@
 //! planes) instead of buffers.
 
 mod child;
+mod cli;
 #[path = "../common/mod.rs"]
 mod common;
 mod dynamic;
@@ -104,6 +105,11 @@ const TESTS: &[Test] = tests![
     statistics::a_fence_timeout_is_a_bounded_wait_and_a_hazard_in_the_stats,
     statistics::periodic_documents_come_before_each_processs_final_one,
     statistics::a_dynamic_attachments_evictions_and_copies_are_counted_per_dma_buf,
+    // the dynabuf command
+    cli::ls_finds_udmabufs_a_child_holds_by_fd_and_by_mapping,
+    cli::ls_shows_the_attached_device_and_fences_from_debugfs,
+    cli::doctor_reports_sync_file_ioctls_udmabuf_and_drm_nodes_ok,
+    cli::run_reports_the_dma_buf_and_its_acquires_and_releases,
 ];
 
 fn main() -> std::process::ExitCode {
