@@ -1,8 +1,8 @@
 //! What debugfs (`/sys/kernel/debug/dma_buf/bufinfo`, root only) adds to
 //! `ls`: every dma-buf the kernel has, with its attached devices (the
 //! layer's parser, `dynabuf::sys::dma_buf_debugfs`) and its fences (the
-//! lines that parser passes over: `\t<usage> fence: <driver> <timeline>
-//! seq N [un]signalled`).
+//! lines that parser passes over: `\t<usage> fence:<driver> <timeline>
+//! seq N [un]signalled`, shown with a space after the colon).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,7 +23,8 @@ fn header(line: &str) -> Option<(u64, Option<String>)> {
         return None;
     }
     let ino = fields[5].trim().parse().ok()?;
-    let name = fields.get(6).map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    // Linux prints `<none>` for a buffer nobody named.
+    let name = fields.get(6).map(|n| n.trim().to_string()).filter(|n| !n.is_empty() && n != "<none>");
     Some((ino, name))
 }
 
@@ -33,8 +34,10 @@ fn fences_and_names(text: &str) -> HashMap<u64, (Option<String>, Vec<String>)> {
     let mut current = None;
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix('\t') {
-            if let (Some(ino), true) = (current, rest.contains("fence:")) {
-                out.entry(ino).or_default().1.push(rest.trim().to_string());
+            if let (Some(ino), Some((usage, fence))) = (current, rest.split_once("fence:")) {
+                // Linux prints `write fence:<driver> <timeline> seq N ...`.
+                let line = format!("{}fence: {}", usage.trim_start(), fence.trim());
+                out.entry(ino).or_default().1.push(line);
             }
             continue;
         }
@@ -71,11 +74,11 @@ mod tests {
     /// As Linux 6.12's `dma_buf_debug_show` and `dma_resv_describe` print it.
     const SAMPLE: &str = "\nDma-buf Objects:\n\
 size    \tflags   \tmode    \tcount   \texp_name\tino     \tname\n\
-00004096\t00000002\t00080007\t00000003\tudmabuf\t00000042\t\n\
+00004096\t00000002\t00080007\t00000003\tudmabuf\t00000042\t<none>\n\
 \tAttached Devices:\n\
 Total 0 devices attached\n\n\
 00065536\t00000002\t00080007\t00000004\tudmabuf\t00000043\tframes\n\
-\twrite fence: vgem vgem_fence seq 1 unsignalled\n\
+\twrite fence:vgem vgem_fence seq 1 unsignalled\n\
 \tread fence: vgem vgem_fence seq 2 signalled\n\
 \tAttached Devices:\n\
 \tvgem\n\

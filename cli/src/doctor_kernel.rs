@@ -158,7 +158,7 @@ fn debugfs_check() -> Check {
     match std::fs::read_to_string(dma_buf_debugfs::BUFINFO) {
         Ok(text) => Check::ok(
             WHAT,
-            format!("{} readable ({} dma-bufs listed)", dma_buf_debugfs::BUFINFO, dma_buf_debugfs::parse(&text).len()),
+            format!("{} readable ({} dma-buf(s) listed)", dma_buf_debugfs::BUFINFO, dma_buf_debugfs::parse(&text).len()),
         ),
         Err(e) if e.kind() == ErrorKind::NotFound && !Path::new("/sys/kernel/debug/dma_buf").exists() => Check::no(
             WHAT,
