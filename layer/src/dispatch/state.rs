@@ -82,6 +82,13 @@ pub struct DeviceState {
     /// Statistics, when `DYNABUF_STATS=1` or `DYNABUF_STATS_FILE` is set
     /// (shared with the threads that record or write them).
     pub stats: Option<Arc<DeviceStats>>,
+    /// `DYNABUF_STATS=1` when the device was created: print the summary
+    /// line at `vkDestroyDevice` (settings may change later).
+    pub stats_line: bool,
+    /// `DYNABUF_STATS_FILE` and `DYNABUF_STATS_INTERVAL_MS` when the device
+    /// was created.
+    pub stats_file: Option<std::path::PathBuf>,
+    pub stats_interval_ms: u64,
     /// The stats file's writer, between device creation and destruction
     /// (lock level `Leaf`).
     stats_output: Mutex<Option<StatsOutput>>,
@@ -137,6 +144,9 @@ impl DeviceState {
             dynamic: Err("the layer is disabled"),
             memory_types: Vec::new(),
             hazards: None,
+            stats_line: false,
+            stats_file: None,
+            stats_interval_ms: 0,
         }
     }
 

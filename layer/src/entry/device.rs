@@ -187,10 +187,14 @@ fn register(
     let ordinal = ORDINAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let settings = settings::get();
     let (handle, p_allocator) = (c.handle, c.p_allocator);
+    // A disabled layer counts nothing and writes no statistics.
     let mut state = DeviceState::new(
         format!("dev{ordinal} {}", instance.device_name(physical)),
-        settings.stats || settings.stats_file.is_some(),
+        !settings.disabled && (settings.stats || settings.stats_file.is_some()),
     );
+    state.stats_line = !settings.disabled && settings.stats;
+    state.stats_file = if settings.disabled { None } else { settings.stats_file.clone() };
+    state.stats_interval_ms = settings.stats_interval_ms;
     state.hidden = extensions::hidden_functions(c.added);
     if !settings.disabled {
         state.hazards =

@@ -9,9 +9,8 @@ use crate::log::LogLevel;
 pub fn created(dev: &Device) {
     let stats = if dev.state.stats.is_some() { ", statistics on" } else { "" };
     log_info!("attached to {} ({:#x}){stats}", dev.state.name, dev.handle.as_raw());
-    let settings = crate::settings::get();
-    if let Some(path) = &settings.stats_file {
-        let interval = std::time::Duration::from_millis(settings.stats_interval_ms);
+    if let Some(path) = &dev.state.stats_file {
+        let interval = std::time::Duration::from_millis(dev.state.stats_interval_ms);
         dev.state.start_stats_file(path.clone(), interval);
     }
 }
@@ -22,7 +21,7 @@ pub fn destroying(dev: &Device) {
     // After the device's last hazards and the engine's threads: their last
     // reports and fence waits count.
     dev.state.finish_stats_file();
-    if let (Some(stats), true) = (&dev.state.stats, crate::settings::get().stats) {
+    if let (Some(stats), true) = (&dev.state.stats, dev.state.stats_line) {
         // Statistics were asked for: print them whatever the log level.
         crate::log::write(
             LogLevel::Info,
