@@ -73,6 +73,14 @@ impl HazardReporter {
         r
     }
 
+    /// Whether submissions must be looked at even when no command buffer
+    /// holds hazard events: timeline signals to watch, or reports from
+    /// layer threads to deliver.
+    #[inline]
+    pub fn needs_submissions(&self) -> bool {
+        self.watches_signals() || self.has_deferred.load(Ordering::Relaxed)
+    }
+
     /// Whether every submission's timeline signals must be looked at.
     #[inline]
     pub fn watches_signals(&self) -> bool {

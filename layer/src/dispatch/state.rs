@@ -73,6 +73,9 @@ pub struct DeviceState {
     /// `memory.len()`, readable without the lock: zero means no hook has
     /// anything to look up.
     tracked_memory: AtomicUsize,
+    /// `memory.dma_buf_memory_count()`, readable without the lock: zero
+    /// means hazard watching has nothing to look at.
+    tracked_dma_bufs: AtomicUsize,
     commands: Mutex<CommandLog>,
     /// `commands.recorded()`, readable without the lock.
     recorded_transfers: AtomicUsize,
@@ -127,6 +130,7 @@ impl DeviceState {
             name,
             memory: Mutex::default(),
             tracked_memory: AtomicUsize::new(0),
+            tracked_dma_bufs: AtomicUsize::new(0),
             commands: Mutex::default(),
             recorded_transfers: AtomicUsize::new(0),
             recorded_events: AtomicUsize::new(0),
@@ -189,6 +193,13 @@ impl DeviceState {
         self.recorded_transfers.load(Ordering::Relaxed) != 0
     }
 
+    /// Whether the device has memory of a dma-buf (imported, or exported
+    /// as one): what hazard watching looks at.
+    #[inline]
+    pub fn has_dma_buf_memory(&self) -> bool {
+        self.tracked_dma_bufs.load(Ordering::Relaxed) != 0
+    }
+
     /// Whether any command buffer holds hazard events.
     #[inline]
     pub fn has_recorded_events(&self) -> bool {
@@ -203,12 +214,14 @@ impl DeviceState {
     }
 
     /// Whether a submission has nothing for the layer to do: no recorded
-    /// ownership transfer anywhere on the device and no statistics.
+    /// ownership transfer anywhere on the device, no statistics, and no
+    /// hazard to check.
     #[inline]
     pub fn is_quiet(&self) -> bool {
-        self.stats.is_none()
-            && !self.has_recorded_transfers()
-            && !(self.scope_all && self.has_external_memory())
+        let hazards_to_check =
+            self.hazards.as_ref().is_some_and(|h| self.has_recorded_events() || h.needs_submissions());
+        let scope_all = self.scope_all && self.has_external_memory();
+        !(self.stats.is_some() || self.has_recorded_transfers() || scope_all || hazards_to_check)
     }
 
     /// Runs `f` on the memory table, keeping the lock-free count in step.
@@ -216,6 +229,7 @@ impl DeviceState {
         let mut table = lock(&self.memory, Level::Memory);
         let r = f(&mut table);
         self.tracked_memory.store(table.len(), Ordering::Relaxed);
+        self.tracked_dma_bufs.store(table.dma_buf_memory_count(), Ordering::Relaxed);
         r
     }
 

@@ -16,8 +16,11 @@ use crate::views::usage as view;
 /// Whether a recorded command must be looked at.
 #[inline(always)]
 fn watching(dev: &Device) -> bool {
-    dev.state.hazards.is_some() && dev.state.has_external_memory()
+    dev.state.hazards.is_some() && dev.state.has_dma_buf_memory()
 }
+
+/// No resource (a null buffer is bound to nothing).
+const NOTHING: (Resource, bool) = (Resource::Buffer(vk::Buffer::null()), false);
 
 fn buffer(b: vk::Buffer, writes: bool) -> (Resource, bool) {
     (Resource::Buffer(b), writes)
@@ -37,7 +40,7 @@ macro_rules! transfer_command {
                     // Its own guard: a failure to watch never drops the
                     // application's command.
                     guard($call, (), || {
-                        let uses: Vec<(Resource, bool)> = $uses;
+                        let uses: [(Resource, bool); 2] = $uses;
                         usage::commands_use(dev, cb, &uses);
                     });
                 }
@@ -54,39 +57,39 @@ macro_rules! transfer_command {
 
 transfer_command!(cmd_copy_buffer, "vkCmdCopyBuffer", cmd_copy_buffer,
     (src: vk::Buffer, dst: vk::Buffer, n: u32, regions: *const vk::BufferCopy),
-    vec![buffer(src, false), buffer(dst, true)]);
+    [buffer(src, false), buffer(dst, true)]);
 transfer_command!(cmd_copy_image, "vkCmdCopyImage", cmd_copy_image,
     (src: vk::Image, src_layout: vk::ImageLayout, dst: vk::Image, dst_layout: vk::ImageLayout, n: u32,
      regions: *const vk::ImageCopy),
-    vec![image(src, false), image(dst, true)]);
+    [image(src, false), image(dst, true)]);
 transfer_command!(cmd_copy_buffer_to_image, "vkCmdCopyBufferToImage", cmd_copy_buffer_to_image,
     (src: vk::Buffer, dst: vk::Image, layout: vk::ImageLayout, n: u32, regions: *const vk::BufferImageCopy),
-    vec![buffer(src, false), image(dst, true)]);
+    [buffer(src, false), image(dst, true)]);
 transfer_command!(cmd_copy_image_to_buffer, "vkCmdCopyImageToBuffer", cmd_copy_image_to_buffer,
     (src: vk::Image, layout: vk::ImageLayout, dst: vk::Buffer, n: u32, regions: *const vk::BufferImageCopy),
-    vec![image(src, false), buffer(dst, true)]);
+    [image(src, false), buffer(dst, true)]);
 transfer_command!(cmd_blit_image, "vkCmdBlitImage", cmd_blit_image,
     (src: vk::Image, src_layout: vk::ImageLayout, dst: vk::Image, dst_layout: vk::ImageLayout, n: u32,
      regions: *const vk::ImageBlit, filter: vk::Filter),
-    vec![image(src, false), image(dst, true)]);
+    [image(src, false), image(dst, true)]);
 transfer_command!(cmd_resolve_image, "vkCmdResolveImage", cmd_resolve_image,
     (src: vk::Image, src_layout: vk::ImageLayout, dst: vk::Image, dst_layout: vk::ImageLayout, n: u32,
      regions: *const vk::ImageResolve),
-    vec![image(src, false), image(dst, true)]);
+    [image(src, false), image(dst, true)]);
 transfer_command!(cmd_fill_buffer, "vkCmdFillBuffer", cmd_fill_buffer,
     (dst: vk::Buffer, offset: vk::DeviceSize, size: vk::DeviceSize, data: u32),
-    vec![buffer(dst, true)]);
+    [buffer(dst, true), NOTHING]);
 transfer_command!(cmd_update_buffer, "vkCmdUpdateBuffer", cmd_update_buffer,
     (dst: vk::Buffer, offset: vk::DeviceSize, size: vk::DeviceSize, data: *const std::ffi::c_void),
-    vec![buffer(dst, true)]);
+    [buffer(dst, true), NOTHING]);
 transfer_command!(cmd_clear_color_image, "vkCmdClearColorImage", cmd_clear_color_image,
     (dst: vk::Image, layout: vk::ImageLayout, color: *const vk::ClearColorValue, n: u32,
      ranges: *const vk::ImageSubresourceRange),
-    vec![image(dst, true)]);
+    [image(dst, true), NOTHING]);
 transfer_command!(cmd_clear_depth_stencil_image, "vkCmdClearDepthStencilImage", cmd_clear_depth_stencil_image,
     (dst: vk::Image, layout: vk::ImageLayout, value: *const vk::ClearDepthStencilValue, n: u32,
      ranges: *const vk::ImageSubresourceRange),
-    vec![image(dst, true)]);
+    [image(dst, true), NOTHING]);
 
 // The `2` variants name their resources in one info structure, which the
 // application must pass valid (Vulkan valid usage): reading it is what the
@@ -94,27 +97,27 @@ transfer_command!(cmd_clear_depth_stencil_image, "vkCmdClearDepthStencilImage", 
 transfer_command!(cmd_copy_buffer2, "vkCmdCopyBuffer2", cmd_copy_buffer2,
     (info: *const vk::CopyBufferInfo2<'_>),
     // SAFETY: a valid info (see above).
-    unsafe { info.as_ref() }.map_or_else(Vec::new, |i| vec![buffer(i.src_buffer, false), buffer(i.dst_buffer, true)]));
+    unsafe { info.as_ref() }.map_or([NOTHING; 2], |i| [buffer(i.src_buffer, false), buffer(i.dst_buffer, true)]));
 transfer_command!(cmd_copy_image2, "vkCmdCopyImage2", cmd_copy_image2,
     (info: *const vk::CopyImageInfo2<'_>),
     // SAFETY: a valid info (see above).
-    unsafe { info.as_ref() }.map_or_else(Vec::new, |i| vec![image(i.src_image, false), image(i.dst_image, true)]));
+    unsafe { info.as_ref() }.map_or([NOTHING; 2], |i| [image(i.src_image, false), image(i.dst_image, true)]));
 transfer_command!(cmd_copy_buffer_to_image2, "vkCmdCopyBufferToImage2", cmd_copy_buffer_to_image2,
     (info: *const vk::CopyBufferToImageInfo2<'_>),
     // SAFETY: a valid info (see above).
-    unsafe { info.as_ref() }.map_or_else(Vec::new, |i| vec![buffer(i.src_buffer, false), image(i.dst_image, true)]));
+    unsafe { info.as_ref() }.map_or([NOTHING; 2], |i| [buffer(i.src_buffer, false), image(i.dst_image, true)]));
 transfer_command!(cmd_copy_image_to_buffer2, "vkCmdCopyImageToBuffer2", cmd_copy_image_to_buffer2,
     (info: *const vk::CopyImageToBufferInfo2<'_>),
     // SAFETY: a valid info (see above).
-    unsafe { info.as_ref() }.map_or_else(Vec::new, |i| vec![image(i.src_image, false), buffer(i.dst_buffer, true)]));
+    unsafe { info.as_ref() }.map_or([NOTHING; 2], |i| [image(i.src_image, false), buffer(i.dst_buffer, true)]));
 transfer_command!(cmd_blit_image2, "vkCmdBlitImage2", cmd_blit_image2,
     (info: *const vk::BlitImageInfo2<'_>),
     // SAFETY: a valid info (see above).
-    unsafe { info.as_ref() }.map_or_else(Vec::new, |i| vec![image(i.src_image, false), image(i.dst_image, true)]));
+    unsafe { info.as_ref() }.map_or([NOTHING; 2], |i| [image(i.src_image, false), image(i.dst_image, true)]));
 transfer_command!(cmd_resolve_image2, "vkCmdResolveImage2", cmd_resolve_image2,
     (info: *const vk::ResolveImageInfo2<'_>),
     // SAFETY: a valid info (see above).
-    unsafe { info.as_ref() }.map_or_else(Vec::new, |i| vec![image(i.src_image, false), image(i.dst_image, true)]));
+    unsafe { info.as_ref() }.map_or([NOTHING; 2], |i| [image(i.src_image, false), image(i.dst_image, true)]));
 
 pub(super) unsafe extern "system" fn cmd_begin_rendering(
     cb: vk::CommandBuffer,

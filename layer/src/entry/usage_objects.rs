@@ -121,7 +121,7 @@ pub(super) unsafe extern "system" fn update_descriptor_sets(
         // SAFETY: `p_writes` holds `write_count` valid writes and `p_copies`
         // `copy_count` copies (Vulkan valid usage).
         let (writes, copies) = unsafe { (slice(p_writes, write_count), slice(p_copies, copy_count)) };
-        if dev.state.has_external_memory() || dev.state.hazards.as_ref().is_some_and(|h| h.has_tracked_sets())
+        if dev.state.has_dma_buf_memory() || dev.state.hazards.as_ref().is_some_and(|h| h.has_tracked_sets())
         {
             guard("vkUpdateDescriptorSets", (), || {
                 // SAFETY: valid writes, as above.

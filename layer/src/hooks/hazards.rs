@@ -85,7 +85,7 @@ pub fn fence_timeout(dev: &Device, key: DmaBufKey, memory: Option<vk::DeviceMemo
 pub fn submitted(dev: &Device, queue: vk::Queue, submits: &Submits<'_>) {
     let Some(reporter) = &dev.state.hazards else { return };
     reporter.deliver_deferred();
-    let events: Vec<CommandEvent> = if dev.state.has_external_memory() && dev.state.has_recorded_events() {
+    let events: Vec<CommandEvent> = if dev.state.has_dma_buf_memory() && dev.state.has_recorded_events() {
         dev.state.with_commands(|log| {
             submits.command_buffers().flat_map(|cb| log.events_of(cb).iter().copied()).collect()
         })

@@ -27,7 +27,7 @@ pub fn commands_use(dev: &Device, cb: vk::CommandBuffer, uses: &[(Resource, bool
 /// be only read: counting it would report read-only consumers as writers
 /// that never release).
 fn record_uses(dev: &Device, cb: vk::CommandBuffer, uses: &[(Resource, bool)], via_descriptor: bool) {
-    if dev.state.hazards.is_none() || !dev.state.has_external_memory() || uses.is_empty() {
+    if dev.state.hazards.is_none() || !dev.state.has_dma_buf_memory() || uses.is_empty() {
         return;
     }
     let events: Vec<CommandEvent> = dev.state.with_memory(|t| {
@@ -54,7 +54,7 @@ fn with_index<R: Default>(dev: &Device, f: impl FnOnce(&mut UsageIndex) -> R) ->
 }
 
 fn is_bound(dev: &Device, resource: Resource) -> bool {
-    dev.state.has_external_memory() && dev.state.with_memory(|t| t.is_bound(resource))
+    dev.state.has_dma_buf_memory() && dev.state.with_memory(|t| t.is_bound(resource))
 }
 
 pub fn image_view_created(dev: &Device, view: vk::ImageView, image: vk::Image) {
@@ -131,7 +131,7 @@ pub fn render_pass_begun(
     fb: vk::Framebuffer,
     imageless: &[vk::ImageView],
 ) {
-    if dev.state.hazards.is_none() || !dev.state.has_external_memory() {
+    if dev.state.hazards.is_none() || !dev.state.has_dma_buf_memory() {
         return;
     }
     let images =
@@ -145,7 +145,7 @@ pub fn render_pass_begun(
 
 /// `vkCmdBeginRendering`: its attachments are written.
 pub fn rendering_begun(dev: &Device, cb: vk::CommandBuffer, views: &[vk::ImageView]) {
-    if dev.state.hazards.is_none() || !dev.state.has_external_memory() {
+    if dev.state.hazards.is_none() || !dev.state.has_dma_buf_memory() {
         return;
     }
     let images = with_index(dev, |u| u.images_of(views));

@@ -103,6 +103,8 @@ pub struct MemoryTable {
     images: HashMap<vk::Image, ImageInfo>,
     /// How many of the device's memories import each dma-buf.
     imports_of: HashMap<DmaBufKey, u32>,
+    /// How many memories have a dma-buf (the sum of `imports_of`).
+    with_dma_buf: usize,
 }
 
 /// What a dynamic attachment's copies cover.
@@ -175,12 +177,21 @@ impl MemoryTable {
         let n = self.imports_of.entry(key).or_insert(0);
         if added {
             *n += 1;
+            self.with_dma_buf += 1;
         } else {
+            if *n > 0 {
+                self.with_dma_buf = self.with_dma_buf.saturating_sub(1);
+            }
             *n = n.saturating_sub(1);
             if *n == 0 {
                 self.imports_of.remove(&key);
             }
         }
+    }
+
+    /// How many memories are known to import or export a dma-buf.
+    pub fn dma_buf_memory_count(&self) -> usize {
+        self.with_dma_buf
     }
 
     /// What the copies of dynamic attachment `memory` (of `size` bytes)
