@@ -12,7 +12,9 @@
 //! `cargo bench -p dynabuf-tests --bench hazard_overhead` (after
 //! `cargo build --release -p dynabuf`). `DYNABUF_BENCH_ROUNDS` sets the
 //! number of rounds (default 21). `DYNABUF_HAZARDS` in the environment
-//! would override both layered clients' settings: it must be unset.
+//! would override both layered clients' settings: it must be unset. The
+//! export is a dma-buf where lavapipe makes one (in `tests/vm/run.sh`'s VM,
+//! which has udmabuf), else an opaque fd (this host).
 
 use std::ffi::{CStr, CString};
 use std::hint::black_box;
