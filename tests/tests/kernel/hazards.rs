@@ -184,8 +184,13 @@ pub fn a_use_without_acquire_is_reported_once_and_its_twin_is_not() -> TestResul
 pub fn a_use_without_acquire_is_seen_in_descriptor_sets_and_after_a_release() -> TestResult {
     require_kernel_tier!();
     let kind = HazardKind::UseWithoutAcquire;
+    // The shader writes the dma-buf, which is then freed unreleased: that
+    // is reported too.
     let run = scenario(&["use-without-acquire", "provoke", "dispatch"], &[])?;
-    expect_one(&run, "a dispatch through a storage-buffer descriptor", kind, Severity::Warning, true, &[])?;
+    let written = HazardKind::WrittenNeverReleased;
+    let what = "a dispatch through a storage-buffer descriptor";
+    expect_one(&run, what, kind, Severity::Warning, true, &[written])?;
+    expect_one(&run, what, written, Severity::Warning, false, &[kind])?;
     let run = scenario(&["use-without-acquire", "provoke", "after-release"], &[])?;
     expect_one(&run, "a copy after the release", kind, Severity::Warning, true, &[])?;
     let twin = scenario(&["use-without-acquire", "twin", "dispatch"], &[])?;
@@ -206,9 +211,11 @@ pub fn scope_all_reports_no_use_without_acquire() -> TestResult {
         let run = scenario(&["use-without-acquire", "provoke", variant], &scope)?;
         expect_none(&run, &format!("{variant} without an acquire, DYNABUF_SYNC_SCOPE=all"))?;
     }
-    // The control: the default scope reports the same scenario.
+    // The control: the default scope reports the same scenario (and the
+    // shader's write, never released).
     let run = scenario(&["use-without-acquire", "provoke", "dispatch"], &[])?;
-    expect_one(&run, "default scope", HazardKind::UseWithoutAcquire, Severity::Warning, true, &[])?;
+    let also = [HazardKind::WrittenNeverReleased];
+    expect_one(&run, "default scope", HazardKind::UseWithoutAcquire, Severity::Warning, true, &also)?;
     Ok(Outcome::Pass)
 }
 
