@@ -181,7 +181,7 @@ pub fn a_use_without_acquire_is_reported_once_and_its_twin_is_not() -> TestResul
     Ok(Outcome::Pass)
 }
 
-pub fn a_use_without_acquire_is_seen_in_descriptor_sets_and_after_a_release() -> TestResult {
+pub fn a_use_without_acquire_is_seen_in_descriptor_sets_image_clears_and_after_a_release() -> TestResult {
     require_kernel_tier!();
     let kind = HazardKind::UseWithoutAcquire;
     // The shader writes the dma-buf, which is then freed unreleased: that
@@ -193,8 +193,17 @@ pub fn a_use_without_acquire_is_seen_in_descriptor_sets_and_after_a_release() ->
     expect_one(&run, what, written, Severity::Warning, false, &[kind])?;
     let run = scenario(&["use-without-acquire", "provoke", "after-release"], &[])?;
     expect_one(&run, "a copy after the release", kind, Severity::Warning, true, &[])?;
+    // An image in the dma-buf, cleared (and written, never released).
+    let run = scenario(&["use-without-acquire", "provoke", "image-clear"], &[])?;
+    expect_one(&run, "an image clear", kind, Severity::Warning, true, &[written])?;
+    expect_one(&run, "an image clear", written, Severity::Warning, false, &[kind])?;
+    let twin = scenario(&["use-without-acquire", "twin", "image-clear"], &[])?;
+    expect_none(&twin, "an image clear between an acquire and a release")?;
     let twin = scenario(&["use-without-acquire", "twin", "dispatch"], &[])?;
     expect_none(&twin, "a dispatch between an acquire and a release")?;
+    // The acquire, the copy and the release in three batches of one submit.
+    let twin = scenario(&["use-without-acquire", "twin", "batches"], &[])?;
+    expect_none(&twin, "acquire, copy and release in three batches")?;
     // The acquire, the use and the release in three submissions.
     let twin = scenario(&["use-without-acquire", "twin", "split"], &[])?;
     expect_none(&twin, "acquire, copy and release in separate submissions")?;
@@ -237,9 +246,13 @@ pub fn error_mode_reports_hazards_with_error_severity() -> TestResult {
 pub fn a_write_never_released_is_reported_at_free_reacquire_and_device_destruction() -> TestResult {
     require_kernel_tier!();
     let kind = HazardKind::WrittenNeverReleased;
-    for (variant, twin) in
-        [("free", Some("free")), ("reacquire", None), ("acquire-write", Some("acquire-read"))]
-    {
+    let cases = [
+        ("free", Some("free")),
+        ("update", None),
+        ("reacquire", None),
+        ("acquire-write", Some("acquire-read")),
+    ];
+    for (variant, twin) in cases {
         let run = scenario(&["written-never-released", "provoke", variant], &[])?;
         expect_one(&run, &format!("written, not released, {variant}"), kind, Severity::Warning, false, &[])?;
         if let Some(twin) = twin {

@@ -116,7 +116,7 @@ const TESTS: &[Test] = tests![
     cli::run_reports_the_dma_buf_and_its_acquires_and_releases,
     // hazards and CPU access
     hazards::a_use_without_acquire_is_reported_once_and_its_twin_is_not,
-    hazards::a_use_without_acquire_is_seen_in_descriptor_sets_and_after_a_release,
+    hazards::a_use_without_acquire_is_seen_in_descriptor_sets_image_clears_and_after_a_release,
     hazards::scope_all_reports_no_use_without_acquire,
     hazards::error_mode_reports_hazards_with_error_severity,
     hazards::a_write_never_released_is_reported_at_free_reacquire_and_device_destruction,

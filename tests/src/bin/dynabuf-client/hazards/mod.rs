@@ -19,6 +19,7 @@ mod capture;
 mod cpu_sync;
 mod cpu_unbracketed;
 mod fence_timeout;
+mod more_uses;
 mod self_wait;
 mod use_without_acquire;
 mod written_never_released;

@@ -10,7 +10,8 @@
 //! - `after-release` (provoke only): acquire, copy, release; then a second
 //!   submission copies again without a new acquire;
 //! - `split` (twin only): the acquire, the copy and the release each in a
-//!   submission of their own.
+//!   submission of their own;
+//! - `batches` (twin only), `image-clear`: see the `more_uses` module.
 //!
 //! The CPU writes `7 + i` through the memfd first; every copy must read it.
 
@@ -28,6 +29,9 @@ const LEN: u32 = 1024;
 
 pub(crate) fn run(role: Role, variant: &str) -> Result<()> {
     let c = hazard_client()?;
+    if variant == "image-clear" {
+        return super::more_uses::image_clear(&c, role);
+    }
     let buf = Udmabuf::new(LEN)?;
     buf.write(|i| 7 + i)?;
     let imported = dmabuf::import_fd(&c, buf.dmabuf.as_fd(), LEN)?;
@@ -39,7 +43,12 @@ pub(crate) fn run(role: Role, variant: &str) -> Result<()> {
             copies(&c, &commands, role, variant, imported.buffer, &mut local)
         }
         "dispatch" => dispatch(&c, role, imported.buffer, &buf),
-        other => Err(Error(format!("{other:?}: expected copy, dispatch, after-release or split"))),
+        "batches" if role == Role::Twin => {
+            super::more_uses::batches(&c, imported.buffer, &mut local, LEN).map(|_| say("copies_ok=true"))
+        }
+        other => Err(Error(format!(
+            "{other:?}: expected copy, dispatch, after-release, split, batches or image-clear"
+        ))),
     };
     commands.destroy(&c);
     local.destroy(&c);
@@ -113,7 +122,7 @@ fn copies(
     Ok(())
 }
 
-fn check(local: &mut StorageBuffer, what: &str) -> Result<()> {
+pub(crate) fn check(local: &mut StorageBuffer, what: &str) -> Result<()> {
     let words = local.read()?;
     match words.iter().enumerate().find(|(i, w)| **w != 7 + *i as u32) {
         Some((i, w)) => Err(Error(format!("{what}: local[{i}] = {w}, expected {}", 7 + i))),

@@ -3,6 +3,8 @@
 //!
 //! - `free`: acquire (TRANSFER_WRITE), fill; provoke: no release, then
 //!   `vkFreeMemory`; twin: release, then free;
+//! - `update` (provoke): acquire, `vkCmdUpdateBuffer` of 16 words, no
+//!   release, then free;
 //! - `reacquire` (provoke): acquire, fill, no release; a second submission
 //!   acquires it again (and copies it out, and releases);
 //! - `destroy` (provoke): acquire, fill, no release; the memory is never
@@ -31,6 +33,12 @@ use std::os::fd::AsFd;
 
 const LEN: u32 = 1024;
 const FILLED: u32 = 0x5eed;
+/// How many words `update` writes with `vkCmdUpdateBuffer`.
+const UPDATED: u32 = 16;
+
+fn bytes_of(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
 
 pub(crate) fn run(role: Role, variant: &str) -> Result<()> {
     if variant == "exported" {
@@ -57,6 +65,13 @@ pub(crate) fn run(role: Role, variant: &str) -> Result<()> {
         match (role, variant) {
             (Role::Provoke, "free" | "destroy") => once(&c, &commands, |d, cb| acquire_fill(d, cb, false))?,
             (Role::Twin, "free") => once(&c, &commands, |d, cb| acquire_fill(d, cb, true))?,
+            (Role::Provoke, "update") => once(&c, &commands, |d, cb| {
+                transfer(d, cb, shared, family, true, stage, write);
+                let words = [FILLED; UPDATED as usize];
+                // SAFETY: a command buffer in the recording state; 64 bytes
+                // at offset 0 of a TRANSFER_DST buffer.
+                unsafe { d.cmd_update_buffer(cb, shared, 0, &bytes_of(&words)) };
+            })?,
             (Role::Provoke, "reacquire") => {
                 once(&c, &commands, |d, cb| acquire_fill(d, cb, false))?;
                 once(&c, &commands, |d, cb| {
@@ -81,6 +96,7 @@ pub(crate) fn run(role: Role, variant: &str) -> Result<()> {
         }
         match variant {
             "acquire-write" | "acquire-read" => buf.expect("the dma-buf", |i| i),
+            "update" => buf.expect("the dma-buf", |i| if i < UPDATED { FILLED } else { i }),
             _ => buf.expect("the dma-buf", |_| FILLED),
         }
     })();
