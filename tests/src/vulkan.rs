@@ -35,6 +35,8 @@ pub struct ClientOptions {
     /// it is not offered): the client can then create messengers
     /// ([`Client::add_messenger`]) and name objects ([`Client::name`]).
     pub debug_utils: bool,
+    /// Enable the `dynamicRendering` feature (Vulkan 1.3).
+    pub dynamic_rendering: bool,
 }
 
 /// One `VkLayerSettingEXT`.
@@ -223,7 +225,9 @@ impl Client {
             .collect();
         let ext_ptrs: Vec<_> = extensions.iter().map(|e| e.as_ptr()).collect();
         let mut vk12 = vk::PhysicalDeviceVulkan12Features::default().timeline_semaphore(opts.timeline);
-        let mut vk13 = vk::PhysicalDeviceVulkan13Features::default().synchronization2(true);
+        let mut vk13 = vk::PhysicalDeviceVulkan13Features::default()
+            .synchronization2(true)
+            .dynamic_rendering(opts.dynamic_rendering);
         let mut info = vk::DeviceCreateInfo::default()
             .queue_create_infos(&queue_info)
             .enabled_extension_names(&ext_ptrs)

@@ -212,6 +212,25 @@ pub fn a_use_without_acquire_is_seen_in_descriptor_sets_image_clears_and_after_a
     Ok(Outcome::Pass)
 }
 
+pub fn a_use_without_acquire_is_seen_in_render_pass_and_dynamic_rendering_attachments() -> TestResult {
+    require_kernel_tier!();
+    let kind = HazardKind::UseWithoutAcquire;
+    let written = HazardKind::WrittenNeverReleased;
+    // A color attachment in the dma-buf, cleared by its load op (and so
+    // written, never released).
+    for variant in ["render-pass", "rendering"] {
+        let run = scenario(&["use-without-acquire", "provoke", variant], &[])?;
+        let what = format!("a {variant} attachment");
+        expect_one(&run, &what, kind, Severity::Warning, true, &[written])?;
+        expect_one(&run, &what, written, Severity::Warning, false, &[kind])?;
+        let twin = scenario(&["use-without-acquire", "twin", variant], &[])?;
+        expect_none(&twin, &format!("{what} between an acquire and a release"))?;
+    }
+    let off = scenario(&["use-without-acquire", "provoke", "render-pass"], OFF)?;
+    expect_none(&off, "DYNABUF_HAZARDS=off, render pass")?;
+    Ok(Outcome::Pass)
+}
+
 pub fn scope_all_reports_no_use_without_acquire() -> TestResult {
     require_kernel_tier!();
     // With DYNABUF_SYNC_SCOPE=all the layer acquires every dma-buf itself.

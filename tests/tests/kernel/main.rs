@@ -117,6 +117,7 @@ const TESTS: &[Test] = tests![
     // hazards and CPU access
     hazards::a_use_without_acquire_is_reported_once_and_its_twin_is_not,
     hazards::a_use_without_acquire_is_seen_in_descriptor_sets_image_clears_and_after_a_release,
+    hazards::a_use_without_acquire_is_seen_in_render_pass_and_dynamic_rendering_attachments,
     hazards::scope_all_reports_no_use_without_acquire,
     hazards::error_mode_reports_hazards_with_error_severity,
     hazards::a_write_never_released_is_reported_at_free_reacquire_and_device_destruction,

@@ -15,6 +15,7 @@
 //! `hazards=N`, then `scenario_ok=true` when the scenario's own checks
 //! (content, timings) held.
 
+mod attachments;
 mod capture;
 mod cpu_sync;
 mod cpu_unbracketed;
@@ -72,9 +73,14 @@ pub fn cmd_hazard(args: &[String]) -> Result<()> {
 }
 
 /// A client with `VK_EXT_debug_utils`, the messengers of [`capture`], the
-/// `timelineSemaphore` feature, and its queue named.
+/// `timelineSemaphore` and `dynamicRendering` features, and its queue named.
 pub(crate) fn hazard_client() -> Result<Client> {
-    let c = Client::new(&ClientOptions { debug_utils: true, timeline: true, ..Default::default() })?;
+    let c = Client::new(&ClientOptions {
+        debug_utils: true,
+        timeline: true,
+        dynamic_rendering: true,
+        ..Default::default()
+    })?;
     capture::install(&c)?;
     c.name(c.queues[0], QUEUE_NAME)?;
     Ok(c)

@@ -11,7 +11,8 @@
 //!   submission copies again without a new acquire;
 //! - `split` (twin only): the acquire, the copy and the release each in a
 //!   submission of their own;
-//! - `batches` (twin only), `image-clear`: see the `more_uses` module.
+//! - `batches` (twin only), `image-clear`: see the `more_uses` module;
+//!   `render-pass`, `rendering`: see the `attachments` module.
 //!
 //! The CPU writes `7 + i` through the memfd first; every copy must read it.
 
@@ -29,8 +30,10 @@ const LEN: u32 = 1024;
 
 pub(crate) fn run(role: Role, variant: &str) -> Result<()> {
     let c = hazard_client()?;
-    if variant == "image-clear" {
-        return super::more_uses::image_clear(&c, role);
+    match variant {
+        "image-clear" => return super::more_uses::image_clear(&c, role),
+        "render-pass" | "rendering" => return super::attachments::run(&c, role, variant == "rendering"),
+        _ => {}
     }
     let buf = Udmabuf::new(LEN)?;
     buf.write(|i| 7 + i)?;
@@ -47,7 +50,7 @@ pub(crate) fn run(role: Role, variant: &str) -> Result<()> {
             super::more_uses::batches(&c, imported.buffer, &mut local, LEN).map(|_| say("copies_ok=true"))
         }
         other => Err(Error(format!(
-            "{other:?}: expected copy, dispatch, after-release, split, batches or image-clear"
+            "{other:?}: expected copy, dispatch, after-release, split, batches, image-clear, render-pass or rendering"
         ))),
     };
     commands.destroy(&c);
