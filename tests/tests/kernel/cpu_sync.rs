@@ -53,7 +53,31 @@ pub fn vkmapmemory_waits_for_a_foreign_write_fence_and_reads_what_it_wrote() -> 
     require_kernel_tier!();
     let imported = waited_or_not("map")?;
     let exported = waited_or_not("map-exported")?;
-    println!("  {imported}; {exported}");
+    // DYNABUF_SYNC=off turns the bracketing off too.
+    let (ms, first, run) = cpu_sync("map", &[("DYNABUF_SYNC", "off")])?;
+    ensure!(
+        ms < 200 && first == Some(1),
+        "DYNABUF_SYNC=off: {ms} ms, read {first:?}:\n{}",
+        failed(&run, "map")
+    );
+    println!("  {imported}; {exported}; DYNABUF_SYNC=off: {ms} ms");
+    Ok(Outcome::Pass)
+}
+
+pub fn vkmapmemory_does_not_wait_for_foreign_readers() -> TestResult {
+    require_kernel_tier!();
+    // vkMapMemory starts a read (layer/DESIGN.md, "CPU access"): a peer
+    // that only reads does not delay it. The control is a write fence
+    // held as long, which does.
+    let (ms, first, run) = cpu_sync("map-reader", &[])?;
+    ensure!(
+        ms < 200 && first == Some(1),
+        "behind a read fence: {ms} ms, read {first:?}:\n{}",
+        failed(&run, "map")
+    );
+    let (write_ms, _, _) = cpu_sync("map", &[])?;
+    ensure!(write_ms >= 250, "behind a write fence held 300 ms vkMapMemory took {write_ms} ms");
+    println!("  behind a foreign read fence: {ms} ms; behind a write fence: {write_ms} ms");
     Ok(Outcome::Pass)
 }
 

@@ -103,7 +103,7 @@
 //!                                         fence-timeout) or its correct twin, with debug
 //!                                         messengers; "hazard=ID severity=S objects=..." per
 //!                                         DYNABUF- message, "hazards=N" (see the hazards module)
-//! dynabuf-client cpu-sync map|map-exported|invalidate|flush|timeout|cycles [LEN] [N]
+//! dynabuf-client cpu-sync map|map-reader|map-exported|invalidate|flush|timeout|cycles [LEN] [N]
 //!                                         host access behind a foreign writer's vgem fence:
 //!                                         how long the call took, what it read; fd counts
 //! ```

@@ -1,4 +1,4 @@
-//! `cpu-sync map|map-exported|invalidate|flush|timeout|cycles [LEN] [N]`:
+//! `cpu-sync map|map-reader|map-exported|invalidate|flush|timeout|cycles [LEN] [N]`:
 //! host access to dma-buf memory while a peer (a vgem write fence this
 //! process attaches, a "foreign writer" thread) still writes it. The
 //! memory holds `1 + i`; the writer writes `5000 + i` after 300 ms and
@@ -7,6 +7,8 @@
 //! - `map`: `vkMapMemory` of an imported udmabuf while the fence is
 //!   pending; prints `call_ms=N first=V` (V: the first word read right
 //!   after the call returned);
+//! - `map-reader`: the same behind a vgem *read* fence held 300 ms (the
+//!   content unchanged);
 //! - `map-exported`: the same for memory allocated exportable as a
 //!   dma-buf and exported (the writer writes through the dma-buf);
 //! - `invalidate` / `flush`: mapped first (no fence), then
@@ -44,12 +46,15 @@ pub fn cmd_cpu_sync(args: &[String]) -> Result<()> {
     let len = arg(args, 1, 1024);
     let c = Client::new(&ClientOptions::default())?;
     match mode {
-        "map" | "cycles" => {
+        "map" | "cycles" | "map-reader" => {
             let buf = Udmabuf::new(len)?;
             buf.write(|i| 1 + i)?;
             let imported = dmabuf::import_fd(&c, buf.dmabuf.as_fd(), len)?;
+            // A reader's fence (map-reader) changes nothing in the content.
+            let reader = mode == "map-reader";
+            let content = (!reader).then_some(late as fn(u32) -> u32);
             let outcome =
-                map_behind_writer(&c, imported.memory, || ForeignWriter::start(&buf, true, HELD, Some(late)))
+                map_behind_writer(&c, imported.memory, || ForeignWriter::start(&buf, !reader, HELD, content))
                     .and_then(|_| {
                         if mode == "cycles" {
                             cycles(&c, imported.memory, arg(args, 2, 2000))
@@ -78,9 +83,9 @@ pub fn cmd_cpu_sync(args: &[String]) -> Result<()> {
             outcome
         }
         "timeout" => timeout(&c, len),
-        other => {
-            Err(Error(format!("{other:?}: expected map, map-exported, invalidate, flush, timeout or cycles")))
-        }
+        other => Err(Error(format!(
+            "{other:?}: expected map, map-reader, map-exported, invalidate, flush, timeout or cycles"
+        ))),
     }
 }
 
