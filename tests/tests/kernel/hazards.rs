@@ -178,6 +178,8 @@ pub fn a_use_without_acquire_is_reported_once_and_its_twin_is_not() -> TestResul
     let provoke = ["use-without-acquire", "provoke", "copy"];
     let run = scenario(&provoke, &[])?;
     let count = expect_one(&run, "two copies, no acquire", kind, Severity::Warning, true, &[])?;
+    // Reported once, but every occurrence counted (layer/DESIGN.md).
+    ensure!(count.split_whitespace().any(|w| w == "use_without_acquire=2"), "two uses not counted: {count}");
     let twin = scenario(&["use-without-acquire", "twin", "copy"], &[])?;
     expect_none(&twin, "two copies, each between an acquire and a release")?;
     // The control: with reports off, the same mistake says nothing.
