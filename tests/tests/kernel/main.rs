@@ -127,7 +127,7 @@ const TESTS: &[Test] = tests![
     hazards::an_acquire_waiting_for_its_own_queues_later_work_is_reported_and_bounded,
     cpu_sync::vkmapmemory_waits_for_a_foreign_write_fence_and_reads_what_it_wrote,
     cpu_sync::vkmapmemory_does_not_wait_for_foreign_readers,
-    cpu_sync::invalidate_and_flush_wait_for_a_foreign_write_fence,
+    cpu_sync::invalidate_waits_for_a_foreign_write_fence_and_flush_does_not,
     cpu_sync::a_fence_that_never_signals_delays_vkmapmemory_only_up_to_the_timeout,
     cpu_sync::fd_count_stays_flat_over_map_and_unmap_cycles,
 ];

@@ -11,9 +11,11 @@
 //!   content unchanged);
 //! - `map-exported`: the same for memory allocated exportable as a
 //!   dma-buf and exported (the writer writes through the dma-buf);
-//! - `invalidate` / `flush`: mapped first (no fence), then
-//!   `vkInvalidateMappedMemoryRanges` / `vkFlushMappedMemoryRanges` while
-//!   the fence is pending; `call_ms`, `first` as above;
+//! - `invalidate`: mapped first (no fence), then
+//!   `vkInvalidateMappedMemoryRanges` while the fence is pending;
+//!   `call_ms`, `first` as above;
+//! - `flush`: as `invalidate`, with `vkFlushMappedMemoryRanges` first
+//!   (`flush_ms=N`: how long it took; `call_ms` counts from before it);
 //! - `timeout`: `vkMapMemory` behind a fence nobody signals (until the
 //!   call returned); then an acquire/add-1/release job, whose result is
 //!   checked (`after_ok=true`). The client's stderr has
@@ -148,8 +150,8 @@ fn map_behind_writer<W: Writer>(
     Ok(())
 }
 
-/// Maps `memory` (no fence yet), then flushes or invalidates it while a
-/// foreign writer holds its fence.
+/// Maps `memory` (no fence yet), then (flushes and) invalidates it while
+/// a foreign writer holds its fence.
 fn range_call_behind_writer(c: &Client, memory: vk::DeviceMemory, flush: bool, buf: &Udmabuf) -> Result<()> {
     // SAFETY: as in `map_behind_writer`.
     let p = unsafe { c.device.map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty()) }
@@ -159,19 +161,18 @@ fn range_call_behind_writer(c: &Client, memory: vk::DeviceMemory, flush: bool, b
         let range = [vk::MappedMemoryRange::default().memory(memory).offset(0).size(vk::WHOLE_SIZE)];
         let t = Instant::now();
         // SAFETY: a range of memory this process has mapped.
-        let r = unsafe {
-            if flush {
-                c.device.flush_mapped_memory_ranges(&range)
-            } else {
-                c.device.invalidate_mapped_memory_ranges(&range)
-            }
-        };
+        let flushed = flush.then(|| unsafe { c.device.flush_mapped_memory_ranges(&range) });
+        let flush_ms = t.elapsed().as_millis();
+        // SAFETY: as above.
+        let r = unsafe { c.device.invalidate_mapped_memory_ranges(&range) };
         let call_ms = t.elapsed().as_millis();
         // SAFETY: a live mapping of at least one u32, page aligned.
         let first = unsafe { p.cast::<u32>().read_volatile() };
         writer.join()?;
-        r.ctx(if flush { "vkFlushMappedMemoryRanges" } else { "vkInvalidateMappedMemoryRanges" })?;
-        say(&format!("call_ms={call_ms} first={first}"));
+        flushed.transpose().ctx("vkFlushMappedMemoryRanges")?;
+        r.ctx("vkInvalidateMappedMemoryRanges")?;
+        let flush_ms = if flush { format!("flush_ms={flush_ms} ") } else { String::new() };
+        say(&format!("{flush_ms}call_ms={call_ms} first={first}"));
         Ok(())
     })();
     // SAFETY: mapped above.

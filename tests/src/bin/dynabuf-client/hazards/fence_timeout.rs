@@ -4,14 +4,17 @@
 //! fence is held until the job is done (the layer gives up after
 //! `DYNABUF_FENCE_TIMEOUT_MS`) and then signalled; the content is
 //! `i + 1000`. Twin: a foreign writer writes `5000 + i` and signals the
-//! fence after 50 ms; the content is `6000 + i`. Prints `job_ms=N`.
+//! fence after 50 ms; the content is `6000 + i`. Prints `job_ms=N`. Then
+//! an empty batch is submitted (where the layer delivers what its waiter
+//! thread saw to the messengers).
 
 use super::{hazard_client, Role, SHARED_NAME};
 use crate::robustness::{say, ForeignWriter, HeldFence, Udmabuf};
+use ash::vk;
 use dynabuf_client::compute::Push;
 use dynabuf_client::compute::{Kernel, Shader};
 use dynabuf_client::dmabuf::{self, AcquireKind};
-use dynabuf_client::{Error, Result};
+use dynabuf_client::{Context, Error, Result};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -53,7 +56,17 @@ pub(crate) fn run(role: Role, variant: &str) -> Result<()> {
                 6000
             }
         };
-        buf.expect("after the job", |i| expected_base + i)
+        buf.expect("after the job", |i| expected_base + i)?;
+        // A next submission (an empty batch): the layer hands a timeout its
+        // waiter thread saw to the messengers there, on the application's
+        // thread.
+        // SAFETY: an empty batch on the client's queue, waited for at once.
+        unsafe {
+            c.device
+                .queue_submit(c.queues[0], &[vk::SubmitInfo::default()], vk::Fence::null())
+                .ctx("vkQueueSubmit(empty)")?;
+            c.device.queue_wait_idle(c.queues[0]).ctx("vkQueueWaitIdle")
+        }
     })();
     job.destroy(&c);
     kernel.destroy(&c);

@@ -13,8 +13,9 @@
 //!   layer rightly reports, so tests run it without);
 //! - `exported`: memory allocated exportable as a dma-buf and exported;
 //!   filled, then freed; twin: released before the free;
-//! - `acquire-write` (provoke): only an acquire whose destination access
-//!   writes (TRANSFER_WRITE), no release, then free;
+//! - `acquire-write`: only an acquire whose destination access writes
+//!   (TRANSFER_WRITE), no release, then free (the layer counts an
+//!   acquire's own access as no write: a twin);
 //! - `acquire-read` (twin): a read-only acquire and a copy out, never
 //!   released, then free (a reader owes no release).
 //!
@@ -84,7 +85,7 @@ pub(crate) fn run(role: Role, variant: &str) -> Result<()> {
                     return Err(Error("the second submission did not copy the filled values".into()));
                 }
             }
-            (Role::Provoke, "acquire-write") => {
+            (_, "acquire-write") => {
                 once(&c, &commands, |d, cb| transfer(d, cb, shared, family, true, stage, write))?
             }
             (Role::Twin, "acquire-read") => once(&c, &commands, |d, cb| {
