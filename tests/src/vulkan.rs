@@ -31,6 +31,12 @@ pub struct ClientOptions {
     /// Layer settings passed in a `VkLayerSettingsCreateInfoEXT`
     /// (`VK_EXT_layer_settings`) at `vkCreateInstance`; none: no structure.
     pub layer_settings: Vec<LayerSetting>,
+    /// Enable the instance extension `VK_EXT_debug_utils` (an error where
+    /// it is not offered): the client can then create messengers
+    /// ([`Client::add_messenger`]) and name objects ([`Client::name`]).
+    pub debug_utils: bool,
+    /// Enable the `dynamicRendering` feature (Vulkan 1.3).
+    pub dynamic_rendering: bool,
 }
 
 /// One `VkLayerSettingEXT`.
@@ -105,6 +111,17 @@ pub struct Client {
     pub extensions: Vec<CString>,
     pub memory_fd: Option<ash::khr::external_memory_fd::Device>,
     pub allocator: ManuallyDrop<Mutex<Allocator>>,
+    /// `VK_EXT_debug_utils`, when [`ClientOptions::debug_utils`] asked for it.
+    pub debug_utils: Option<DebugUtils>,
+}
+
+/// `VK_EXT_debug_utils`' functions, and the messengers the client created
+/// (destroyed after the device, so they hear what a layer says while the
+/// device goes away).
+pub struct DebugUtils {
+    pub instance: ash::ext::debug_utils::Instance,
+    pub device: ash::ext::debug_utils::Device,
+    messengers: Mutex<Vec<vk::DebugUtilsMessengerEXT>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -122,7 +139,18 @@ impl Client {
             .application_name(c"dynabuf-client")
             .api_version(vk::API_VERSION_1_3);
         let layer_ptrs: Vec<_> = opts.layers.iter().map(|l| l.as_ptr()).collect();
-        let extension_ptrs: Vec<_> = opts.instance_extensions.iter().map(|e| e.as_ptr()).collect();
+        let mut extension_ptrs: Vec<_> = opts.instance_extensions.iter().map(|e| e.as_ptr()).collect();
+        if opts.debug_utils
+            && !opts.instance_extensions.iter().any(|e| e.as_c_str() == ash::ext::debug_utils::NAME)
+        {
+            // SAFETY: a loaded entry; the query has no other precondition.
+            let offered = unsafe { entry.enumerate_instance_extension_properties(None) }
+                .ctx("vkEnumerateInstanceExtensionProperties")?;
+            if !offered.iter().any(|e| e.extension_name_as_c_str() == Ok(ash::ext::debug_utils::NAME)) {
+                return Err(Error("VK_EXT_debug_utils is not offered".into()));
+            }
+            extension_ptrs.push(ash::ext::debug_utils::NAME.as_ptr());
+        }
         let string_ptrs: Vec<*const c_char> = opts
             .layer_settings
             .iter()
@@ -197,7 +225,9 @@ impl Client {
             .collect();
         let ext_ptrs: Vec<_> = extensions.iter().map(|e| e.as_ptr()).collect();
         let mut vk12 = vk::PhysicalDeviceVulkan12Features::default().timeline_semaphore(opts.timeline);
-        let mut vk13 = vk::PhysicalDeviceVulkan13Features::default().synchronization2(true);
+        let mut vk13 = vk::PhysicalDeviceVulkan13Features::default()
+            .synchronization2(true)
+            .dynamic_rendering(opts.dynamic_rendering);
         let mut info = vk::DeviceCreateInfo::default()
             .queue_create_infos(&queue_info)
             .enabled_extension_names(&ext_ptrs)
@@ -222,6 +252,11 @@ impl Client {
             allocation_sizes: Default::default(),
         })
         .ctx("gpu-allocator")?;
+        let debug_utils = opts.debug_utils.then(|| DebugUtils {
+            instance: ash::ext::debug_utils::Instance::new(&entry, &instance),
+            device: ash::ext::debug_utils::Device::new(&instance, &device),
+            messengers: Mutex::new(Vec::new()),
+        });
         Ok(Client {
             entry,
             instance,
@@ -232,6 +267,7 @@ impl Client {
             extensions,
             memory_fd,
             allocator: ManuallyDrop::new(Mutex::new(allocator)),
+            debug_utils,
         })
     }
 
@@ -256,6 +292,25 @@ impl Client {
         })
     }
 
+    /// Creates a debug messenger (`VK_EXT_debug_utils`); the client
+    /// destroys it after the device.
+    pub fn add_messenger(&self, info: &vk::DebugUtilsMessengerCreateInfoEXT<'_>) -> Result<()> {
+        let du = self.debug_utils.as_ref().ok_or_else(|| Error("VK_EXT_debug_utils not enabled".into()))?;
+        // SAFETY: a valid create info; the instance has the extension enabled.
+        let m = unsafe { du.instance.create_debug_utils_messenger(info, None) }
+            .ctx("vkCreateDebugUtilsMessengerEXT")?;
+        du.messengers.lock().map_err(|_| Error("messenger list poisoned".into()))?.push(m);
+        Ok(())
+    }
+
+    /// Names an object of this device (`vkSetDebugUtilsObjectNameEXT`).
+    pub fn name<H: vk::Handle>(&self, handle: H, name: &CStr) -> Result<()> {
+        let du = self.debug_utils.as_ref().ok_or_else(|| Error("VK_EXT_debug_utils not enabled".into()))?;
+        let info = vk::DebugUtilsObjectNameInfoEXT::default().object_handle(handle).object_name(name);
+        // SAFETY: an object of this device and a NUL-terminated name.
+        unsafe { du.device.set_debug_utils_object_name(&info) }.ctx("vkSetDebugUtilsObjectNameEXT")
+    }
+
     /// Looks up a device function through `vkGetDeviceProcAddr`, the way an
     /// application would, and returns it as an address.
     pub fn device_proc_addr(&self, name: &CStr) -> Option<usize> {
@@ -275,6 +330,11 @@ impl Drop for Client {
             let _ = self.device.device_wait_idle();
             ManuallyDrop::drop(&mut self.allocator);
             self.device.destroy_device(None);
+            if let Some(du) = &self.debug_utils {
+                for m in du.messengers.lock().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default() {
+                    du.instance.destroy_debug_utils_messenger(m, None);
+                }
+            }
             self.instance.destroy_instance(None);
         }
     }

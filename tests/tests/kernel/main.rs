@@ -8,15 +8,19 @@
 //! controls, then runs the Khronos validation layer, and a message that
 //! validation alone does not produce fails the test). `images::` shares
 //! images (RGBA8 linear and DRM-modifier, NV12 and three-plane, disjoint
-//! planes) instead of buffers.
+//! planes) instead of buffers. `hazards::` checks the sharing mistakes the
+//! layer reports to debug messengers, `cpu_sync::` its bracketing of host
+//! access to mapped dma-buf memory.
 
 mod child;
 mod cli;
 #[path = "../common/mod.rs"]
 mod common;
+mod cpu_sync;
 mod dynamic;
 mod fixture;
 mod harness;
+mod hazards;
 mod images;
 mod implicit_sync;
 mod robustness;
@@ -110,6 +114,22 @@ const TESTS: &[Test] = tests![
     cli::ls_shows_the_attached_device_and_fences_from_debugfs,
     cli::doctor_reports_sync_file_ioctls_udmabuf_and_drm_nodes_ok,
     cli::run_reports_the_dma_buf_and_its_acquires_and_releases,
+    // hazards and CPU access
+    hazards::a_use_without_acquire_is_reported_once_and_its_twin_is_not,
+    hazards::a_use_without_acquire_is_seen_in_descriptor_sets_image_clears_and_after_a_release,
+    hazards::a_use_without_acquire_is_seen_in_render_pass_and_dynamic_rendering_attachments,
+    hazards::scope_all_reports_no_use_without_acquire,
+    hazards::error_mode_reports_hazards_with_error_severity,
+    hazards::a_write_never_released_is_reported_at_free_reacquire_and_device_destruction,
+    hazards::an_exported_dma_buf_written_and_never_released_is_reported,
+    hazards::a_mapping_held_across_a_submission_is_reported,
+    hazards::a_foreign_fence_past_the_timeout_is_reported,
+    hazards::an_acquire_waiting_for_its_own_queues_later_work_is_reported_and_bounded,
+    cpu_sync::vkmapmemory_waits_for_a_foreign_write_fence_and_reads_what_it_wrote,
+    cpu_sync::vkmapmemory_does_not_wait_for_foreign_readers,
+    cpu_sync::invalidate_waits_for_a_foreign_write_fence_and_flush_does_not,
+    cpu_sync::a_fence_that_never_signals_delays_vkmapmemory_only_up_to_the_timeout,
+    cpu_sync::fd_count_stays_flat_over_map_and_unmap_cycles,
 ];
 
 fn main() -> std::process::ExitCode {

@@ -97,6 +97,15 @@
 //!                                         FRAMES frames: a foreign writer fills the
 //!                                         image's dma-bufs, the GPU acquires, adds to
 //!                                         part of every plane, releases; every byte checked
+//! dynabuf-client hazard KIND provoke|twin [VARIANT]
+//!                                         a sharing mistake (KIND: use-without-acquire,
+//!                                         written-never-released, cpu-unbracketed, self-wait,
+//!                                         fence-timeout) or its correct twin, with debug
+//!                                         messengers; "hazard=ID severity=S objects=..." per
+//!                                         DYNABUF- message, "hazards=N" (see the hazards module)
+//! dynabuf-client cpu-sync map|map-reader|map-exported|invalidate|flush|timeout|cycles [LEN] [N]
+//!                                         host access behind a foreign writer's vgem fence:
+//!                                         how long the call took, what it read; fd counts
 //! ```
 
 use std::process::ExitCode;
@@ -104,6 +113,7 @@ use std::process::ExitCode;
 use dynabuf_client::{Error, Result};
 
 mod basic;
+mod hazards;
 mod images;
 mod layer_settings;
 mod residency;
@@ -111,6 +121,7 @@ mod robustness;
 mod sharing;
 
 use basic::*;
+use hazards::*;
 use images::*;
 use layer_settings::*;
 use residency::*;
@@ -177,6 +188,8 @@ fn main() -> ExitCode {
         Some("image-acquire") => cmd_image_acquire(rest),
         Some("image-release") => cmd_image_release(rest),
         Some("image-frames") => cmd_image_frames(rest),
+        Some("hazard") => cmd_hazard(rest),
+        Some("cpu-sync") => cmd_cpu_sync(rest),
         _ => Err(Error(
             "usage: dynabuf-client compute|probe|multi|threads|external|dmabuf-import|dmabuf-export [args]"
                 .into(),

@@ -135,7 +135,7 @@ pub fn thread_mode_blocks_vkqueuesubmit_only_when_it_also_releases() -> TestResu
 /// finished within `limit`: `Err` saying so, with what it printed by then.
 /// With validation on, also fails on any message validation alone does
 /// not produce.
-fn bounded(
+pub(crate) fn bounded(
     args: &[&str],
     layer: Layer,
     mode: Validation,
@@ -196,7 +196,7 @@ fn bounded(
 
 /// How long a client that should take seconds may run before the test
 /// calls it hung and kills it.
-const HANG: Duration = Duration::from_secs(30);
+pub(crate) const HANG: Duration = Duration::from_secs(30);
 
 pub fn a_release_behind_an_unsignalled_application_timeline_never_hangs() -> TestResult {
     require_kernel_tier!();

@@ -44,29 +44,29 @@ pub(crate) fn sys<T>(r: std::result::Result<T, dynabuf::sys::SysError>) -> Resul
 
 /// A udmabuf of `len` u32s made by this process, with its memfd (the same
 /// pages) for checking the content from the CPU.
-struct Udmabuf {
-    dmabuf: OwnedFd,
-    memfd: std::fs::File,
-    len: u32,
+pub(crate) struct Udmabuf {
+    pub(crate) dmabuf: OwnedFd,
+    pub(crate) memfd: std::fs::File,
+    pub(crate) len: u32,
 }
 
 impl Udmabuf {
-    fn new(len: u32) -> Result<Self> {
+    pub(crate) fn new(len: u32) -> Result<Self> {
         let bytes = (u64::from(len) * 4).next_multiple_of(4096);
         let (dmabuf, memfd) = sys(dynabuf_client::kernel::udmabuf::create(bytes))?;
         Ok(Udmabuf { dmabuf, memfd: memfd.into(), len })
     }
 
-    fn write(&self, value: impl Fn(u32) -> u32) -> Result<()> {
+    pub(crate) fn write(&self, value: impl Fn(u32) -> u32) -> Result<()> {
         write_words(&self.memfd, self.len, value)
     }
 
-    fn read(&self) -> Result<Vec<u32>> {
+    pub(crate) fn read(&self) -> Result<Vec<u32>> {
         read_words(&self.memfd, self.len)
     }
 
     /// `Err` naming the first value that is not `want(i)`.
-    fn expect(&self, what: &str, want: impl Fn(u32) -> u32) -> Result<()> {
+    pub(crate) fn expect(&self, what: &str, want: impl Fn(u32) -> u32) -> Result<()> {
         expect_words(what, &self.read()?, want)
     }
 }
@@ -118,12 +118,17 @@ fn client_with(extra: &[&CStr]) -> Result<(Client, Vec<CString>)> {
 /// A write (or read) fence that vgem attaches to a dma-buf now, and a
 /// thread that, after `delay`, writes `content` through the memfd and
 /// then signals it: a foreign writer finishing its frame.
-struct ForeignWriter {
+pub(crate) struct ForeignWriter {
     thread: std::thread::JoinHandle<Result<Instant>>,
 }
 
 impl ForeignWriter {
-    fn start(buf: &Udmabuf, write: bool, delay: Duration, content: Option<fn(u32) -> u32>) -> Result<Self> {
+    pub(crate) fn start(
+        buf: &Udmabuf,
+        write: bool,
+        delay: Duration,
+        content: Option<fn(u32) -> u32>,
+    ) -> Result<Self> {
         let vgem = sys(Vgem::open())?;
         let handle = sys(vgem.import(buf.dmabuf.as_fd()))?;
         let fence = sys(vgem.attach(handle, write))?;
@@ -143,7 +148,7 @@ impl ForeignWriter {
     }
 
     /// When the fence was signalled.
-    fn join(self) -> Result<Instant> {
+    pub(crate) fn join(self) -> Result<Instant> {
         self.thread.join().map_err(|_| Error("the foreign writer panicked".into()))?
     }
 }
@@ -156,7 +161,7 @@ pub(crate) struct HeldFence {
 }
 
 impl HeldFence {
-    fn attach(buf: &Udmabuf, write: bool) -> Result<Self> {
+    pub(crate) fn attach(buf: &Udmabuf, write: bool) -> Result<Self> {
         Self::on(buf.dmabuf.as_fd(), write)
     }
 
