@@ -12,7 +12,7 @@ use dynabuf::sys::drm::Node;
 use dynabuf::sys::{dma_buf_debugfs, Errno, SysError};
 
 use crate::doctor::Check;
-use crate::udmabuf;
+use dynabuf::sys::udmabuf;
 
 /// `(major, minor)` of a kernel release such as `6.12.9+bpo-amd64`.
 pub fn version(release: &str) -> Option<(u32, u32)> {

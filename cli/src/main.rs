@@ -14,7 +14,7 @@
 //! `layer_env.rs` (finding the layer, the loader's environment),
 //! `summary.rs` (the statistics at exit), `proc_scan.rs` and `bufinfo.rs`
 //! (what `ls` reads), `ls.rs`, `doctor.rs` with `doctor_kernel.rs` and
-//! `doctor_vulkan.rs`, `udmabuf.rs` (a dma-buf to try ioctls on).
+//! `doctor_vulkan.rs` (the layer's `sys::udmabuf` makes a dma-buf to try ioctls on).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -29,7 +29,6 @@ mod proc_scan;
 mod run;
 mod settings_args;
 mod summary;
-mod udmabuf;
 
 use std::process::ExitCode;
 

@@ -11,6 +11,7 @@ pub mod dma_buf_debugfs;
 pub mod drm;
 pub mod prime;
 pub mod sync_file;
+pub mod udmabuf;
 
 use ash::vk;
 pub use nix::errno::Errno;
