@@ -105,7 +105,7 @@ else
     guest=$(echo "$guest" | tr '\n' ' ')
     echo "test.sh: kernel tier: $kernel_tests in a VM (stock 6.12 kernel, TCG), plain and with validation"
     step "kernel tier in a VM (plain, then validation below dynabuf; boot included)" \
-        bash tests/vm/run.sh --timeout "${DYNABUF_VM_TIMEOUT:-900}" -- sh -c "$guest" sh "$kernel_tests"
+        bash tests/vm/run.sh --timeout "${DYNABUF_VM_TIMEOUT:-2400}" -- sh -c "$guest" sh "$kernel_tests"
 fi
 
 echo "== test.sh summary"
