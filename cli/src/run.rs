@@ -206,15 +206,28 @@ pub fn main(args: RunArgs) -> ExitCode {
         dynabuf::settings::resolve(|k| std::env::var(k).ok(), &Default::default(), &[]).settings.disabled;
     summary::print(&stats_file, args.stats, disabled);
     if let Some(to) = user_stats_file {
-        if let Err(e) = std::fs::copy(&stats_file, &to) {
-            eprintln!("dynabuf run: cannot copy the statistics to {}: {e}", Path::new(&to).display());
-        }
+        append_stats(&stats_file, Path::new(&to));
     }
     if let Some(how) = describe_signal(status) {
         eprintln!("dynabuf run: {} {how}", Path::new(app).display());
     }
     drop(dir);
     ExitCode::from(exit_code(status))
+}
+
+/// Appends the run's statistics documents to the user's own
+/// `DYNABUF_STATS_FILE` (JSON lines: never truncated, as the layer never
+/// truncates it). Nothing to append when the application made no device.
+fn append_stats(from: &Path, to: &Path) {
+    let Ok(text) = std::fs::read(from) else { return };
+    let appended = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(to)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &text));
+    if let Err(e) = appended {
+        eprintln!("dynabuf run: cannot append the statistics to {}: {e}", to.display());
+    }
 }
 
 #[cfg(test)]

@@ -130,8 +130,13 @@ impl Device {
     ) -> Self {
         // SAFETY: forwarded from this function's contract.
         let fns = unsafe { DeviceFns::load(next_gdpa, handle) };
-        // SAFETY: as above.
-        let usage_fns = unsafe { super::usage_fns::UsageFns::load(next_gdpa, handle) };
+        // Only a device that watches for hazards calls these.
+        let usage_fns = if state.hazards.is_some() {
+            // SAFETY: as above.
+            unsafe { super::usage_fns::UsageFns::load(next_gdpa, handle) }
+        } else {
+            super::usage_fns::UsageFns::none()
+        };
         Device { handle, physical, next_gdpa, set_loader_data, fns, usage_fns, state }
     }
 

@@ -12,6 +12,12 @@ macro_rules! fn_table {
         }
 
         impl $table {
+            /// A table with no function (nothing loaded).
+            #[allow(dead_code)]
+            pub fn none() -> Self {
+                Self { $( $field: None, )* }
+            }
+
             /// Loads every pointer from the next layer.
             ///
             /// # Safety

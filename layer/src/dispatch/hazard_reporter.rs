@@ -120,7 +120,8 @@ impl HazardReporter {
         text: &str,
     ) {
         if let Some(m) = self.first(kind, subject, objects, text) {
-            lock(&self.deferred, Level::Leaf).push(m);
+            let mut deferred = lock(&self.deferred, Level::Leaf);
+            deferred.push(m);
             self.has_deferred.store(true, Ordering::Release);
         }
     }
@@ -131,8 +132,13 @@ impl HazardReporter {
         if !self.has_deferred.load(Ordering::Acquire) {
             return;
         }
-        let messages = std::mem::take(&mut *lock(&self.deferred, Level::Leaf));
-        self.has_deferred.store(false, Ordering::Release);
+        // The flag is cleared under the lock: a report pushed after the
+        // take sets it again after this.
+        let messages = {
+            let mut deferred = lock(&self.deferred, Level::Leaf);
+            self.has_deferred.store(false, Ordering::Release);
+            std::mem::take(&mut *deferred)
+        };
         for m in &messages {
             self.send(m);
         }

@@ -127,7 +127,7 @@ pub(super) unsafe extern "system" fn create_device(
             queue_infos,
             p_allocator,
         };
-        register(instance, physical, &link, created)
+        register(instance, physical, &link, created, settings)
     })
 }
 
@@ -182,10 +182,13 @@ fn register(
     physical: vk::PhysicalDevice,
     link: &link::DeviceLink,
     c: Created<'_>,
+    // The settings `create_device` decided with (another thread's
+    // vkCreateInstance may replace the process's meanwhile).
+    settings: &'static settings::Settings,
 ) -> vk::Result {
     static ORDINAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     let ordinal = ORDINAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let settings = settings::get();
+
     let (handle, p_allocator) = (c.handle, c.p_allocator);
     // A disabled layer counts nothing and writes no statistics.
     let mut state = DeviceState::new(

@@ -53,7 +53,7 @@ fn dma_buf_of(
     memory: vk::DeviceMemory,
     mapped: Option<bool>,
 ) -> Option<(Arc<OwnedFd>, DmaBufKey)> {
-    if !dev.state.has_external_memory() {
+    if !dev.state.has_dma_buf_memory() {
         return None;
     }
     dev.state.with_memory(|t| {
@@ -159,6 +159,9 @@ pub fn unmapping(dev: &Device, memory: vk::DeviceMemory) {
 
 /// After `vkFlushMappedMemoryRanges` (once per memory).
 pub fn flushed(dev: &Device, ranges: &[vk::MappedMemoryRange<'_>]) {
+    if !dev.state.has_dma_buf_memory() {
+        return;
+    }
     for m in distinct(ranges) {
         bracket(dev, m, Bracket::Flush);
     }
@@ -166,6 +169,9 @@ pub fn flushed(dev: &Device, ranges: &[vk::MappedMemoryRange<'_>]) {
 
 /// Before `vkInvalidateMappedMemoryRanges` (once per memory).
 pub fn invalidating(dev: &Device, ranges: &[vk::MappedMemoryRange<'_>]) {
+    if !dev.state.has_dma_buf_memory() {
+        return;
+    }
     for m in distinct(ranges) {
         bracket(dev, m, Bracket::Invalidate);
     }

@@ -16,8 +16,9 @@ pub fn created(dev: &Device) {
 }
 
 pub fn destroying(dev: &Device) {
-    super::hazards::device_gone(dev);
+    super::hazards::device_going(dev);
     dev.state.shutdown_sync(dev);
+    super::hazards::device_gone(dev);
     // After the device's last hazards and the engine's threads: their last
     // reports and fence waits count.
     dev.state.finish_stats_file();

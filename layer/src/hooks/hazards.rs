@@ -162,13 +162,20 @@ pub fn freed(dev: &Device, memory: vk::DeviceMemory) {
     reporter.names.forget(vk::ObjectType::DEVICE_MEMORY, vk::Handle::as_raw(memory));
 }
 
-/// `vkDestroyDevice`: what was written and never released, then the
-/// summary.
-pub fn device_gone(dev: &Device) {
+/// `vkDestroyDevice`, before the sync engine stops: what was written and
+/// never released.
+pub fn device_going(dev: &Device) {
     let Some(reporter) = &dev.state.hazards else { return };
     reporter.deliver_deferred();
     let found = reporter.with_tracker(|t| t.device_gone(dev.state.scope_all));
     report_found(dev, &found, None);
+}
+
+/// `vkDestroyDevice`, after the engine's threads stopped (their last fence
+/// timeouts included): deliver what they reported, then the summary.
+pub fn device_gone(dev: &Device) {
+    let Some(reporter) = &dev.state.hazards else { return };
+    reporter.deliver_deferred();
     if let Some(summary) = reporter.summary() {
         log_warn!("hazards for {} ({:#x}): {summary}", dev.state.name, vk::Handle::as_raw(dev.handle));
     }
