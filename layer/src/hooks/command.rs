@@ -112,7 +112,7 @@ trait AsBarrier {
 
 impl AsBarrier for vk::BufferMemoryBarrier<'_> {
     fn as_barrier(&self) -> Barrier {
-        let access = legacy_access(self.dst_access_mask);
+        let access = (legacy_access(self.src_access_mask), legacy_access(self.dst_access_mask));
         Barrier::buffer(self.buffer, self.src_queue_family_index, self.dst_queue_family_index, access)
     }
 }
@@ -123,7 +123,7 @@ impl AsBarrier for vk::BufferMemoryBarrier2<'_> {
             self.buffer,
             self.src_queue_family_index,
             self.dst_queue_family_index,
-            self.dst_access_mask,
+            (self.src_access_mask, self.dst_access_mask),
         )
     }
 }
@@ -135,15 +135,17 @@ fn image_barrier(
     range: &vk::ImageSubresourceRange,
     families: (u32, u32),
     layouts: (vk::ImageLayout, vk::ImageLayout),
-    dst_access: vk::AccessFlags2,
+    (src_access, dst_access): (vk::AccessFlags2, vk::AccessFlags2),
 ) -> Barrier {
     Barrier {
         resource: Resource::Image(image),
         planes: Planes::of_aspect(range.aspect_mask),
         src_family: families.0,
         dst_family: families.1,
+        src_access,
         dst_access,
         transitions_layout: layouts.0 != layouts.1,
+        unmodified: false,
     }
 }
 
@@ -154,7 +156,7 @@ impl AsBarrier for vk::ImageMemoryBarrier<'_> {
             &self.subresource_range,
             (self.src_queue_family_index, self.dst_queue_family_index),
             (self.old_layout, self.new_layout),
-            legacy_access(self.dst_access_mask),
+            (legacy_access(self.src_access_mask), legacy_access(self.dst_access_mask)),
         )
     }
 }
@@ -166,7 +168,7 @@ impl AsBarrier for vk::ImageMemoryBarrier2<'_> {
             &self.subresource_range,
             (self.src_queue_family_index, self.dst_queue_family_index),
             (self.old_layout, self.new_layout),
-            self.dst_access_mask,
+            (self.src_access_mask, self.dst_access_mask),
         )
     }
 }

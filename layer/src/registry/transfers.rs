@@ -31,6 +31,15 @@ pub struct OwnershipTransfer {
     /// GPU wrote (so the published fence is a write fence). Unknown counts
     /// as written.
     pub writes: bool,
+    /// Release: the barrier's source access includes a write, or it
+    /// transitions the layout: the device may have changed the memory
+    /// since it last published it (a dynamic attachment copies out only
+    /// then, or when an earlier use wrote). Acquire: `false`.
+    pub src_writes: bool,
+    /// Acquire: the application says (`VkExternalMemoryAcquireUnmodifiedEXT`)
+    /// that nobody changed the memory since the device's last release of
+    /// it, so a dynamic attachment's backing still holds its content.
+    pub unmodified: bool,
 }
 
 /// Whether a queue family index names something outside this instance.
@@ -83,11 +92,16 @@ pub struct Barrier {
     pub planes: Planes,
     pub src_family: u32,
     pub dst_family: u32,
+    /// What a release made available (the device's writes before it).
+    pub src_access: vk::AccessFlags2,
     /// What an acquire will do.
     pub dst_access: vk::AccessFlags2,
     /// An image layout transition (old layout != new layout): it rewrites
     /// the image's memory, so an acquire that carries one writes.
     pub transitions_layout: bool,
+    /// `VkExternalMemoryAcquireUnmodifiedEXT::acquireUnmodifiedMemory` in
+    /// the barrier's chain.
+    pub unmodified: bool,
 }
 
 impl Barrier {
@@ -95,30 +109,40 @@ impl Barrier {
         buffer: vk::Buffer,
         src_family: u32,
         dst_family: u32,
-        dst_access: vk::AccessFlags2,
+        (src_access, dst_access): (vk::AccessFlags2, vk::AccessFlags2),
     ) -> Self {
         Barrier {
             resource: Resource::Buffer(buffer),
             planes: Planes::ALL,
             src_family,
             dst_family,
+            src_access,
             dst_access,
             transitions_layout: false,
+            unmodified: false,
         }
     }
 }
 
 /// Builds the transfer a barrier describes, if it is one. An acquire writes
 /// when its destination access does or it transitions the layout; a
-/// release is always counted as written until write tracking knows better.
+/// release always publishes a write fence (a peer cannot know what the
+/// device did before it), and says whether its source access wrote.
 #[inline]
 pub fn transfer_of(b: Barrier) -> Option<OwnershipTransfer> {
     let direction = classify(b.src_family, b.dst_family)?;
-    let writes = match direction {
-        Direction::Acquire => writes(b.dst_access) || b.transitions_layout,
-        Direction::Release => true,
+    let (writes, src_writes, unmodified) = match direction {
+        Direction::Acquire => (writes(b.dst_access) || b.transitions_layout, false, b.unmodified),
+        Direction::Release => (true, writes(b.src_access) || b.transitions_layout, false),
     };
-    Some(OwnershipTransfer { resource: b.resource, planes: b.planes, direction, writes })
+    Some(OwnershipTransfer {
+        resource: b.resource,
+        planes: b.planes,
+        direction,
+        writes,
+        src_writes,
+        unmodified,
+    })
 }
 
 /// One thing a command buffer does to external memory, in recording order
@@ -280,7 +304,7 @@ mod tests {
     const IGNORED: u32 = vk::QUEUE_FAMILY_IGNORED;
 
     fn transfer_of(r: u64, src: u32, dst: u32, access: vk::AccessFlags2) -> Option<OwnershipTransfer> {
-        super::transfer_of(Barrier::buffer(vk::Buffer::from_raw(r), src, dst, access))
+        super::transfer_of(Barrier::buffer(vk::Buffer::from_raw(r), src, dst, (access, access)))
     }
     fn cb(n: u64) -> vk::CommandBuffer {
         vk::CommandBuffer::from_raw(n)
@@ -312,7 +336,12 @@ mod tests {
         let legacy = vk::AccessFlags2::from_raw(vk::AccessFlags::TRANSFER_WRITE.as_raw() as u64);
         assert!(transfer_of(1, EXTERNAL, LOCAL, legacy).unwrap().writes);
         let release = transfer_of(1, LOCAL, FOREIGN, vk::AccessFlags2::empty()).unwrap();
-        assert_eq!((release.direction, release.writes), (Direction::Release, true));
+        assert_eq!(
+            (release.direction, release.writes, release.src_writes),
+            (Direction::Release, true, false)
+        );
+        let wrote = transfer_of(1, LOCAL, FOREIGN, vk::AccessFlags2::SHADER_WRITE).unwrap();
+        assert_eq!((wrote.writes, wrote.src_writes), (true, true));
         assert!(transfer_of(1, LOCAL, LOCAL, vk::AccessFlags2::SHADER_WRITE).is_none());
     }
 
@@ -323,8 +352,10 @@ mod tests {
             planes: Planes::of_aspect(vk::ImageAspectFlags::PLANE_1),
             src_family: FOREIGN,
             dst_family: LOCAL,
+            src_access: vk::AccessFlags2::empty(),
             dst_access: vk::AccessFlags2::SHADER_SAMPLED_READ,
             transitions_layout,
+            unmodified: false,
         };
         let kept = super::transfer_of(image(false)).unwrap();
         assert!(!kept.writes);

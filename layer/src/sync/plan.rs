@@ -23,6 +23,13 @@ pub struct Handover {
     /// Acquire: the GPU will write (wait for everyone). Release: the GPU
     /// wrote (publish a write fence).
     pub writes: bool,
+    /// Release: its source access wrote (see
+    /// [`OwnershipTransfer::src_writes`]). Acquire: `false`.
+    pub src_writes: bool,
+    /// Acquire: every barrier that acquires it says the content is
+    /// unmodified since the device's last release (see
+    /// [`OwnershipTransfer::unmodified`]).
+    pub unmodified: bool,
     /// The batch that carries it (for a release: the last that does).
     pub batch: usize,
     /// For a release: every batch that releases it, in order (a dynamic
@@ -58,6 +65,8 @@ fn merge(list: &mut Vec<Handover>, h: Handover) {
     match list.iter_mut().find(|x| x.key == h.key && x.memory == h.memory) {
         Some(x) => {
             x.writes |= h.writes;
+            x.src_writes |= h.src_writes;
+            x.unmodified &= h.unmodified;
             x.batch = x.batch.max(h.batch);
             for b in h.release_batches {
                 if !x.release_batches.contains(&b) {
@@ -97,6 +106,8 @@ pub fn build(dev: &Device, submits: &Submits<'_>, scope: SyncScope) -> Plan {
                     dynamic: t.get(memory).is_some_and(|r| r.dynamic.is_some()),
                     fd: d.fd.clone(),
                     writes: true,
+                    src_writes: true,
+                    unmodified: false,
                     batch: 0,
                     release_batches: Vec::new(),
                 })
@@ -144,6 +155,8 @@ pub fn build(dev: &Device, submits: &Submits<'_>, scope: SyncScope) -> Plan {
                         dynamic: record.dynamic.is_some(),
                         fd: d.fd.clone(),
                         writes: x.writes,
+                        src_writes: x.src_writes,
+                        unmodified: x.unmodified,
                         batch,
                         release_batches: Vec::new(),
                     };
@@ -176,6 +189,8 @@ mod tests {
             dynamic: true,
             fd: Arc::new(fd),
             writes,
+            src_writes: writes,
+            unmodified: false,
             batch,
             release_batches: vec![batch],
         }
