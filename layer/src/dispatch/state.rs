@@ -76,6 +76,9 @@ pub struct DeviceState {
     /// `memory.dma_buf_memory_count()`, readable without the lock: zero
     /// means hazard watching has nothing to look at.
     tracked_dma_bufs: AtomicUsize,
+    /// How many of them are dynamic attachments (the eviction policy runs
+    /// at every submission while there are any).
+    tracked_dynamic: AtomicUsize,
     commands: Mutex<CommandLog>,
     /// `commands.recorded()`, readable without the lock.
     recorded_transfers: AtomicUsize,
@@ -131,6 +134,7 @@ impl DeviceState {
             memory: Mutex::default(),
             tracked_memory: AtomicUsize::new(0),
             tracked_dma_bufs: AtomicUsize::new(0),
+            tracked_dynamic: AtomicUsize::new(0),
             commands: Mutex::default(),
             recorded_transfers: AtomicUsize::new(0),
             recorded_events: AtomicUsize::new(0),
@@ -200,6 +204,12 @@ impl DeviceState {
         self.tracked_dma_bufs.load(Ordering::Relaxed) != 0
     }
 
+    /// Whether the device has dynamic attachments.
+    #[inline]
+    pub fn has_dynamic_attachments(&self) -> bool {
+        self.tracked_dynamic.load(Ordering::Relaxed) != 0
+    }
+
     /// Whether any command buffer holds hazard events.
     #[inline]
     pub fn has_recorded_events(&self) -> bool {
@@ -230,6 +240,7 @@ impl DeviceState {
         let r = f(&mut table);
         self.tracked_memory.store(table.len(), Ordering::Relaxed);
         self.tracked_dma_bufs.store(table.dma_buf_memory_count(), Ordering::Relaxed);
+        self.tracked_dynamic.store(table.dynamic_count(), Ordering::Relaxed);
         r
     }
 

@@ -99,7 +99,11 @@ pub fn submitted(dev: &Device, queue: vk::Queue, submits: &Submits<'_>) {
         }
         return;
     }
-    let steps = dev.state.with_memory(|t| steps_of(dev, t, &events));
+    let steps = dev.state.with_memory(|t| {
+        let steps = steps_of(dev, t, &events);
+        written_backings(t, &steps);
+        steps
+    });
     let (waits, signals) = (submits.waits(), submits.signals());
     let submission = Submission { queue, waits: &waits, signals: &signals };
     let (mut found, self_waits) = reporter
@@ -113,6 +117,20 @@ pub fn submitted(dev: &Device, queue: vk::Queue, submits: &Submits<'_>) {
             .map(|w| Found { kind: HazardKind::SelfWait, memory: w.memory }),
     );
     report_found(dev, &found, Some(queue));
+}
+
+/// The watched commands that write a dynamic attachment make its backing
+/// dirty, so its next release copies out even when that release's source
+/// access does not say it wrote (an earlier barrier of the application's
+/// may have made the writes available).
+fn written_backings(t: &mut MemoryTable, steps: &[Step]) {
+    for s in steps {
+        if let Step::Use { facts, writes: true } = s {
+            if let Some(d) = t.dynamic_mut(facts.memory) {
+                d.contents.dirty = true;
+            }
+        }
+    }
 }
 
 /// `vkCreateSemaphore`: timeline semaphores take part in self-waits.

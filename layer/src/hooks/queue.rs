@@ -59,6 +59,11 @@ fn synchronised(
     let engine = dev.state.sync::<crate::sync::SyncEngine>()?;
     let plan = plan::build(dev, submits, crate::settings::get().sync_scope);
     if plan.is_empty() {
+        // The eviction policy runs at every submission of a device with
+        // dynamic attachments, as amdkfd's does before user work.
+        if dev.state.has_dynamic_attachments() {
+            engine.submitted_without_handovers(dev);
+        }
         return None;
     }
     dev.state.count(|s| &s.submits_with_transfers);

@@ -131,14 +131,110 @@ pub struct Dynamic {
     /// The internal import the application has mapped (the dma-buf
     /// itself): not evicted until unmapped.
     pub mapped: Option<vk::DeviceMemory>,
-    /// The backing has never received the dma-buf's content: its first
-    /// use copies in, whether it acquires or only releases (a release of a
-    /// partly written backing would otherwise publish uninitialised bytes).
-    pub stale: bool,
     /// The bytes the backing holds the dma-buf's content for (copies cover
     /// the extent of the bound resources; a binding outside it makes the
     /// backing stale again).
     pub extent: Span,
+    /// What the backing holds against the dma-buf (see [`Contents`]).
+    pub contents: Contents,
+}
+
+/// What a dynamic attachment's backing holds against its dma-buf, which
+/// decides which copies a hand-over needs ([`copies_needed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Contents {
+    /// It never received the dma-buf's content (or not for the bytes now
+    /// bound): a copy out must be preceded by a copy in.
+    pub stale: bool,
+    /// It holds what the dma-buf held at the device's last hand-over, so an
+    /// acquire the application calls unmodified needs no copy in. Lost when
+    /// the application maps the dma-buf (its CPU writes go there).
+    pub current: bool,
+    /// It may hold writes the dma-buf lacks: the next release copies out.
+    pub dirty: bool,
+}
+
+impl Contents {
+    /// A backing just allocated.
+    pub const NEW: Contents = Contents { stale: true, current: false, dirty: false };
+}
+
+/// One hand-over of a dynamic attachment in a submission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// `writes`: the acquire's destination access writes (or it transitions
+    /// a layout); `unmodified`: `VkExternalMemoryAcquireUnmodifiedEXT`.
+    Acquire { batch: usize, writes: bool, unmodified: bool },
+    /// `src_writes`: the release's source access writes.
+    Release { batch: usize, src_writes: bool },
+}
+
+impl Step {
+    fn order(&self) -> (usize, u8) {
+        match *self {
+            Step::Acquire { batch, .. } => (batch, 0),
+            Step::Release { batch, .. } => (batch, 1),
+        }
+    }
+}
+
+/// The copies one submission needs for one attachment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CopiesNeeded {
+    /// Copy in before the submission's first batch (a stale backing whose
+    /// first hand-over here releases what the device wrote).
+    pub fill: bool,
+    /// The batches that copy in first (they acquire).
+    pub copy_in: Vec<usize>,
+    /// The batches that copy out last (they release written content).
+    pub copy_out: Vec<usize>,
+    /// The backing's contents once the submission has run.
+    pub after: Option<Contents>,
+}
+
+impl CopiesNeeded {
+    pub fn any(&self) -> bool {
+        self.fill || !self.copy_in.is_empty() || !self.copy_out.is_empty()
+    }
+}
+
+/// Which copies `steps` need, starting from `contents`: the kernel's
+/// dynamic importers never copy, and neither does an attachment whose
+/// content did not change. An acquire copies in unless the application
+/// says the dma-buf is unmodified since the device's last release and the
+/// backing still holds that; a release copies out only what was written
+/// since the last copy (an acquire for writing, or the release's own
+/// source access, says so). Within a batch acquires come first (their
+/// copies run first in it) and releases last.
+pub fn copies_needed(contents: Contents, steps: &[Step]) -> CopiesNeeded {
+    let mut steps = steps.to_vec();
+    steps.sort_by_key(Step::order);
+    let mut c = contents;
+    let mut needed = CopiesNeeded::default();
+    for step in steps {
+        match step {
+            Step::Acquire { batch, writes, unmodified } => {
+                if !(unmodified && c.current && !c.stale) {
+                    needed.copy_in.push(batch);
+                    c = Contents { stale: false, current: true, dirty: false };
+                }
+                c.dirty |= writes;
+            }
+            Step::Release { batch, src_writes } => {
+                if c.dirty || src_writes {
+                    if c.stale {
+                        needed.fill = true;
+                    }
+                    needed.copy_out.push(batch);
+                    c = Contents { stale: false, current: true, dirty: false };
+                }
+            }
+        }
+    }
+    needed.copy_in.dedup();
+    needed.copy_out.dedup();
+    needed.after = Some(c);
+    needed
 }
 
 /// What [`Dynamic::begin_use`] found.
@@ -167,8 +263,8 @@ impl Dynamic {
             last_uses: Vec::new(),
             last_used_at: Instant::now(),
             mapped: None,
-            stale: true,
             extent: Span { offset: 0, size },
+            contents: Contents::NEW,
         }
     }
 
@@ -211,11 +307,20 @@ impl Dynamic {
         }
     }
 
+    /// The bytes now bound are `extent`: a binding beyond what the backing
+    /// was filled for makes it stale.
+    pub fn widen(&mut self, extent: Span) {
+        if !self.extent.contains(extent) {
+            self.contents.stale = true;
+            self.contents.current = false;
+        }
+        self.extent = extent;
+    }
+
     /// Starts a use on queue family `family` of the bytes in `extent`.
     pub fn begin_use(&mut self, family: u32, extent: Span) -> Use {
         if !matches!(self.residency, Residency::Moving) {
-            self.stale |= !self.extent.contains(extent);
-            self.extent = extent;
+            self.widen(extent);
         }
         match &self.residency {
             Residency::Moving => Use::Busy,
@@ -259,6 +364,7 @@ impl Dynamic {
             Residency::Resident(i) => {
                 let m = i.memory;
                 self.mapped = Some(m);
+                self.contents.current = false;
                 Use::Mapped(m)
             }
             Residency::Invalidated => {
@@ -271,6 +377,7 @@ impl Dynamic {
     /// Ends the re-validation [`Self::begin_map`] asked for.
     pub fn end_map_work(&mut self, result: Option<Internal>) {
         self.mapped = result.as_ref().map(|i| i.memory);
+        self.contents.current &= self.mapped.is_none();
         self.end_work(result, false);
     }
 
@@ -284,7 +391,6 @@ impl Dynamic {
     pub fn finish_use(&mut self, used: Option<LastUse>, now: Instant) {
         self.in_flight = self.in_flight.saturating_sub(1);
         if let Some(u) = used {
-            self.stale = false;
             match self.last_uses.iter_mut().find(|l| l.0 == u.0) {
                 Some(l) => *l = u,
                 None => self.last_uses.push(u),
@@ -465,20 +571,92 @@ mod tests {
     #[test]
     fn an_extent_beyond_the_filled_one_refills_the_backing() {
         let mut d = Dynamic::new(64, 0, vk::Buffer::null(), d_internal_with(0));
-        d.stale = false;
+        d.contents = Contents { stale: false, current: true, dirty: false };
         let low = Span { offset: 0, size: 16 };
         assert_eq!(d.begin_use(0, low), Use::Work(Some(d_internal_with(0))), "no copies for this extent yet");
-        assert!(!d.stale);
+        assert!(!d.contents.stale);
         let mut i = d_internal_with(0);
         i.copies.push(Copies { extent: low, ..copies(0) });
         d.end_work(Some(i), true);
         d.finish_use(None, Instant::now());
         assert!(matches!(d.begin_use(0, low), Use::Ready(c) if c.extent == low));
         d.finish_use(None, Instant::now());
-        assert!(!d.stale);
+        assert!(!d.contents.stale);
         let wider = Span { offset: 0, size: 32 };
         assert!(matches!(d.begin_use(0, wider), Use::Work(Some(_))));
-        assert!(d.stale, "bytes 16..32 were never copied in");
+        assert!(d.contents.stale && !d.contents.current, "bytes 16..32 were never copied in");
         assert_eq!(d.extent, wider);
+    }
+
+    const FRESH: Contents = Contents { stale: false, current: true, dirty: false };
+
+    fn acquire(batch: usize, writes: bool, unmodified: bool) -> Step {
+        Step::Acquire { batch, writes, unmodified }
+    }
+
+    fn release(batch: usize, src_writes: bool) -> Step {
+        Step::Release { batch, src_writes }
+    }
+
+    /// A consumer that acquires with `VkExternalMemoryAcquireUnmodifiedEXT`,
+    /// reads and releases without writing copies once (its first fill) and
+    /// never again; without the structure it copies in at every acquire,
+    /// and still never out.
+    #[test]
+    fn an_unmodified_read_only_consumer_copies_only_its_first_fill() {
+        let frame = [acquire(0, false, true), release(0, false)];
+        let first = copies_needed(Contents::NEW, &frame);
+        assert_eq!((first.copy_in.clone(), first.copy_out.clone(), first.fill), (vec![0], vec![], false));
+        let mut c = first.after.unwrap();
+        for _ in 0..3 {
+            let n = copies_needed(c, &frame);
+            assert!(!n.any(), "{n:?}");
+            c = n.after.unwrap();
+        }
+        let said_nothing = copies_needed(c, &[acquire(0, false, false), release(0, false)]);
+        assert_eq!((said_nothing.copy_in, said_nothing.copy_out), (vec![0], vec![]));
+    }
+
+    /// What was written reaches the dma-buf: an acquire for writing, or a
+    /// release whose source access writes, copies out; the next release
+    /// with nothing written since does not.
+    #[test]
+    fn a_release_copies_out_only_what_was_written_since_the_last_copy() {
+        let wrote = copies_needed(FRESH, &[acquire(0, true, true), release(1, false)]);
+        assert_eq!((wrote.copy_in.clone(), wrote.copy_out.clone()), (vec![], vec![1]));
+        assert_eq!(wrote.after, Some(FRESH));
+        let by_release = copies_needed(FRESH, &[release(0, true)]);
+        assert_eq!(by_release.copy_out, vec![0]);
+        let nothing = copies_needed(FRESH, &[release(0, false)]);
+        assert!(!nothing.any());
+        // Written in an earlier submission (acquired for writing there).
+        let earlier = copies_needed(FRESH, &[acquire(0, true, false)]).after.unwrap();
+        assert!(earlier.dirty);
+        assert_eq!(copies_needed(earlier, &[release(0, false)]).copy_out, vec![0]);
+    }
+
+    /// A backing that never received the dma-buf's content is filled before
+    /// a release copies it out, and an unmodified acquire of it still
+    /// copies in (there is nothing to keep).
+    #[test]
+    fn a_stale_backing_is_filled_before_it_is_published_and_never_trusted() {
+        let n = copies_needed(Contents::NEW, &[release(2, true)]);
+        assert!(n.fill);
+        assert_eq!(n.copy_out, vec![2]);
+        let read_only = copies_needed(Contents::NEW, &[release(0, false)]);
+        assert!(!read_only.any(), "nothing written, nothing to publish");
+        assert_eq!(read_only.after, Some(Contents::NEW));
+        assert_eq!(copies_needed(Contents::NEW, &[acquire(0, false, true)]).copy_in, vec![0]);
+        let mapped = Contents { current: false, ..FRESH };
+        assert_eq!(copies_needed(mapped, &[acquire(0, false, true)]).copy_in, vec![0]);
+    }
+
+    /// Steps are taken in batch order, acquires before releases of the same
+    /// batch; a later acquire without the structure copies in again.
+    #[test]
+    fn steps_follow_batch_order() {
+        let n = copies_needed(FRESH, &[release(1, true), acquire(0, true, true), acquire(2, false, false)]);
+        assert_eq!((n.copy_in, n.copy_out), (vec![2], vec![1]));
+        assert_eq!(n.after, Some(FRESH));
     }
 }

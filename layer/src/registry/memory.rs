@@ -105,6 +105,8 @@ pub struct MemoryTable {
     imports_of: HashMap<DmaBufKey, u32>,
     /// How many memories have a dma-buf (the sum of `imports_of`).
     with_dma_buf: usize,
+    /// How many memories are dynamic attachments.
+    dynamic: usize,
 }
 
 /// What a dynamic attachment's copies cover.
@@ -140,7 +142,9 @@ impl MemoryTable {
     }
 
     pub fn insert(&mut self, memory: vk::DeviceMemory, record: ExternalMemory) {
+        self.dynamic += usize::from(record.dynamic.is_some());
         if let Some(old) = self.memories.insert(memory, record) {
+            self.dynamic -= usize::from(old.dynamic.is_some());
             // A handle value reused after a free the layer missed: forget the
             // stale bindings too.
             for r in old.bound {
@@ -164,6 +168,7 @@ impl MemoryTable {
     /// Forgets `memory` and its bindings. Returns what was tracked.
     pub fn remove(&mut self, memory: vk::DeviceMemory) -> Option<ExternalMemory> {
         let record = self.memories.remove(&memory)?;
+        self.dynamic -= usize::from(record.dynamic.is_some());
         for r in &record.bound {
             self.forget_binding(*r, memory);
         }
@@ -187,6 +192,11 @@ impl MemoryTable {
                 self.imports_of.remove(&key);
             }
         }
+    }
+
+    /// How many memories are dynamic attachments.
+    pub fn dynamic_count(&self) -> usize {
+        self.dynamic
     }
 
     /// How many memories are known to import or export a dma-buf.

@@ -11,7 +11,8 @@ use ash::vk;
 use super::plan::Plan;
 use super::{evict, revalidate};
 use crate::dispatch::Device;
-use crate::registry::dynamic::LastUse;
+use crate::registry::dynamic::{copies_needed, Contents, CopiesNeeded, LastUse, Residency, Step};
+use crate::registry::{CopyExtent, Span};
 use crate::settings::EvictPolicy;
 
 /// The dynamic-attachment work of one submission.
@@ -26,13 +27,56 @@ pub(super) struct DynamicWork {
     /// copied in there (their copy must see the dma-buf's finished writes).
     pub fill_acquires: Vec<super::plan::Handover>,
     /// The attachments counted in flight for this submission (memory,
-    /// generation).
+    /// generation): those it copies, which needed their imports resident.
     pub touched: Vec<(vk::DeviceMemory, u64)>,
+    /// What each attachment's backing holds once the submission has run
+    /// (memory, generation, contents), set when it was submitted.
+    pub settle: Vec<(vk::DeviceMemory, u64, Contents)>,
 }
 
-/// Applies the eviction policy, makes the submission's dynamic
-/// attachments resident, and lists their copies. On failure nothing stays
-/// counted in flight.
+/// Each dynamic attachment's hand-overs in the plan.
+fn steps_of(plan: &Plan) -> BTreeMap<vk::DeviceMemory, Vec<Step>> {
+    let mut steps: BTreeMap<vk::DeviceMemory, Vec<Step>> = BTreeMap::new();
+    for (&batch, list) in &plan.acquires {
+        for h in list.iter().filter(|h| h.dynamic) {
+            let step = Step::Acquire { batch, writes: h.writes, unmodified: h.unmodified };
+            steps.entry(h.memory).or_default().push(step);
+        }
+    }
+    for h in plan.releases.iter().filter(|h| h.dynamic) {
+        for &batch in &h.release_batches {
+            steps.entry(h.memory).or_default().push(Step::Release { batch, src_writes: h.src_writes });
+        }
+    }
+    steps
+}
+
+/// Which copies each dynamic attachment of the plan needs, from what its
+/// backing holds: (memory, generation, copies).
+fn copies_of(dev: &Device, plan: &Plan) -> Vec<(vk::DeviceMemory, u64, CopiesNeeded)> {
+    let steps = steps_of(plan);
+    dev.state.with_memory(|t| {
+        steps
+            .iter()
+            .filter_map(|(&m, steps)| {
+                let size = t.dynamic_mut(m)?.size;
+                let extent = match t.copy_extent(m, size) {
+                    CopyExtent::Part(e) => e,
+                    CopyExtent::Whole | CopyExtent::Nothing => Span { offset: 0, size },
+                };
+                let d = t.dynamic_mut(m)?;
+                if d.is_resident() || d.residency == Residency::Invalidated {
+                    d.widen(extent);
+                }
+                Some((m, d.generation, copies_needed(d.contents, steps)))
+            })
+            .collect()
+    })
+}
+
+/// Applies the eviction policy, makes the dynamic attachments the
+/// submission copies resident, and lists their copies. On failure nothing
+/// stays counted in flight.
 pub(super) fn prepare(
     dev: &Device,
     queue: vk::Queue,
@@ -49,6 +93,12 @@ pub(super) fn prepare(
     if !has_dynamic {
         return Ok(DynamicWork::default());
     }
+    let needs = copies_of(dev, plan);
+    let settle = needs.iter().filter_map(|(m, g, n)| Some((*m, *g, n.after?))).collect();
+    let mut work = DynamicWork { settle, ..DynamicWork::default() };
+    if !needs.iter().any(|(_, _, n)| n.any()) {
+        return Ok(work);
+    }
     let Some(family) = dev.state.queue_info(queue).map(|q| q.family) else {
         log_error!(
             "{}: a submission on queue {:#x}, which the layer never saw retrieved, uses a dynamic attachment",
@@ -57,71 +107,33 @@ pub(super) fn prepare(
         );
         return Err(vk::Result::ERROR_OUT_OF_DEVICE_MEMORY);
     };
-    let mut work = DynamicWork::default();
-    let mut copies = BTreeMap::new();
-    for h in plan.handovers().filter(|h| h.dynamic) {
-        if copies.contains_key(&h.memory) {
-            continue;
-        }
-        match revalidate::for_submission(dev, h.memory, family, timeout) {
+    for (memory, _, needed) in needs.iter().filter(|(_, _, n)| n.any()) {
+        let c = match revalidate::for_submission(dev, *memory, family, timeout) {
             Ok(Some((c, generation))) => {
-                copies.insert(h.memory, c);
-                work.touched.push((h.memory, generation));
+                work.touched.push((*memory, generation));
+                c
             }
-            Ok(None) => {}
+            Ok(None) => continue,
             Err(e) => {
-                finish(dev, &work.touched, None);
+                finish(dev, &work, None);
                 return Err(e);
             }
-        }
-    }
-    for (&batch, list) in &plan.acquires {
-        for (h, c) in list.iter().filter_map(|h| Some((h, copies.get(&h.memory)?))) {
+        };
+        let Some(h) = plan.handovers().find(|h| h.memory == *memory) else { continue };
+        for &batch in &needed.copy_in {
             work.copy_in.entry(batch).or_default().push(c.copy_in);
             dev.state.count(|s| &s.copies_in);
             dev.state.with_stats(|s| s.copied(h.key, c.extent.size, true));
         }
-    }
-    // A backing that never had the dma-buf's content, released without an
-    // acquire here: copied in before the submission's first batch.
-    // An acquire at or before the first release fills it anyway.
-    let filled_first = |m: vk::DeviceMemory| {
-        let first_acquire =
-            plan.acquires.iter().find(|(_, l)| l.iter().any(|h| h.memory == m)).map(|(&b, _)| b);
-        let first_release = plan
-            .releases
-            .iter()
-            .filter(|h| h.memory == m)
-            .flat_map(|h| h.release_batches.iter().copied())
-            .min();
-        match (first_acquire, first_release) {
-            (Some(a), Some(r)) => a <= r,
-            (Some(_), None) => true,
-            (None, _) => false,
-        }
-    };
-    let stale: Vec<vk::DeviceMemory> = dev.state.with_memory(|t| {
-        work.touched
-            .iter()
-            .filter(|&&(m, g)| !filled_first(m) && t.dynamic_of(m, g).is_some_and(|d| d.stale))
-            .map(|&(m, _)| m)
-            .collect()
-    });
-    for m in stale {
-        if let Some(c) = copies.get(&m) {
+        if needed.fill {
+            // Copied in before the submission's first batch, after the
+            // dma-buf's writers.
             work.copy_in.entry(0).or_default().insert(0, c.copy_in);
             dev.state.count(|s| &s.copies_in);
-            if let Some(h) = plan.handovers().find(|h| h.memory == m) {
-                dev.state.with_stats(|s| s.copied(h.key, c.extent.size, true));
-            }
-        }
-        if let Some(h) = plan.releases.iter().find(|h| h.memory == m) {
+            dev.state.with_stats(|s| s.copied(h.key, c.extent.size, true));
             work.fill_acquires.push(super::plan::Handover { writes: false, batch: 0, ..h.clone() });
         }
-    }
-    for h in &plan.releases {
-        let Some(c) = copies.get(&h.memory) else { continue };
-        for &batch in &h.release_batches {
+        for &batch in &needed.copy_out {
             work.copy_out.entry(batch).or_default().push(c.copy_out);
             dev.state.count(|s| &s.copies_out);
             dev.state.with_stats(|s| s.copied(h.key, c.extent.size, false));
@@ -137,17 +149,39 @@ pub(super) fn prepare(
 }
 
 /// Ends the submission's use of its dynamic attachments: `Some` with its
-/// retire point once submitted, `None` when it failed.
-pub(super) fn finish(dev: &Device, touched: &[(vk::DeviceMemory, u64)], used: Option<LastUse>) {
-    if touched.is_empty() {
+/// retire point once submitted (what their backings hold is settled),
+/// `None` when it failed.
+pub(super) fn finish(dev: &Device, work: &DynamicWork, used: Option<LastUse>) {
+    if work.touched.is_empty() && (used.is_none() || work.settle.is_empty()) {
         return;
     }
     let now = Instant::now();
     dev.state.with_memory(|t| {
-        for &(m, generation) in touched {
+        for &(m, generation) in &work.touched {
             if let Some(d) = t.dynamic_of(m, generation) {
                 d.finish_use(used, now);
             }
         }
+        if used.is_some() {
+            settle(t, &work.settle);
+        }
     });
+}
+
+/// A submission that copied nothing went down as it was: what its
+/// attachments' backings hold is settled all the same.
+pub(super) fn submitted_without_copies(dev: &Device, work: &DynamicWork) {
+    if !work.settle.is_empty() {
+        dev.state.with_memory(|t| settle(t, &work.settle));
+    }
+}
+
+fn settle(t: &mut crate::registry::MemoryTable, settle: &[(vk::DeviceMemory, u64, Contents)]) {
+    for &(m, generation, contents) in settle {
+        if let Some(d) = t.dynamic_of(m, generation) {
+            // A mapping taken meanwhile keeps the backing untrusted.
+            let current = contents.current && d.mapped.is_none();
+            d.contents = Contents { current, ..contents };
+        }
+    }
 }

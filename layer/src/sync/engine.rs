@@ -16,7 +16,7 @@ use super::release::{self, Publisher, Reuse};
 use super::strategy::{self, Strategy};
 use super::submit::{self, Additions, AroundBatch};
 use super::waiter::ThreadBridge;
-use super::{attachments, Bridge, SemaphoreBridge, Wait};
+use super::{attachments, evict, Bridge, SemaphoreBridge, Wait};
 use crate::dispatch::Device;
 use crate::settings::{EvictPolicy, Settings};
 use crate::views::Submits;
@@ -253,6 +253,17 @@ impl SyncEngine {
         }
     }
 
+    /// A submission that hands nothing over: it counts for the eviction
+    /// policy, which runs before it (nothing it does needs an import: the
+    /// application's memory is the backing).
+    pub fn submitted_without_handovers(&self, dev: &Device) {
+        if self.evict == EvictPolicy::Off {
+            return;
+        }
+        let count = self.submissions.fetch_add(1, Ordering::Relaxed) + 1;
+        evict::run(dev, &evict::choose(dev, &Plan::default(), self.evict, count), self.timeout);
+    }
+
     /// Submits with implicit sync for `plan` (timed when statistics are on:
     /// the layer's own share is `sync_total_ns - sync_driver_ns`).
     pub fn submit(
@@ -369,13 +380,17 @@ impl SyncEngine {
         // The common case, an acquire whose fences had all signalled and no
         // release: nothing to add, so the submission goes down untouched.
         if around.is_empty() && used.is_empty() && plan.releases.is_empty() && dynamic.touched.is_empty() {
-            return driver.time(|| call.plain(dev, queue, fence));
+            let r = driver.time(|| call.plain(dev, queue, fence));
+            if r == vk::Result::SUCCESS {
+                attachments::submitted_without_copies(dev, &dynamic);
+            }
+            return r;
         }
         let fail = |e: vk::Result, used: Vec<vk::Semaphore>| {
             for s in used {
                 self.pool.discard(dev, s);
             }
-            attachments::finish(dev, &dynamic.touched, None);
+            attachments::finish(dev, &dynamic, None);
             e
         };
         // Every submission the layer adds to gets a retire point: its pool
@@ -428,7 +443,7 @@ impl SyncEngine {
             }
         }
         self.pool.retire_after(timeline, value, &reusable);
-        attachments::finish(dev, &dynamic.touched, Some((queue, timeline, value)));
+        attachments::finish(dev, &dynamic, Some((queue, timeline, value)));
         result
     }
 

@@ -219,3 +219,78 @@ pub fn an_attachment_outlives_its_exporting_process() -> TestResult {
     ensure!(stat(&stderr, "revalidations").first().is_some_and(|&r| r >= 2), "{stderr}");
     Ok(Outcome::Pass)
 }
+
+/// The copies of one `copies MODE` run: (copies in, copies out, evictions,
+/// re-validations) from its statistics line.
+fn copies_of(mode: &str, frames: u32, extra: &[(&str, &str)]) -> Result<(u64, u64, u64, u64), String> {
+    let mut envs = vec![("DYNABUF_ATTACH", "dynamic"), ("DYNABUF_STATS", "1")];
+    envs.extend_from_slice(extra);
+    let run = client(&["copies", mode, &frames.to_string()], Layer::On, &envs);
+    ensure!(
+        run.ok && run.value("copies_ok").as_deref() == Some("true"),
+        "copies {mode} failed:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    ensure!(stat(&run.stderr, "dynamic_attachments") == vec![1], "not dynamic:\n{}", run.stderr);
+    let one = |key: &str| {
+        stat(&run.stderr, key).first().copied().ok_or_else(|| format!("no {key}:\n{}", run.stderr))
+    };
+    Ok((one("copies_in")?, one("copies_out")?, one("evictions")?, one("revalidations")?))
+}
+
+pub fn an_unchanged_buffer_acquired_unmodified_and_only_read_is_copied_once() -> TestResult {
+    require_kernel_tier!();
+    let frames = 30;
+    // Every frame's readback is checked word by word in the client.
+    let (copies_in, copies_out, _, _) = copies_of("reader-unmodified", frames, &[])?;
+    ensure!(
+        (copies_in, copies_out) == (1, 0),
+        "{frames} unmodified read-only frames: {copies_in} copies in, {copies_out} out; expected the first fill only"
+    );
+    // Control: the same reader without VkExternalMemoryAcquireUnmodifiedEXT
+    // (and a peer changing the content every frame, which it must see)
+    // copies in at every acquire; it writes nothing, so it never copies out.
+    let (copies_in, copies_out, _, _) = copies_of("reader", frames, &[])?;
+    ensure!(
+        (copies_in, copies_out) == (u64::from(frames), 0),
+        "the reader without the structure: {copies_in} copies in, {copies_out} out; expected {frames} and 0"
+    );
+    // Evicted at every submission, the unchanged attachment is never
+    // re-validated: nothing it does needs the import.
+    let (copies_in, copies_out, evictions, revalidations) =
+        copies_of("reader-unmodified", frames, &[("DYNABUF_EVICT", "every:1")])?;
+    ensure!(
+        (copies_in, copies_out, revalidations) == (1, 0, 0) && evictions >= 1,
+        "evicted every submission: {copies_in} in, {copies_out} out, {evictions} evictions, \
+         {revalidations} re-validations; expected 1, 0, at least 1, 0"
+    );
+    Ok(Outcome::Pass)
+}
+
+pub fn a_writer_acquiring_unmodified_copies_out_every_frame_and_in_once() -> TestResult {
+    require_kernel_tier!();
+    let frames = 30;
+    // The client checks the dma-buf (through the udmabuf's memfd) after
+    // every frame: each release must have published that frame's writes.
+    let (copies_in, copies_out, _, _) = copies_of("writer-unmodified", frames, &[])?;
+    ensure!(
+        (copies_in, copies_out) == (1, u64::from(frames)),
+        "{frames} written frames acquired unmodified: {copies_in} copies in, {copies_out} out; expected 1 and {frames}"
+    );
+    // Control: without the structure every acquire copies in.
+    let (copies_in, copies_out, _, _) = copies_of("writer", frames, &[])?;
+    ensure!(
+        (copies_in, copies_out) == (u64::from(frames), u64::from(frames)),
+        "the writer without the structure: {copies_in} copies in, {copies_out} out; expected {frames} each"
+    );
+    // Re-validated at every submission, the content stays exact and the
+    // backing (the application's memory) is never refilled.
+    let (copies_in, copies_out, evictions, revalidations) =
+        copies_of("writer-unmodified", frames, &[("DYNABUF_EVICT", "every:1")])?;
+    ensure!(
+        (copies_in, copies_out) == (1, u64::from(frames)) && evictions >= u64::from(frames) - 1 && revalidations >= u64::from(frames) - 1,
+        "evicted every submission: {copies_in} in, {copies_out} out, {evictions} evictions, {revalidations} re-validations"
+    );
+    Ok(Outcome::Pass)
+}

@@ -76,6 +76,8 @@ const TESTS: &[Test] = tests![
     dynamic::eviction_of_a_busy_attachment_waits_and_never_corrupts,
     dynamic::a_failed_revalidation_returns_an_error_and_a_later_submit_retries,
     dynamic::an_attachment_outlives_its_exporting_process,
+    dynamic::an_unchanged_buffer_acquired_unmodified_and_only_read_is_copied_once,
+    dynamic::a_writer_acquiring_unmodified_copies_out_every_frame_and_in_once,
     robustness::sync_off_keeps_dynamic_imports_pinned_and_their_content_exact,
     robustness::a_read_only_acquire_never_released_leaves_the_producers_writes_alone,
     robustness::thread_mode_blocks_vkqueuesubmit_only_when_it_also_releases,

@@ -190,6 +190,7 @@ fn main() -> ExitCode {
         Some("image-frames") => cmd_image_frames(rest),
         Some("hazard") => cmd_hazard(rest),
         Some("cpu-sync") => cmd_cpu_sync(rest),
+        Some("copies") => cmd_copies(rest),
         _ => Err(Error(
             "usage: dynabuf-client compute|probe|multi|threads|external|dmabuf-import|dmabuf-export [args]"
                 .into(),

@@ -10,6 +10,7 @@
 //! fences, whoever holds them), so the tests can run them in one go.
 
 mod content;
+mod copies;
 mod faults;
 mod handover;
 mod host_access;
@@ -26,6 +27,7 @@ use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 pub use content::*;
+pub use copies::*;
 pub use faults::*;
 pub use handover::*;
 pub use host_access::*;
