@@ -106,7 +106,7 @@
 //! dynabuf-client cpu-sync map|map-reader|map-exported|invalidate|flush|timeout|cycles [LEN] [N]
 //!                                         host access behind a foreign writer's vgem fence:
 //!                                         how long the call took, what it read; fd counts
-//! dynabuf-client sparse-probe [VARIATION]...
+//! dynabuf-client sparse-probe [VARIATION]... | --device-only
 //!                                         issue 11's experiment: a SPARSE_BINDING buffer bound
 //!                                         (vkQueueBindSparse) to an imported udmabuf, exported
 //!                                         and ordinary memory, copied out: ok|zeros|wrong each
