@@ -56,6 +56,7 @@ fn_table!(DeviceFns, vk::Device, vk::PFN_vkGetDeviceProcAddr {
     get_buffer_memory_requirements: PFN_vkGetBufferMemoryRequirements = c"vkGetBufferMemoryRequirements";
     get_buffer_memory_requirements2: PFN_vkGetBufferMemoryRequirements2 = c"vkGetBufferMemoryRequirements2" | c"vkGetBufferMemoryRequirements2KHR";
     create_command_pool: PFN_vkCreateCommandPool = c"vkCreateCommandPool";
+    queue_bind_sparse: PFN_vkQueueBindSparse = c"vkQueueBindSparse";
     end_command_buffer: PFN_vkEndCommandBuffer = c"vkEndCommandBuffer";
     cmd_copy_buffer: PFN_vkCmdCopyBuffer = c"vkCmdCopyBuffer";
     map_memory: PFN_vkMapMemory = c"vkMapMemory";

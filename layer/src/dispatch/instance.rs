@@ -97,6 +97,20 @@ impl Instance {
         timeline.timeline_semaphore == vk::TRUE
     }
 
+    /// Whether the device supports the `sparseBinding` feature; `None`
+    /// where `vkGetPhysicalDeviceFeatures2` may not be called.
+    pub fn supports_sparse_binding(&self, physical: vk::PhysicalDevice) -> Option<bool> {
+        if !self.has(vk::API_VERSION_1_1, c"VK_KHR_get_physical_device_properties2") {
+            return None;
+        }
+        let f = self.fns.get_physical_device_features2?;
+        let mut features = vk::PhysicalDeviceFeatures2::default();
+        // SAFETY: a physical device of this instance and a valid
+        // out-structure that lives across the call.
+        unsafe { f(physical, &mut features) };
+        Some(features.features.sparse_binding == vk::TRUE)
+    }
+
     /// The queue flags of each queue family.
     pub fn queue_family_flags(&self, physical: vk::PhysicalDevice) -> Vec<vk::QueueFlags> {
         let Some(f) = self.fns.get_queue_family_properties else { return Vec::new() };
@@ -119,8 +133,19 @@ impl Instance {
         physical: vk::PhysicalDevice,
         handle_type: vk::ExternalMemoryHandleTypeFlags,
     ) -> vk::ExternalMemoryFeatureFlags {
+        self.external_buffer_features_for(physical, handle_type, vk::BufferCreateFlags::empty())
+    }
+
+    /// As [`Self::external_buffer_features`], for a buffer created with `flags`.
+    pub fn external_buffer_features_for(
+        &self,
+        physical: vk::PhysicalDevice,
+        handle_type: vk::ExternalMemoryHandleTypeFlags,
+        flags: vk::BufferCreateFlags,
+    ) -> vk::ExternalMemoryFeatureFlags {
         let Some(f) = self.fns.get_external_buffer_properties else { return Default::default() };
         let info = vk::PhysicalDeviceExternalBufferInfo::default()
+            .flags(flags)
             .usage(vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST)
             .handle_type(handle_type);
         let mut props = vk::ExternalBufferProperties::default();

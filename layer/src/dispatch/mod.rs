@@ -17,6 +17,7 @@ pub mod link;
 pub mod loader_abi;
 pub mod off_thread;
 pub mod own_objects;
+pub mod remap_objects;
 pub mod resources;
 pub mod state;
 pub mod table;

@@ -124,6 +124,8 @@ pub(super) unsafe extern "system" fn create_device(
             enabled: &enabled,
             added: &added,
             timeline: timeline_on,
+            // SAFETY: `info` is valid.
+            sparse_binding: unsafe { sparse_binding_enabled(info) },
             queue_infos,
             p_allocator,
         };
@@ -165,6 +167,20 @@ unsafe fn timeline_chain(
     chain
 }
 
+/// Whether the application enabled `sparseBinding` (in
+/// `pEnabledFeatures` or a chained `VkPhysicalDeviceFeatures2`).
+///
+/// # Safety
+/// `info` must be a valid `VkDeviceCreateInfo` (Vulkan valid usage).
+unsafe fn sparse_binding_enabled(info: &vk::DeviceCreateInfo<'_>) -> bool {
+    // SAFETY: null or a valid `VkPhysicalDeviceFeatures`, per valid usage.
+    let plain = unsafe { info.p_enabled_features.as_ref() };
+    // SAFETY: the application's valid chain.
+    let chained = unsafe { crate::views::pnext::find::<vk::PhysicalDeviceFeatures2<'_>>(info.p_next) };
+    plain.map(|f| f.sparse_binding) == Some(vk::TRUE)
+        || chained.map(|f| f.features.sparse_binding) == Some(vk::TRUE)
+}
+
 /// What `vkCreateDevice` created, for [`register`].
 struct Created<'a> {
     handle: vk::Device,
@@ -172,6 +188,8 @@ struct Created<'a> {
     added: &'a [&'static Wanted],
     /// Whether `timelineSemaphore` is on (asked by the layer or the application).
     timeline: bool,
+    /// Whether the application enabled `sparseBinding`.
+    sparse_binding: bool,
     queue_infos: &'a [vk::DeviceQueueCreateInfo<'a>],
     p_allocator: *const vk::AllocationCallbacks<'a>,
 }
@@ -222,7 +240,16 @@ fn register(
             .iter()
             .find(|q| q.flags.is_empty() && q.queue_count > 0)
             .map(|q| q.queue_family_index);
-        let probed = probe::probe(instance, &dev, c.enabled, probe_family);
+        let mut probed = probe::probe(instance, &dev, c.enabled, probe_family);
+        let family_flags = instance.queue_family_flags(physical);
+        let remap = crate::hooks::remap_probe::Context {
+            sparse_binding_enabled: c.sparse_binding,
+            queue_infos: c.queue_infos,
+            family_flags: &family_flags,
+            settings,
+            dma_buf_import: &probed.caps.dma_buf_import,
+        };
+        probed.caps.remap = crate::hooks::remap_probe::probe(instance, &dev, &remap);
         let strategy = crate::sync::strategy::choose(&probed.caps, settings, c.timeline);
         log_info!("{}: {}; sync strategy: {strategy}", dev.state.name, probed.caps.summary());
         if !c.added.is_empty() {

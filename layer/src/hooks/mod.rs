@@ -20,5 +20,6 @@ pub mod memory;
 pub mod prime;
 pub mod probe;
 pub mod queue;
+pub mod remap_probe;
 pub mod resource;
 pub mod usage;

@@ -42,6 +42,9 @@ pub struct Capabilities {
     pub sync_fd_export: Finding,
     pub sync_fd_import: Finding,
     pub drm: DrmFinding,
+    /// Whether dynamic attachments can be re-mapped (a sparse buffer
+    /// bound to a dma-buf import) instead of copied: `hooks::remap_probe`.
+    pub remap: Finding,
 }
 
 impl Default for Capabilities {
@@ -54,6 +57,7 @@ impl Default for Capabilities {
             sync_fd_export: untested(),
             sync_fd_import: untested(),
             drm: DrmFinding::None("not probed".into()),
+            remap: untested(),
         }
     }
 }
@@ -70,12 +74,13 @@ impl Capabilities {
             ),
         };
         format!(
-            "dma-buf export {}, import {}; dma-buf sync-file ioctls {}; SYNC_FD semaphore export {}, import {}; DRM node {drm}",
+            "dma-buf export {}, import {}; dma-buf sync-file ioctls {}; SYNC_FD semaphore export {}, import {}; DRM node {drm}; remap {}",
             self.dma_buf_export.word(),
             self.dma_buf_import.word(),
             self.sync_file_ioctls.word(),
             self.sync_fd_export.word(),
             self.sync_fd_import.word(),
+            self.remap.word(),
         )
     }
 }
@@ -96,6 +101,7 @@ mod tests {
             "sync-file ioctls yes",
             "import no (extension absent)",
             "DRM node none",
+            "remap untested (not probed)",
         ] {
             assert!(s.contains(part), "{part} not in {s}");
         }

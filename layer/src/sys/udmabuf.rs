@@ -1,6 +1,7 @@
 //! udmabuf: a dma-buf made from a sealed memfd (`/dev/udmabuf`), the way to
-//! get a real dma-buf without a GPU. The layer itself never makes one: the
-//! `dynabuf` command (`doctor`) and the tests and demo do.
+//! get a real dma-buf without a GPU. The layer makes one only in its re-map
+//! probe at `vkCreateDevice` (`hooks::remap_probe`); the `dynabuf` command
+//! (`doctor`) and the tests and demo make them too.
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 

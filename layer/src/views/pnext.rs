@@ -42,6 +42,7 @@ extends!(
     RenderPassAttachmentBeginInfo,
     LayerSettingsCreateInfoEXT,
     SemaphoreTypeCreateInfo,
+    PhysicalDeviceFeatures2,
 );
 
 /// Iterates the raw nodes of a chain.

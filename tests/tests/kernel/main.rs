@@ -23,6 +23,7 @@ mod harness;
 mod hazards;
 mod images;
 mod implicit_sync;
+mod remap;
 mod robustness;
 mod statistics;
 mod sync_file_semantics;
@@ -78,6 +79,8 @@ const TESTS: &[Test] = tests![
     dynamic::an_attachment_outlives_its_exporting_process,
     dynamic::an_unchanged_buffer_acquired_unmodified_and_only_read_is_copied_once,
     dynamic::a_writer_acquiring_unmodified_copies_out_every_frame_and_in_once,
+    remap::lavapipe_sparse_binding_of_dma_buf_memory_reads_zeros,
+    remap::the_probe_turns_remap_off_on_lavapipe_and_says_why,
     robustness::sync_off_keeps_dynamic_imports_pinned_and_their_content_exact,
     robustness::a_read_only_acquire_never_released_leaves_the_producers_writes_alone,
     robustness::thread_mode_blocks_vkqueuesubmit_only_when_it_also_releases,

@@ -106,6 +106,10 @@
 //! dynabuf-client cpu-sync map|map-reader|map-exported|invalidate|flush|timeout|cycles [LEN] [N]
 //!                                         host access behind a foreign writer's vgem fence:
 //!                                         how long the call took, what it read; fd counts
+//! dynabuf-client sparse-probe [VARIATION]... | --device-only
+//!                                         issue 11's experiment: a SPARSE_BINDING buffer bound
+//!                                         (vkQueueBindSparse) to an imported udmabuf, exported
+//!                                         and ordinary memory, copied out: ok|zeros|wrong each
 //! ```
 
 use std::process::ExitCode;
@@ -119,6 +123,7 @@ mod layer_settings;
 mod residency;
 mod robustness;
 mod sharing;
+mod sparse;
 
 use basic::*;
 use hazards::*;
@@ -127,6 +132,7 @@ use layer_settings::*;
 use residency::*;
 use robustness::*;
 use sharing::*;
+use sparse::*;
 
 pub(crate) fn arg(args: &[String], i: usize, default: u32) -> u32 {
     args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default)
@@ -191,6 +197,7 @@ fn main() -> ExitCode {
         Some("hazard") => cmd_hazard(rest),
         Some("cpu-sync") => cmd_cpu_sync(rest),
         Some("copies") => cmd_copies(rest),
+        Some("sparse-probe") => cmd_sparse_probe(rest),
         _ => Err(Error(
             "usage: dynabuf-client compute|probe|multi|threads|external|dmabuf-import|dmabuf-export [args]"
                 .into(),
