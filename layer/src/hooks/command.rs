@@ -68,12 +68,13 @@ fn record(dev: &Device, cb: vk::CommandBuffer, found: Vec<OwnershipTransfer>) {
             Direction::Release => dev.state.count(|s| &s.releases_recorded),
         }
         log_debug!(
-            "{}: command buffer {:#x} records {:?} of {:?}{}",
+            "{}: command buffer {:#x} records {:?} of {:?}{}{}",
             dev.state.name,
             vk::Handle::as_raw(cb),
             x.direction,
             x.resource,
-            if x.writes { " (write)" } else { " (read)" }
+            if x.writes { " (write)" } else { " (read)" },
+            if x.unmodified { " (unmodified)" } else { "" }
         );
     }
     let hazards = dev.state.hazards.is_some();
