@@ -158,13 +158,14 @@ impl Instance {
     }
 
     /// `vkEnumerateDeviceExtensionProperties(physical, NULL, ...)` below the
-    /// layer, all of it (the two-call idiom, again while the list grows).
+    /// layer, all of it (the two-call idiom, again while the list grows, a
+    /// few times at most).
     pub fn device_extension_properties(
         &self,
         physical: vk::PhysicalDevice,
     ) -> Result<Vec<vk::ExtensionProperties>, vk::Result> {
         let Some(f) = self.fns.enumerate_device_extension_properties else { return Ok(Vec::new()) };
-        loop {
+        for _ in 0..4 {
             let mut count = 0u32;
             // SAFETY: a physical device of this instance and a valid count pointer.
             let r = unsafe { f(physical, std::ptr::null(), &mut count, std::ptr::null_mut()) };
@@ -183,6 +184,7 @@ impl Instance {
                 e => return Err(e),
             }
         }
+        Err(vk::Result::INCOMPLETE)
     }
 
     /// The next layer's `vkEnumerateDeviceExtensionProperties`.
