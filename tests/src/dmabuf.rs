@@ -152,6 +152,11 @@ pub enum AcquireKind {
     Read,
     /// SHADER_READ | SHADER_WRITE.
     Write,
+    /// As `Read`, with `VkExternalMemoryAcquireUnmodifiedEXT{acquireUnmodifiedMemory: TRUE}`
+    /// chained to the barrier: nobody changed the memory since this device
+    /// released it (the device should enable
+    /// `VK_EXT_external_memory_acquire_unmodified`: [`crate::vulkan::ClientOptions::acquire_unmodified`]).
+    ReadUnmodified,
     /// No ownership transfer at all (an application that records none).
     None,
 }
@@ -198,8 +203,10 @@ pub fn acquire_job(
 }
 
 /// Records an acquire of `buffer` from FOREIGN into `family`, read-only
-/// (destination access SHADER_READ) for [`AcquireKind::Read`], else
-/// reading and writing; nothing for [`AcquireKind::None`].
+/// (destination access SHADER_READ) for [`AcquireKind::Read`] and
+/// [`AcquireKind::ReadUnmodified`] (which chains
+/// `VkExternalMemoryAcquireUnmodifiedEXT`), else reading and writing;
+/// nothing for [`AcquireKind::None`].
 pub fn foreign_acquire(
     d: &ash::Device,
     cb: vk::CommandBuffer,
@@ -209,15 +216,20 @@ pub fn foreign_acquire(
 ) {
     let dst = match kind {
         AcquireKind::None => return,
-        AcquireKind::Read => vk::AccessFlags::SHADER_READ,
+        AcquireKind::Read | AcquireKind::ReadUnmodified => vk::AccessFlags::SHADER_READ,
         AcquireKind::Write => vk::AccessFlags::SHADER_READ | vk::AccessFlags::SHADER_WRITE,
     };
-    let barrier = [vk::BufferMemoryBarrier::default()
+    let mut unmodified = vk::ExternalMemoryAcquireUnmodifiedEXT::default().acquire_unmodified_memory(true);
+    let mut barrier = vk::BufferMemoryBarrier::default()
         .dst_access_mask(dst)
         .src_queue_family_index(vk::QUEUE_FAMILY_FOREIGN_EXT)
         .dst_queue_family_index(family)
         .buffer(buffer)
-        .size(vk::WHOLE_SIZE)];
+        .size(vk::WHOLE_SIZE);
+    if kind == AcquireKind::ReadUnmodified {
+        barrier = barrier.push_next(&mut unmodified);
+    }
+    let barrier = [barrier];
     // SAFETY: a command buffer in the recording state, a buffer of this device.
     unsafe {
         d.cmd_pipeline_barrier(

@@ -37,6 +37,13 @@ pub struct ClientOptions {
     pub debug_utils: bool,
     /// Enable the `dynamicRendering` feature (Vulkan 1.3).
     pub dynamic_rendering: bool,
+    /// Enable `VK_EXT_external_memory_acquire_unmodified` (and
+    /// `VK_EXT_queue_family_foreign`) where the device lists them (through
+    /// dynabuf it always lists the first).
+    pub acquire_unmodified: bool,
+    /// Device extensions to enable whether or not the device lists them
+    /// (for tests of what `vkCreateDevice` says then).
+    pub required_extensions: Vec<CString>,
 }
 
 /// One `VkLayerSettingEXT`.
@@ -185,7 +192,9 @@ impl Client {
         }
         // SAFETY: a valid create info whose pointers outlive the call.
         let instance = unsafe { entry.create_instance(&info, None) }.ctx("vkCreateInstance")?;
-        match Self::with_instance(entry, instance.clone(), opts) {
+        // A clone of the entry keeps libvulkan loaded for the destroy below
+        // when the device cannot be made (`with_instance` drops its own).
+        match Self::with_instance(entry.clone(), instance.clone(), opts) {
             Ok(c) => Ok(c),
             Err(e) => {
                 // SAFETY: nothing was created from the instance that still lives.
@@ -215,14 +224,25 @@ impl Client {
         let available = unsafe { instance.enumerate_device_extension_properties(physical) }
             .ctx("vkEnumerateDeviceExtensionProperties")?;
         let bare = opts.bare || std::env::var_os("DYNABUF_CLIENT_BARE").is_some_and(|v| v == "1");
-        let extensions: Vec<CString> = WANTED_DEVICE_EXTENSIONS
+        let unmodified: &[&CStr] = if opts.acquire_unmodified {
+            &[ash::ext::external_memory_acquire_unmodified::NAME, ash::ext::queue_family_foreign::NAME]
+        } else {
+            &[]
+        };
+        let mut extensions: Vec<CString> = WANTED_DEVICE_EXTENSIONS
             .iter()
             .copied()
             .chain(opts.extra_extensions.iter().map(CString::as_c_str))
+            .chain(unmodified.iter().copied())
             .filter(|_| !bare)
             .filter(|w| available.iter().any(|a| a.extension_name_as_c_str() == Ok(*w)))
             .map(CString::from)
             .collect();
+        for r in &opts.required_extensions {
+            if !extensions.contains(r) {
+                extensions.push(r.clone());
+            }
+        }
         let ext_ptrs: Vec<_> = extensions.iter().map(|e| e.as_ptr()).collect();
         let mut vk12 = vk::PhysicalDeviceVulkan12Features::default().timeline_semaphore(opts.timeline);
         let mut vk13 = vk::PhysicalDeviceVulkan13Features::default()

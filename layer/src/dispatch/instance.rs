@@ -175,25 +175,48 @@ impl Instance {
 
     /// The device extensions the driver (and the layers below) offer.
     pub fn device_extensions(&self, physical: vk::PhysicalDevice) -> Vec<std::ffi::CString> {
-        let Some(f) = self.fns.enumerate_device_extension_properties else { return Vec::new() };
-        let mut count = 0u32;
-        // SAFETY: the two-call idiom with a valid count pointer and, second,
-        // an array of `count` elements.
-        unsafe {
-            if f(physical, std::ptr::null(), &mut count, std::ptr::null_mut()) != vk::Result::SUCCESS {
-                return Vec::new();
+        self.device_extension_properties(physical)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p.extension_name_as_c_str().ok().map(std::ffi::CString::from))
+            .collect()
+    }
+
+    /// `vkEnumerateDeviceExtensionProperties(physical, NULL, ...)` below the
+    /// layer, all of it (the two-call idiom, again while the list grows, a
+    /// few times at most).
+    pub fn device_extension_properties(
+        &self,
+        physical: vk::PhysicalDevice,
+    ) -> Result<Vec<vk::ExtensionProperties>, vk::Result> {
+        let Some(f) = self.fns.enumerate_device_extension_properties else { return Ok(Vec::new()) };
+        for _ in 0..4 {
+            let mut count = 0u32;
+            // SAFETY: a physical device of this instance and a valid count pointer.
+            let r = unsafe { f(physical, std::ptr::null(), &mut count, std::ptr::null_mut()) };
+            if r != vk::Result::SUCCESS {
+                return Err(r);
             }
             let mut props = vec![vk::ExtensionProperties::default(); count as usize];
-            let r = f(physical, std::ptr::null(), &mut count, props.as_mut_ptr());
-            if r != vk::Result::SUCCESS && r != vk::Result::INCOMPLETE {
-                return Vec::new();
+            // SAFETY: as above, with an array of `count` elements.
+            let r = unsafe { f(physical, std::ptr::null(), &mut count, props.as_mut_ptr()) };
+            match r {
+                vk::Result::SUCCESS => {
+                    props.truncate(count as usize);
+                    return Ok(props);
+                }
+                vk::Result::INCOMPLETE => continue,
+                e => return Err(e),
             }
-            props.truncate(count as usize);
-            props
-                .iter()
-                .filter_map(|p| p.extension_name_as_c_str().ok().map(std::ffi::CString::from))
-                .collect()
         }
+        Err(vk::Result::INCOMPLETE)
+    }
+
+    /// The next layer's `vkEnumerateDeviceExtensionProperties`.
+    pub fn next_enumerate_device_extension_properties(
+        &self,
+    ) -> Option<vk::PFN_vkEnumerateDeviceExtensionProperties> {
+        self.fns.enumerate_device_extension_properties
     }
 
     /// `VkPhysicalDeviceDrmPropertiesEXT`, when the device has

@@ -114,6 +114,10 @@ pub struct DeviceState {
     pub memory_budget: Option<crate::dispatch::instance::MemoryBudget>,
     /// Whether the `timelineSemaphore` feature is on.
     pub timeline: bool,
+    /// The application enabled `VK_EXT_external_memory_acquire_unmodified`,
+    /// which the driver lacks: the layer took it out of the enabled list and
+    /// takes its structure out of barrier chains (decided at `vkCreateDevice`).
+    pub emulates_acquire_unmodified: bool,
     /// The device's queue families.
     pub queues: QueueFamilies,
     /// Whether dma-buf imports may become dynamic attachments here, or why
@@ -148,6 +152,7 @@ impl DeviceState {
             scope_all: false,
             memory_budget: None,
             timeline: false,
+            emulates_acquire_unmodified: false,
             queues: QueueFamilies::default(),
             dynamic: Err("the layer is disabled"),
             memory_types: Vec::new(),

@@ -5,6 +5,7 @@ use ash::vk;
 use super::{device_or_return, guard, slice};
 use crate::dispatch;
 use crate::hooks::command;
+use crate::views::barriers::Barriers;
 
 pub(super) unsafe extern "system" fn allocate_command_buffers(
     device: vk::Device,
@@ -90,7 +91,8 @@ pub(super) unsafe extern "system" fn destroy_command_pool(
 }
 
 /// `vkCmdPipelineBarrier`. The fast path (the device has no external memory,
-/// so no barrier can be an ownership transfer the layer tracks) goes straight
+/// so no barrier can be an ownership transfer the layer tracks, and the layer
+/// does not emulate `VK_EXT_external_memory_acquire_unmodified`) goes straight
 /// down with the application's arguments; it contains no panic site, so it
 /// needs no guard, and compiles to a lookup and a tail call.
 #[allow(clippy::too_many_arguments)]
@@ -108,7 +110,11 @@ pub(super) unsafe extern "system" fn cmd_pipeline_barrier(
 ) {
     // SAFETY: the application passes a valid command buffer.
     if let Some(dev) = unsafe { dispatch::device(cb) } {
-        if let (false, Some(f)) = (dev.state.has_external_memory(), dev.fns.cmd_pipeline_barrier) {
+        if let (false, false, Some(f)) = (
+            dev.state.has_external_memory(),
+            dev.state.emulates_acquire_unmodified,
+            dev.fns.cmd_pipeline_barrier,
+        ) {
             // SAFETY: the application's arguments, unchanged, to the next
             // layer's vkCmdPipelineBarrier.
             return unsafe {
@@ -166,6 +172,8 @@ unsafe fn cmd_pipeline_barrier_tracked(
         let (memory, buffers, images) = unsafe {
             (slice(p_memory, memory_count), slice(p_buffers, buffer_count), slice(p_images, image_count))
         };
+        // SAFETY: each barrier's chain is valid for the call (Vulkan valid usage).
+        let (buffers, images) = unsafe { (Barriers::new(buffers), Barriers::new(images)) };
         command::pipeline_barrier(dev, cb, src_stage, dst_stage, flags, memory, buffers, images)
     })
 }
@@ -177,7 +185,11 @@ pub(super) unsafe extern "system" fn cmd_pipeline_barrier2(
 ) {
     // SAFETY: the application passes a valid command buffer.
     if let Some(dev) = unsafe { dispatch::device(cb) } {
-        if let (false, Some(f)) = (dev.state.has_external_memory(), dev.fns.cmd_pipeline_barrier2) {
+        if let (false, false, Some(f)) = (
+            dev.state.has_external_memory(),
+            dev.state.emulates_acquire_unmodified,
+            dev.fns.cmd_pipeline_barrier2,
+        ) {
             // SAFETY: the application's arguments, unchanged, to the next
             // layer's vkCmdPipelineBarrier2.
             return unsafe { f(cb, p_info) };
@@ -203,6 +215,8 @@ unsafe fn cmd_pipeline_barrier2_tracked(cb: vk::CommandBuffer, p_info: *const vk
                 slice(info.p_image_memory_barriers, info.image_memory_barrier_count),
             )
         };
+        // SAFETY: each barrier's chain is valid for the call (Vulkan valid usage).
+        let (buffers, images) = unsafe { (Barriers::new(buffers), Barriers::new(images)) };
         command::pipeline_barrier2(dev, cb, info, buffers, images)
     })
 }

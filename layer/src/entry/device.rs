@@ -3,7 +3,9 @@
 //! At creation the layer enables the extensions it needs (dma-buf and fd
 //! export, SYNC_FD semaphores) when the device has them and the
 //! application did not ask for them, hides their functions from the
-//! application, and probes what the device and kernel can do.
+//! application, takes out `VK_EXT_external_memory_acquire_unmodified` where
+//! it emulates it, and probes what the device and kernel can do. The
+//! device's extension list gains that extension where the driver lacks it.
 
 use std::ffi::{c_char, CStr};
 use std::sync::Arc;
@@ -14,9 +16,10 @@ use super::{guard, slice};
 use crate::dispatch::hazard_reporter::HazardReporter;
 use crate::dispatch::state::{DeviceState, QueueFamilies};
 use crate::dispatch::{self, feature_chain, link, Device, Instance};
+use crate::hooks::acquire_unmodified;
 use crate::hooks::extensions::{self, Wanted};
 use crate::hooks::probe;
-use crate::settings;
+use crate::{settings, LAYER_NAME};
 
 /// The application's extension names.
 ///
@@ -68,11 +71,21 @@ pub(super) unsafe extern "system" fn create_device(
 
         let settings = settings::get();
         // SAFETY: `info` is valid.
-        let requested = unsafe { requested_extensions(info) };
+        let mut requested = unsafe { requested_extensions(info) };
         // SAFETY: the queue create infos the application passed.
         let queue_infos = unsafe { slice(info.p_queue_create_infos, info.queue_create_info_count) };
         let offered = instance.device_extensions(physical);
         let offered: Vec<&CStr> = offered.iter().map(|e| e.as_c_str()).collect();
+        // The layer offers VK_EXT_external_memory_acquire_unmodified; the
+        // driver must not be asked for it when it lacks it.
+        let emulated = !settings.disabled && acquire_unmodified::emulates(&requested, &offered);
+        if emulated {
+            requested.retain(|n| *n != acquire_unmodified::NAME);
+        }
+        let app_names: Vec<*const c_char> = requested.iter().map(|n| n.as_ptr()).collect();
+        let mut as_asked = *info;
+        as_asked.enabled_extension_count = app_names.len() as u32;
+        as_asked.pp_enabled_extension_names = app_names.as_ptr();
         let instance_extensions: Vec<&CStr> = instance.extensions.iter().map(|e| e.as_c_str()).collect();
         let ctx = extensions::Context {
             available: &offered,
@@ -109,8 +122,9 @@ pub(super) unsafe extern "system" fn create_device(
             timeline_on = false;
             // SAFETY: `info` is alive; rewinding lets the chain be walked again.
             unsafe { link.rewind() };
-            // SAFETY: the application's arguments, unchanged.
-            result = unsafe { next_create(physical, p_create_info, p_allocator, p_device) };
+            // SAFETY: the application's arguments, unchanged but for the
+            // extension the layer emulates (`app_names` outlives the call).
+            result = unsafe { next_create(physical, &as_asked, p_allocator, p_device) };
         }
         if result != vk::Result::SUCCESS {
             return result;
@@ -126,6 +140,7 @@ pub(super) unsafe extern "system" fn create_device(
             timeline: timeline_on,
             // SAFETY: `info` is valid.
             sparse_binding: unsafe { sparse_binding_enabled(info) },
+            emulated,
             queue_infos,
             p_allocator,
         };
@@ -190,6 +205,8 @@ struct Created<'a> {
     timeline: bool,
     /// Whether the application enabled `sparseBinding`.
     sparse_binding: bool,
+    /// Whether the layer emulates `VK_EXT_external_memory_acquire_unmodified`.
+    emulated: bool,
     queue_infos: &'a [vk::DeviceQueueCreateInfo<'a>],
     p_allocator: *const vk::AllocationCallbacks<'a>,
 }
@@ -223,6 +240,7 @@ fn register(
                 .map(Arc::new);
     }
     state.timeline = c.timeline;
+    state.emulates_acquire_unmodified = c.emulated;
     state.queues = QueueFamilies::new(instance.queue_family_flags(physical), c.queue_infos);
     let props = instance.memory_properties(physical);
     state.memory_types = props.memory_types[..(props.memory_type_count as usize).min(vk::MAX_MEMORY_TYPES)]
@@ -301,5 +319,53 @@ pub(super) unsafe extern "system" fn destroy_device(
         crate::hooks::device::destroying(&dev);
         // SAFETY: the application's allocator (or null), valid per usage.
         dev.destroy_device(unsafe { p_allocator.as_ref() });
+    })
+}
+
+/// `vkEnumerateDeviceExtensionProperties`: the driver's list (and the
+/// layers' below) plus `VK_EXT_external_memory_acquire_unmodified` where it
+/// is absent; for `pLayerName` naming this layer, its own device
+/// extensions; for another layer, the next layer's answer.
+pub(super) unsafe extern "system" fn enumerate_device_extension_properties(
+    physical: vk::PhysicalDevice,
+    p_layer_name: *const c_char,
+    p_count: *mut u32,
+    p_properties: *mut vk::ExtensionProperties,
+) -> vk::Result {
+    guard("vkEnumerateDeviceExtensionProperties", vk::Result::ERROR_OUT_OF_HOST_MEMORY, || {
+        // SAFETY: the application passes a valid physical device handle.
+        let Some(instance) = (unsafe { dispatch::instance(physical) }) else {
+            super::unknown_handle("vkEnumerateDeviceExtensionProperties");
+            return vk::Result::ERROR_INITIALIZATION_FAILED;
+        };
+        // SAFETY: null or a NUL-terminated string (Vulkan valid usage).
+        let layer = (!p_layer_name.is_null()).then(|| unsafe { CStr::from_ptr(p_layer_name) });
+        let list = match layer.filter(|n| !n.is_empty()) {
+            None => match instance.device_extension_properties(physical) {
+                Ok(below) => acquire_unmodified::offered(below),
+                Err(e) => return e,
+            },
+            Some(n) if n == LAYER_NAME => acquire_unmodified::layer_extensions(),
+            Some(_) => {
+                let Some(f) = instance.next_enumerate_device_extension_properties() else {
+                    return vk::Result::ERROR_LAYER_NOT_PRESENT;
+                };
+                // SAFETY: the application's arguments, unchanged.
+                return unsafe { f(physical, p_layer_name, p_count, p_properties) };
+            }
+        };
+        // SAFETY: a valid count pointer (Vulkan valid usage; null is refused).
+        let Some(count) = (unsafe { p_count.as_mut() }) else {
+            return vk::Result::ERROR_INITIALIZATION_FAILED;
+        };
+        if p_properties.is_null() {
+            *count = list.len() as u32;
+            return vk::Result::SUCCESS;
+        }
+        let (n, result) = acquire_unmodified::fill(*count, list.len());
+        // SAFETY: the application's array holds `*count` >= `n` elements.
+        unsafe { std::ptr::copy_nonoverlapping(list.as_ptr(), p_properties, n) };
+        *count = n as u32;
+        result
     })
 }

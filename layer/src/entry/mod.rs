@@ -88,7 +88,8 @@ enum Kind {
     /// A device hook: the layer's unless `DYNABUF_DISABLE=1`, and only when
     /// the next layer has the function.
     Device,
-    /// An instance hook of an extension: as `Device`, from
+    /// An instance hook of an extension (or one offering an extension,
+    /// `vkEnumerateDeviceExtensionProperties`): as `Device`, from
     /// `vkGetInstanceProcAddr` only.
     InstanceExtension,
     /// A device hook that only watches for hazard reports: as `Device`, and
@@ -172,6 +173,7 @@ static HOOKS: &[Hook] = hooks! {
     c"vkCmdPipelineBarrier" => Device, command::cmd_pipeline_barrier as PFN_vkCmdPipelineBarrier;
     c"vkCmdPipelineBarrier2" => Device, command::cmd_pipeline_barrier2 as PFN_vkCmdPipelineBarrier2;
     c"vkCmdPipelineBarrier2KHR" => Device, command::cmd_pipeline_barrier2 as PFN_vkCmdPipelineBarrier2;
+    c"vkEnumerateDeviceExtensionProperties" => InstanceExtension, device::enumerate_device_extension_properties as PFN_vkEnumerateDeviceExtensionProperties;
     c"vkCreateDebugUtilsMessengerEXT" => InstanceExtension, debug_utils::create_debug_utils_messenger as PFN_vkCreateDebugUtilsMessengerEXT;
     c"vkDestroyDebugUtilsMessengerEXT" => InstanceExtension, debug_utils::destroy_debug_utils_messenger as PFN_vkDestroyDebugUtilsMessengerEXT;
     c"vkSetDebugUtilsObjectNameEXT" => Watch, debug_utils::set_debug_utils_object_name as PFN_vkSetDebugUtilsObjectNameEXT;

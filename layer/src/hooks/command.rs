@@ -1,12 +1,15 @@
 //! Command buffers: ownership-transfer barriers are recorded per command
 //! buffer; beginning, resetting or freeing a command buffer (or resetting or
-//! destroying its pool) forgets what it recorded.
+//! destroying its pool) forgets what it recorded. Where the layer emulates
+//! `VK_EXT_external_memory_acquire_unmodified`, barrier commands go down
+//! without its structure.
 
 use ash::vk;
 
 use crate::dispatch::Device;
 use crate::registry::transfers::{self, Barrier, CommandEvent, Direction, OwnershipTransfer};
 use crate::registry::{Planes, Resource};
+use crate::views::barriers::{Barriers, Chained, ChainedBarrier, Stripped};
 
 pub fn allocate(
     dev: &Device,
@@ -65,12 +68,13 @@ fn record(dev: &Device, cb: vk::CommandBuffer, found: Vec<OwnershipTransfer>) {
             Direction::Release => dev.state.count(|s| &s.releases_recorded),
         }
         log_debug!(
-            "{}: command buffer {:#x} records {:?} of {:?}{}",
+            "{}: command buffer {:#x} records {:?} of {:?}{}{}",
             dev.state.name,
             vk::Handle::as_raw(cb),
             x.direction,
             x.resource,
-            if x.writes { " (write)" } else { " (read)" }
+            if x.writes { " (write)" } else { " (read)" },
+            if x.unmodified { " (unmodified)" } else { "" }
         );
     }
     let hazards = dev.state.hazards.is_some();
@@ -110,21 +114,36 @@ trait AsBarrier {
     fn as_barrier(&self) -> Barrier;
 }
 
-impl AsBarrier for vk::BufferMemoryBarrier<'_> {
+/// `b`, with `unmodified` read from its chain when it is an acquire (the
+/// only barriers whose chain is walked: the structure means nothing on
+/// others).
+#[inline]
+fn with_unmodified(mut b: Barrier, chained: impl FnOnce() -> bool) -> Barrier {
+    if transfers::classify(b.src_family, b.dst_family) == Some(Direction::Acquire) {
+        b.unmodified = chained();
+    }
+    b
+}
+
+impl AsBarrier for Chained<'_, vk::BufferMemoryBarrier<'_>> {
     fn as_barrier(&self) -> Barrier {
-        let access = (legacy_access(self.src_access_mask), legacy_access(self.dst_access_mask));
-        Barrier::buffer(self.buffer, self.src_queue_family_index, self.dst_queue_family_index, access)
+        let b = self.get();
+        let access = (legacy_access(b.src_access_mask), legacy_access(b.dst_access_mask));
+        let barrier = Barrier::buffer(b.buffer, b.src_queue_family_index, b.dst_queue_family_index, access);
+        with_unmodified(barrier, || self.acquire_unmodified())
     }
 }
 
-impl AsBarrier for vk::BufferMemoryBarrier2<'_> {
+impl AsBarrier for Chained<'_, vk::BufferMemoryBarrier2<'_>> {
     fn as_barrier(&self) -> Barrier {
-        Barrier::buffer(
-            self.buffer,
-            self.src_queue_family_index,
-            self.dst_queue_family_index,
-            (self.src_access_mask, self.dst_access_mask),
-        )
+        let b = self.get();
+        let barrier = Barrier::buffer(
+            b.buffer,
+            b.src_queue_family_index,
+            b.dst_queue_family_index,
+            (b.src_access_mask, b.dst_access_mask),
+        );
+        with_unmodified(barrier, || self.acquire_unmodified())
     }
 }
 
@@ -149,41 +168,48 @@ fn image_barrier(
     }
 }
 
-impl AsBarrier for vk::ImageMemoryBarrier<'_> {
+impl AsBarrier for Chained<'_, vk::ImageMemoryBarrier<'_>> {
     fn as_barrier(&self) -> Barrier {
-        image_barrier(
-            self.image,
-            &self.subresource_range,
-            (self.src_queue_family_index, self.dst_queue_family_index),
-            (self.old_layout, self.new_layout),
-            (legacy_access(self.src_access_mask), legacy_access(self.dst_access_mask)),
-        )
+        let b = self.get();
+        let barrier = image_barrier(
+            b.image,
+            &b.subresource_range,
+            (b.src_queue_family_index, b.dst_queue_family_index),
+            (b.old_layout, b.new_layout),
+            (legacy_access(b.src_access_mask), legacy_access(b.dst_access_mask)),
+        );
+        with_unmodified(barrier, || self.acquire_unmodified())
     }
 }
 
-impl AsBarrier for vk::ImageMemoryBarrier2<'_> {
+impl AsBarrier for Chained<'_, vk::ImageMemoryBarrier2<'_>> {
     fn as_barrier(&self) -> Barrier {
-        image_barrier(
-            self.image,
-            &self.subresource_range,
-            (self.src_queue_family_index, self.dst_queue_family_index),
-            (self.old_layout, self.new_layout),
-            (self.src_access_mask, self.dst_access_mask),
-        )
+        let b = self.get();
+        let barrier = image_barrier(
+            b.image,
+            &b.subresource_range,
+            (b.src_queue_family_index, b.dst_queue_family_index),
+            (b.old_layout, b.new_layout),
+            (b.src_access_mask, b.dst_access_mask),
+        );
+        with_unmodified(barrier, || self.acquire_unmodified())
     }
 }
 
 /// Records the ownership transfers among one barrier command's barriers.
-fn scan_and_record(
+fn scan_and_record<'a, B: ChainedBarrier, I: ChainedBarrier>(
     dev: &Device,
     cb: vk::CommandBuffer,
-    buffers: &[impl AsBarrier],
-    images: &[impl AsBarrier],
-) {
+    buffers: Barriers<'a, B>,
+    images: Barriers<'a, I>,
+) where
+    Chained<'a, B>: AsBarrier,
+    Chained<'a, I>: AsBarrier,
+{
     let found: Vec<OwnershipTransfer> = buffers
         .iter()
-        .map(AsBarrier::as_barrier)
-        .chain(images.iter().map(AsBarrier::as_barrier))
+        .map(|b| b.as_barrier())
+        .chain(images.iter().map(|b| b.as_barrier()))
         .filter_map(transfers::transfer_of)
         .collect();
     if !found.is_empty() {
@@ -191,6 +217,9 @@ fn scan_and_record(
     }
 }
 
+/// `vkCmdPipelineBarrier`: records the ownership transfers; where the layer
+/// emulates `VK_EXT_external_memory_acquire_unmodified`, calls down with
+/// copies of the barrier arrays without its structure (when one holds it).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn pipeline_barrier(
@@ -200,25 +229,47 @@ pub fn pipeline_barrier(
     dst_stage: vk::PipelineStageFlags,
     flags: vk::DependencyFlags,
     memory: &[vk::MemoryBarrier<'_>],
-    buffers: &[vk::BufferMemoryBarrier<'_>],
-    images: &[vk::ImageMemoryBarrier<'_>],
+    buffers: Barriers<'_, vk::BufferMemoryBarrier<'_>>,
+    images: Barriers<'_, vk::ImageMemoryBarrier<'_>>,
 ) {
     if dev.state.has_external_memory() {
         scan_and_record(dev, cb, buffers, images);
     }
-    dev.cmd_pipeline_barrier(cb, src_stage, dst_stage, flags, memory, buffers, images);
+    if dev.state.emulates_acquire_unmodified {
+        let (b, i) = (buffers.without_acquire_unmodified(), images.without_acquire_unmodified());
+        if b.is_some() || i.is_some() {
+            let b = b.as_ref().map_or(buffers.as_slice(), Stripped::barriers);
+            let i = i.as_ref().map_or(images.as_slice(), Stripped::barriers);
+            return dev.cmd_pipeline_barrier(cb, src_stage, dst_stage, flags, memory, b, i);
+        }
+    }
+    dev.cmd_pipeline_barrier(cb, src_stage, dst_stage, flags, memory, buffers.as_slice(), images.as_slice());
 }
 
+/// `vkCmdPipelineBarrier2`, as [`pipeline_barrier`].
 #[inline]
 pub fn pipeline_barrier2(
     dev: &Device,
     cb: vk::CommandBuffer,
     info: &vk::DependencyInfo<'_>,
-    buffers: &[vk::BufferMemoryBarrier2<'_>],
-    images: &[vk::ImageMemoryBarrier2<'_>],
+    buffers: Barriers<'_, vk::BufferMemoryBarrier2<'_>>,
+    images: Barriers<'_, vk::ImageMemoryBarrier2<'_>>,
 ) {
     if dev.state.has_external_memory() {
         scan_and_record(dev, cb, buffers, images);
+    }
+    if dev.state.emulates_acquire_unmodified {
+        let (b, i) = (buffers.without_acquire_unmodified(), images.without_acquire_unmodified());
+        if b.is_some() || i.is_some() {
+            let mut copy = *info;
+            if let Some(b) = &b {
+                copy.p_buffer_memory_barriers = b.barriers().as_ptr();
+            }
+            if let Some(i) = &i {
+                copy.p_image_memory_barriers = i.barriers().as_ptr();
+            }
+            return dev.cmd_pipeline_barrier2(cb, &copy);
+        }
     }
     dev.cmd_pipeline_barrier2(cb, info);
 }

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acquire_unmodified;
 pub mod attach;
 pub mod command;
 pub mod cpu_access;

@@ -116,19 +116,32 @@ fn the_manifests_declare_every_setting_as_the_layer_reads_it() {
 fn both_manifests_declare_the_same_settings_presets_and_extensions() {
     let [(a, ta), (b, tb)] = MANIFESTS;
     let (la, lb) = (layer(a, ta), layer(b, tb));
-    for field in ["features", "instance_extensions", "platforms", "api_version", "name"] {
+    for field in ["features", "instance_extensions", "device_extensions", "platforms", "api_version", "name"]
+    {
         assert_eq!(la[field], lb[field], "{a} and {b} differ in {field}");
     }
 }
 
 #[test]
-fn the_manifests_offer_vk_ext_layer_settings() {
+fn the_manifests_offer_vk_ext_layer_settings_and_acquire_unmodified() {
     for (name, text) in MANIFESTS {
         let layer = layer(name, text);
         let extensions = layer["instance_extensions"].as_array().unwrap_or_else(|| panic!("{name}"));
         let ours = serde_json::json!({ "name": "VK_EXT_layer_settings", "spec_version": "2" });
         assert_eq!(extensions, &vec![ours], "{name}: instance_extensions");
-        assert!(layer["device_extensions"].is_null(), "{name}: the layer offers no device extension");
+        let ours =
+            serde_json::json!({ "name": "VK_EXT_external_memory_acquire_unmodified", "spec_version": "1" });
+        assert_eq!(layer["device_extensions"], serde_json::json!([ours]), "{name}: device_extensions");
+        let offered = crate::hooks::acquire_unmodified::properties();
+        assert_eq!(
+            ours["name"].as_str(),
+            offered.extension_name_as_c_str().ok().and_then(|n| n.to_str().ok())
+        );
+        assert_eq!(
+            ours["spec_version"],
+            offered.spec_version.to_string(),
+            "{name}: the layer's spec version"
+        );
     }
 }
 

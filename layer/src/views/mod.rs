@@ -1,12 +1,14 @@
 //! Safe read-only views of Vulkan structures the application passes: the
 //! pNext walker, the submissions of a `vkQueueSubmit{,2}` call, the
-//! allocation chain of a `vkAllocateMemory`, and the application's layer
-//! settings at `vkCreateInstance`. They sit at the bottom of the
+//! allocation chain of a `vkAllocateMemory`, the barriers of a barrier
+//! command (and copies without `VkExternalMemoryAcquireUnmodifiedEXT`), and
+//! the application's layer settings at `vkCreateInstance`. They sit at the bottom of the
 //! layering so that `entry` builds them (where the raw pointers are vouched
 //! for) and `hooks` and `sync` read them. Unsafe code lives here, each
 //! constructor stating what it relies on.
 
 pub mod allocation;
+pub mod barriers;
 pub mod images;
 pub mod layer_settings;
 pub mod pnext;

@@ -1,11 +1,13 @@
 //! Subcommands on ordinary memory: compute results, which object serves a
-//! function, several instances, threads, and opaque-fd sharing.
+//! function, several instances, threads, opaque-fd sharing, and an acquire
+//! with `VkExternalMemoryAcquireUnmodifiedEXT`.
 
 use std::ffi::CStr;
 use std::sync::{Arc, Mutex};
 
 use ash::vk;
 use dynabuf_client::compute::{self, Job, Kernel, Push, Shader, StorageBuffer};
+use dynabuf_client::dmabuf::{self, AcquireKind};
 use dynabuf_client::external::{open_fds, ownership_barrier, ExternalBuffer};
 use dynabuf_client::shaders::fill_expected;
 use dynabuf_client::vulkan::{object_of, Client, ClientOptions};
@@ -177,5 +179,52 @@ pub fn cmd_external(args: &[String]) -> Result<()> {
     if fds_after > fds_before {
         return Err(Error(format!("fd count grew from {fds_before} to {fds_after}")));
     }
+    Ok(())
+}
+
+/// `acquire-unmodified listed|unlisted|required`: see the usage in main.rs.
+pub fn cmd_acquire_unmodified(args: &[String]) -> Result<()> {
+    let name = ash::ext::external_memory_acquire_unmodified::NAME;
+    let foreign = std::ffi::CString::from(ash::ext::queue_family_foreign::NAME);
+    let opts = match args.first().map(String::as_str) {
+        Some("listed") => ClientOptions { acquire_unmodified: true, ..Default::default() },
+        Some("unlisted") => ClientOptions { extra_extensions: vec![foreign], ..Default::default() },
+        Some("required") => ClientOptions { required_extensions: vec![name.into()], ..Default::default() },
+        other => return Err(Error(format!("acquire-unmodified: unknown mode {other:?}"))),
+    };
+    let c = match Client::new(&opts) {
+        Ok(c) => c,
+        Err(e) if args[0] == "required" => {
+            // "vkCreateDevice: ERROR_...": the result alone.
+            println!("create_device={}", e.0.rsplit(' ').next().unwrap_or_default());
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    if args[0] == "required" {
+        println!("create_device=SUCCESS");
+        return Ok(());
+    }
+    println!("enabled={}", c.has_extension(name));
+    if args[0] == "listed" && !c.has_extension(name) {
+        // Without the layer on a driver that lacks it: nothing to record.
+        return Ok(());
+    }
+    let len = 256;
+    let shared = ExternalBuffer::exportable(&c, len, vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD)?;
+    shared.host_access(&c, Some(&(0..len).collect::<Vec<_>>()))?;
+    let kernel = Kernel::new(&c, Shader::Increment)?;
+    let push = Push { seed: 7, count: len };
+    let job = dmabuf::acquire_job(&c, &kernel, shared.buffer, AcquireKind::ReadUnmodified, push, true)?;
+    let ran = job.run(&c, c.queues[0]);
+    job.destroy(&c);
+    kernel.destroy(&c);
+    let seen = ran.and_then(|()| shared.host_access(&c, None));
+    shared.destroy(&c);
+    let seen = seen?;
+    if let Some(i) = (0..len).find(|&i| seen[i as usize] != i + 7) {
+        return Err(Error(format!("data[{i}] = {}, expected {}", seen[i as usize], i + 7)));
+    }
+    println!("content_ok=true");
     Ok(())
 }

@@ -15,7 +15,13 @@
 //! dynabuf-client threads [T] [N]          T threads x N submits of increment.comp
 //! dynabuf-client dmabuf-import           a udmabuf imported, GPU adds, CPU checks (needs /dev/udmabuf)
 //! dynabuf-client dmabuf-export           GPU fills, exported dma-buf mapped and checked both ways
-//! dynabuf-client acquire FD LEN read|write|none DISPATCH
+//! dynabuf-client acquire-unmodified listed|unlisted|required
+//!                                         an acquire from FOREIGN of an OPAQUE_FD buffer with
+//!                                         VkExternalMemoryAcquireUnmodifiedEXT, the extension
+//!                                         enabled where listed (listed), not enabled (unlisted:
+//!                                         invalid usage, for the control), or enabled whether
+//!                                         listed or not ("create_device=..." only)
+//! dynabuf-client acquire FD LEN read|read-unmodified|write|none DISPATCH
 //!                                         child of a kernel test: imports dma-buf FD
 //!                                         (inherited), prints "ready", waits for "go" on
 //!                                         stdin, submits an acquire + add-1000 (of LEN
@@ -164,6 +170,7 @@ fn main() -> ExitCode {
         Some("layer-settings") => cmd_layer_settings(rest),
         Some("threads") => cmd_threads(rest),
         Some("external") => cmd_external(rest),
+        Some("acquire-unmodified") => cmd_acquire_unmodified(rest),
         Some("dmabuf-import") => cmd_dmabuf_import(),
         Some("acquire") => cmd_acquire(rest),
         Some("release") => cmd_release(rest),

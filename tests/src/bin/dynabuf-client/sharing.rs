@@ -32,11 +32,13 @@ pub fn cmd_acquire(args: &[String]) -> Result<()> {
     let len = arg(args, 1, 1024);
     let kind = match args.get(2).map(String::as_str) {
         Some("read") => dmabuf::AcquireKind::Read,
+        Some("read-unmodified") => dmabuf::AcquireKind::ReadUnmodified,
         Some("none") => dmabuf::AcquireKind::None,
         _ => dmabuf::AcquireKind::Write,
     };
     let count = if arg(args, 3, 1) == 0 { 0 } else { len };
-    let c = Client::new(&ClientOptions::default())?;
+    let acquire_unmodified = kind == dmabuf::AcquireKind::ReadUnmodified;
+    let c = Client::new(&ClientOptions { acquire_unmodified, ..Default::default() })?;
     let imported = dmabuf::import_fd(&c, std::os::fd::AsFd::as_fd(&fd), len)?;
     let kernel = Kernel::new(&c, Shader::Increment)?;
     let job = dmabuf::foreign_job(&c, &kernel, imported.buffer, kind, 1000, count)?;

@@ -18,7 +18,6 @@ use dynabuf_client::compute::{Kernel, Push, Shader, StorageBuffer};
 use dynabuf_client::dmabuf;
 use dynabuf_client::vulkan::{Client, ClientOptions};
 use dynabuf_client::{Context, Error, Result};
-use std::ffi::CString;
 use std::os::fd::AsFd;
 
 use super::{expect_words, say, Udmabuf};
