@@ -114,10 +114,7 @@ pub fn cmd_copies(args: &[String]) -> Result<()> {
     let mode = args.first().map(String::as_str).unwrap_or("reader-unmodified");
     let frames = arg(args, 1, 20);
     let len = arg(args, 2, 4096);
-    let c = Client::new(&ClientOptions {
-        extra_extensions: vec![CString::from(EXTENSION)],
-        ..Default::default()
-    })?;
+    let c = Client::new(&ClientOptions { acquire_unmodified: true, ..Default::default() })?;
     let offered = c.has_extension(EXTENSION);
     let unmodified = mode.ends_with("-unmodified");
     if unmodified && !offered {
