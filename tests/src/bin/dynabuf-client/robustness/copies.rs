@@ -202,7 +202,7 @@ pub fn cmd_copies(args: &[String]) -> Result<()> {
                         true,
                         rw,
                         vk::PipelineStageFlags::COMPUTE_SHADER,
-                        true,
+                        unmodified,
                     )
                 },
                 |d, cb| {
