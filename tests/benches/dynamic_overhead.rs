@@ -401,6 +401,16 @@ fn parse_report(stdout: &str, stderr: &str) -> Report {
     r
 }
 
+/// The statistics a check looks at, as `name=value` words.
+fn summary(r: &Report) -> String {
+    let Some(stats) = &r.stats else { return "no statistics line".into() };
+    ["copies_in", "copies_out", "dynamic_attachments", "evictions", "revalidations"]
+        .iter()
+        .map(|k| format!("{k}={}", stats.get(*k).map_or("?".into(), u64::to_string)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Checks a child's statistics against what its configuration expects;
 /// `Err` says what was expected and what was seen.
 fn check(expect: Expect, r: &Report) -> std::result::Result<(), String> {
@@ -411,14 +421,7 @@ fn check(expect: Expect, r: &Report) -> std::result::Result<(), String> {
         return Err("no statistics line from the layer on the child's stderr (DYNABUF_STATS=1)".into());
     };
     let get = |k: &str| stats.get(k).copied().unwrap_or(u64::MAX);
-    let seen = format!(
-        "saw copies_in={} copies_out={} dynamic_attachments={} evictions={} revalidations={}",
-        get("copies_in"),
-        get("copies_out"),
-        get("dynamic_attachments"),
-        get("evictions"),
-        get("revalidations")
-    );
+    let seen = format!("saw {}", summary(r));
     let n = r.submissions.unwrap_or(0);
     let (ok, wanted) = match expect {
         Expect::Nothing => (true, String::new()),
@@ -476,6 +479,8 @@ fn main() -> Result<()> {
     // (config, size) -> (rounds it failed, the first failure).
     let mut failures: BTreeMap<(usize, u64), (usize, String)> = BTreeMap::new();
     let mut unmodified_ext = None;
+    // (config, size) -> the statistics of its last child, with its submissions.
+    let mut seen: BTreeMap<(usize, u64), String> = BTreeMap::new();
     for mib in [4u64, 64] {
         let mut per: BTreeMap<(usize, String), Vec<f64>> = BTreeMap::new();
         for round in 0..rounds {
@@ -508,6 +513,10 @@ fn main() -> Result<()> {
                 if let Err(why) = verdict {
                     failures.entry((k, mib)).or_insert((0, why)).0 += 1;
                 }
+                if cfg.expect != Expect::Nothing {
+                    let n = report.submissions.map_or(String::new(), |n| format!(" over {n} submissions"));
+                    seen.insert((k, mib), format!("{}{n}", summary(&report)));
+                }
                 if report.unmodified_ext.is_some() && cfg.env == DYNAMIC {
                     unmodified_ext = report.unmodified_ext;
                 }
@@ -522,6 +531,10 @@ fn main() -> Result<()> {
         print_size(mib, &m, &failures);
     }
     println!();
+    println!("layer statistics (DYNABUF_STATS=1), each configuration's last child:");
+    for ((k, mib), what) in &seen {
+        println!("  {:<30} {mib:>2} MiB: {what}", CONFIGS[*k].name);
+    }
     match unmodified_ext {
         Some(true) => println!("VK_EXT_external_memory_acquire_unmodified: enabled on the device"),
         Some(false) => println!(
@@ -577,14 +590,19 @@ fn print_size(mib: u64, m: &dyn Fn(usize, &str) -> f64, failures: &BTreeMap<(usi
     // all, and changed - pinned (write job) stands in for it.
     let unchanged_copies = failures.contains_key(&(UNCHANGED, mib));
     let (copies, copies_from) = if unchanged_copies {
-        (m(CHANGED, SUBMIT) - m(PINNED_WRITE, SUBMIT), "changed - pinned (unchanged still copies)")
+        (m(CHANGED, SUBMIT) - m(PINNED_WRITE, SUBMIT), "changed - pinned write job")
     } else {
         (m(CHANGED, SUBMIT) - m(UNCHANGED, SUBMIT), "changed - unchanged")
     };
-    println!("  re-validation (every:1 - unchanged)                  {:>10.2}", ms(revalidation));
-    println!("  copy in + copy out: {copies_from:<32} {:>10.2}", ms(copies));
+    println!("  {:<52} {:>10.2}", "re-validation (every:1 - unchanged)", ms(revalidation));
+    println!("  {:<52} {:>10.2}", format!("copy in + copy out ({copies_from})"), ms(copies));
+    if unchanged_copies {
+        println!("    (the unchanged configuration still copies: changed - unchanged would be no copy)");
+    }
     println!("  ratios");
-    let ratio = |label: &str, value: f64, note: &str| println!("    {label:<48} {value:>8.3}  {note}");
+    let ratio = |label: &str, value: f64, note: &str| {
+        println!("{}", format!("    {label:<48} {value:>8.3}  {note}").trim_end())
+    };
     let unchanged = m(UNCHANGED, SUBMIT) / m(PINNED_READ, SUBMIT);
     ratio("unchanged / pinned (read-only job)", unchanged, &goal(unchanged, 1.1, true));
     ratio("changed / pinned (write job)", m(CHANGED, SUBMIT) / m(PINNED_WRITE, SUBMIT), "");
