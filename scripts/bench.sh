@@ -5,8 +5,10 @@
 #                  recording, with and without the layer (here, lavapipe);
 #   sync_overhead  implicit sync per submission on real dma-bufs, and its
 #                  scaling with tracked buffers;
-#   dynamic_overhead  dynamic vs pinned attachments, re-validation vs a fresh
-#                  import + memcpy, copy bandwidth vs memcpy;
+#   dynamic_overhead  dynamic attachments (changed / unchanged content) vs
+#                  pinned, re-validation vs a fresh import, copy bandwidth
+#                  vs memcpy (and memcpy from / to a udmabuf mapping); fails
+#                  unless the layer's statistics show the expected copies;
 #   image_overhead  an image's hand-over per submission vs a buffer's in the
 #                  same dma-buf, a dynamic image's copy bandwidth vs memcpy
 # (the last three in the kernel-tier VM where this machine has no
