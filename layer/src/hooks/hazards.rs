@@ -82,8 +82,10 @@ pub fn fence_timeout(dev: &Device, key: DmaBufKey, memory: Option<vk::DeviceMemo
 /// A submission: what its command buffers recorded, in submission order,
 /// turned into steps on memories and run through the tracker. Its timeline
 /// signals are watched while some release waits on an unsignalled value.
-pub fn submitted(dev: &Device, queue: vk::Queue, submits: &Submits<'_>) {
-    let Some(reporter) = &dev.state.hazards else { return };
+/// Returns the dynamic attachments the submission's watched commands write
+/// (empty, without allocating, when nothing is watched).
+pub fn submitted(dev: &Device, queue: vk::Queue, submits: &Submits<'_>) -> Vec<vk::DeviceMemory> {
+    let Some(reporter) = &dev.state.hazards else { return Vec::new() };
     reporter.deliver_deferred();
     let events: Vec<CommandEvent> = if dev.state.has_dma_buf_memory() && dev.state.has_recorded_events() {
         dev.state.with_commands(|log| {
@@ -97,12 +99,12 @@ pub fn submitted(dev: &Device, queue: vk::Queue, submits: &Submits<'_>) {
             let signals = submits.signals();
             reporter.with_tracker(|t| t.signals_seen(&signals));
         }
-        return;
+        return Vec::new();
     }
-    let steps = dev.state.with_memory(|t| {
+    let (steps, written) = dev.state.with_memory(|t| {
         let steps = steps_of(dev, t, &events);
-        written_backings(t, &steps);
-        steps
+        let written = written_backings(t, &steps);
+        (steps, written)
     });
     let (waits, signals) = (submits.waits(), submits.signals());
     let submission = Submission { queue, waits: &waits, signals: &signals };
@@ -117,20 +119,23 @@ pub fn submitted(dev: &Device, queue: vk::Queue, submits: &Submits<'_>) {
             .map(|w| Found { kind: HazardKind::SelfWait, memory: w.memory }),
     );
     report_found(dev, &found, Some(queue));
+    written
 }
 
-/// The watched commands that write a dynamic attachment make its backing
-/// dirty, so its next release copies out even when that release's source
-/// access does not say it wrote (an earlier barrier of the application's
-/// may have made the writes available).
-fn written_backings(t: &mut MemoryTable, steps: &[Step]) {
+/// The dynamic attachments the watched commands write: their releases copy
+/// out even when the release's source access does not say it wrote (an
+/// earlier barrier of the application's may have made the writes
+/// available). The sync engine settles it with the submission's copies.
+fn written_backings(t: &MemoryTable, steps: &[Step]) -> Vec<vk::DeviceMemory> {
+    let mut written = Vec::new();
     for s in steps {
         if let Step::Use { facts, writes: true } = s {
-            if let Some(d) = t.dynamic_mut(facts.memory) {
-                d.contents.dirty = true;
+            if t.get(facts.memory).is_some_and(|r| r.dynamic.is_some()) && !written.contains(&facts.memory) {
+                written.push(facts.memory);
             }
         }
     }
+    written
 }
 
 /// `vkCreateSemaphore`: timeline semaphores take part in self-waits.

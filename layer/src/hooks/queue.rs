@@ -55,17 +55,19 @@ fn synchronised(
     submits: &Submits<'_>,
     call: Call<'_, '_>,
     fence: vk::Fence,
+    written: Vec<vk::DeviceMemory>,
 ) -> Option<vk::Result> {
     let engine = dev.state.sync::<crate::sync::SyncEngine>()?;
-    let plan = plan::build(dev, submits, crate::settings::get().sync_scope);
+    let mut plan = plan::build(dev, submits, crate::settings::get().sync_scope);
     if plan.is_empty() {
         // The eviction policy runs at every submission of a device with
         // dynamic attachments, as amdkfd's does before user work.
         if dev.state.has_dynamic_attachments() {
-            engine.submitted_without_handovers(dev);
+            engine.submitted_without_handovers(dev, &written);
         }
         return None;
     }
+    plan.written = written;
     dev.state.count(|s| &s.submits_with_transfers);
     log_debug!(
         "{}: submission on queue {:#x} acquires {} and releases {} imported or exported memor(ies) of dma-bufs",
@@ -86,8 +88,8 @@ pub fn submit(
     fence: vk::Fence,
 ) -> vk::Result {
     dev.state.count(|s| &s.submits);
-    super::hazards::submitted(dev, queue, &submits);
-    if let Some(r) = synchronised(dev, queue, &submits, Call::V1(infos), fence) {
+    let written = super::hazards::submitted(dev, queue, &submits);
+    if let Some(r) = synchronised(dev, queue, &submits, Call::V1(infos), fence, written) {
         return r;
     }
     if dev.state.has_recorded_transfers() {
@@ -105,8 +107,8 @@ pub fn submit2(
     fence: vk::Fence,
 ) -> vk::Result {
     dev.state.count(|s| &s.submits);
-    super::hazards::submitted(dev, queue, &submits);
-    if let Some(r) = synchronised(dev, queue, &submits, Call::V2(infos), fence) {
+    let written = super::hazards::submitted(dev, queue, &submits);
+    if let Some(r) = synchronised(dev, queue, &submits, Call::V2(infos), fence, written) {
         return r;
     }
     if dev.state.has_recorded_transfers() {

@@ -106,7 +106,8 @@ struct Objects<'a> {
     timeout_ns: u64,
     buffers: Vec<vk::Buffer>,
     memories: Vec<vk::DeviceMemory>,
-    fences: Vec<vk::Fence>,
+    /// Each fence, and whether a submission that succeeded holds it.
+    fences: Vec<(vk::Fence, bool)>,
     pool: Option<vk::CommandPool>,
     cb: Option<vk::CommandBuffer>,
 }
@@ -128,10 +129,17 @@ impl<'a> Objects<'a> {
         let mut fence = vk::Fence::null();
         match self.dev.create_fence(&mut fence) {
             vk::Result::SUCCESS => {
-                self.fences.push(fence);
+                self.fences.push((fence, false));
                 Ok(fence)
             }
             r => Err(format!("vkCreateFence: {r:?}")),
+        }
+    }
+
+    /// `fence` was handed to a successful submission: dropping waits for it.
+    fn submitted(&mut self, fence: vk::Fence) {
+        if let Some(f) = self.fences.iter_mut().find(|f| f.0 == fence) {
+            f.1 = true;
         }
     }
 
@@ -149,11 +157,20 @@ impl<'a> Objects<'a> {
         dev.get_device_queue(family, 0, &mut queue);
         dev.make_dispatchable(vk::Handle::as_raw(queue))
             .map_err(|r| format!("vkSetDeviceLoaderData for the probe's queue: {r:?}"))?;
-        let (sparse, req) =
+        let (mut sparse, mut req) =
             dev.sparse_buffer(PAGE, true).map_err(|r| format!("sparse vkCreateBuffer: {r:?}"))?;
-        self.buffers.push(sparse);
-        // One sparse block (a whole number of pages) holding the pattern.
+        // One sparse block (a whole number of pages) holding the pattern; the
+        // buffer is as large as what is bound (a bind may not reach past the
+        // resource), so a driver with larger blocks gets a larger buffer.
         let bound = req.size.max(req.alignment).max(PAGE).next_multiple_of(PAGE);
+        if bound > PAGE {
+            // Never bound nor used: destroyed at once.
+            dev.destroy_buffer(sparse, None);
+            (sparse, req) =
+                dev.sparse_buffer(bound, true).map_err(|r| format!("sparse vkCreateBuffer: {r:?}"))?;
+        }
+        self.buffers.push(sparse);
+        let bound = bound.max(req.size);
         let (dmabuf, memfd) = udmabuf::create(bound).map_err(|e| format!("udmabuf: {e}"))?;
         let content: Vec<u8> = (0..PAGE).map(pattern).collect();
         std::fs::File::from(memfd)
@@ -174,10 +191,11 @@ impl<'a> Objects<'a> {
         }
         self.memories.push(imported);
         let fence = self.fence()?;
-        let r = dev.bind_sparse_buffer(queue, sparse, imported, req.size.max(req.alignment), fence);
+        let r = dev.bind_sparse_buffer(queue, sparse, imported, bound, fence);
         if r != vk::Result::SUCCESS {
             return Err(format!("vkQueueBindSparse: {r:?}"));
         }
+        self.submitted(fence);
         self.wait(fence, "sparse bind")?;
         let (readback, readback_memory) = self.host_buffer(instance)?;
         let pool = dev.layer_command_pool(family).map_err(|r| format!("vkCreateCommandPool: {r:?}"))?;
@@ -194,6 +212,7 @@ impl<'a> Objects<'a> {
         if r != vk::Result::SUCCESS {
             return Err(format!("vkQueueSubmit: {r:?}"));
         }
+        self.submitted(fence);
         self.wait(fence, "copy")?;
         dev.read_mapped(readback_memory, PAGE).map_err(|r| format!("vkMapMemory: {r:?}"))
     }
@@ -232,7 +251,11 @@ impl<'a> Objects<'a> {
 impl Drop for Objects<'_> {
     fn drop(&mut self) {
         let dev = self.dev;
-        let idle = self.fences.iter().all(|&f| dev.wait_for_fence(f, self.timeout_ns) == vk::Result::SUCCESS);
+        let idle = self
+            .fences
+            .iter()
+            .filter(|f| f.1)
+            .all(|&(f, _)| dev.wait_for_fence(f, self.timeout_ns) == vk::Result::SUCCESS);
         if !idle {
             // Freeing what pending work uses is invalid: leak it.
             log_warn!("{}: the re-map probe's work did not finish; its objects are leaked", dev.state.name);
@@ -250,7 +273,7 @@ impl Drop for Objects<'_> {
         for m in self.memories.drain(..) {
             dev.free_memory(m, None);
         }
-        for f in self.fences.drain(..) {
+        for (f, _) in self.fences.drain(..) {
             dev.destroy_fence(f);
         }
     }

@@ -137,6 +137,12 @@ pub struct Dynamic {
     pub extent: Span,
     /// What the backing holds against the dma-buf (see [`Contents`]).
     pub contents: Contents,
+    /// Bumped by every change of `contents` outside a submission's own
+    /// settling (a mapping, a watched write, a wider binding), so a
+    /// submission settles what it computed only if nothing changed since.
+    pub contents_epoch: u64,
+    /// A copy in overwrote writes that were never released (logged once).
+    pub warned_overwrite: bool,
 }
 
 /// What a dynamic attachment's backing holds against its dma-buf, which
@@ -169,6 +175,14 @@ pub enum Step {
     Release { batch: usize, src_writes: bool },
 }
 
+/// What the submission's watched commands (hazard watching) do to the
+/// attachment besides its hand-overs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Watched {
+    /// A command writes it, somewhere in the submission.
+    pub writes: bool,
+}
+
 impl Step {
     fn order(&self) -> (usize, u8) {
         match *self {
@@ -190,6 +204,9 @@ pub struct CopiesNeeded {
     pub copy_out: Vec<usize>,
     /// The backing's contents once the submission has run.
     pub after: Option<Contents>,
+    /// A copy in overwrites writes the device never released (another
+    /// resource of the same memory, or bytes a wider binding brought in).
+    pub overwrites_unreleased: bool,
 }
 
 impl CopiesNeeded {
@@ -203,10 +220,14 @@ impl CopiesNeeded {
 /// content did not change. An acquire copies in unless the application
 /// says the dma-buf is unmodified since the device's last release and the
 /// backing still holds that; a release copies out only what was written
-/// since the last copy (an acquire for writing, or the release's own
-/// source access, says so). Within a batch acquires come first (their
-/// copies run first in it) and releases last.
-pub fn copies_needed(contents: Contents, steps: &[Step]) -> CopiesNeeded {
+/// since the last copy (an acquire for writing, the release's own source
+/// access, or a watched command anywhere in the submission says so), after
+/// filling a backing that does not hold the dma-buf's bytes (stale, or not
+/// current since a mapping whose CPU writes reached the dma-buf). Within a
+/// batch acquires come first (their copies run first in it) and releases
+/// last; where in the submission a watched write falls is not known, so
+/// the backing stays dirty after it.
+pub fn copies_needed(contents: Contents, steps: &[Step], watched: Watched) -> CopiesNeeded {
     let mut steps = steps.to_vec();
     steps.sort_by_key(Step::order);
     let mut c = contents;
@@ -215,14 +236,16 @@ pub fn copies_needed(contents: Contents, steps: &[Step]) -> CopiesNeeded {
         match step {
             Step::Acquire { batch, writes, unmodified } => {
                 if !(unmodified && c.current && !c.stale) {
+                    needed.overwrites_unreleased |= c.dirty;
                     needed.copy_in.push(batch);
                     c = Contents { stale: false, current: true, dirty: false };
                 }
                 c.dirty |= writes;
             }
             Step::Release { batch, src_writes } => {
-                if c.dirty || src_writes {
-                    if c.stale {
+                if c.dirty || src_writes || watched.writes {
+                    let holds_no_bytes = c.stale || (!c.current && !c.dirty && !watched.writes);
+                    if holds_no_bytes && needed.copy_in.is_empty() && !needed.fill {
                         needed.fill = true;
                     }
                     needed.copy_out.push(batch);
@@ -231,6 +254,7 @@ pub fn copies_needed(contents: Contents, steps: &[Step]) -> CopiesNeeded {
             }
         }
     }
+    c.dirty |= watched.writes;
     needed.copy_in.dedup();
     needed.copy_out.dedup();
     needed.after = Some(c);
@@ -265,6 +289,8 @@ impl Dynamic {
             mapped: None,
             extent: Span { offset: 0, size },
             contents: Contents::NEW,
+            contents_epoch: 0,
+            warned_overwrite: false,
         }
     }
 
@@ -313,8 +339,35 @@ impl Dynamic {
         if !self.extent.contains(extent) {
             self.contents.stale = true;
             self.contents.current = false;
+            self.contents_epoch += 1;
         }
         self.extent = extent;
+    }
+
+    /// A watched command of a submission that hands it nothing over wrote
+    /// the backing.
+    pub fn written(&mut self) {
+        self.contents.dirty = true;
+        self.contents_epoch += 1;
+    }
+
+    /// What a submission computed at `epoch` the backing holds once it ran:
+    /// taken as it is when nothing changed the contents meanwhile, merged
+    /// the safe way (dirty and stale kept, current lost) when something did
+    /// (a mapping, another thread's watched write or wider binding).
+    pub fn settle(&mut self, after: Contents, epoch: u64) {
+        self.contents = if self.contents_epoch == epoch {
+            after
+        } else {
+            Contents {
+                stale: self.contents.stale || after.stale,
+                current: self.contents.current && after.current,
+                dirty: self.contents.dirty || after.dirty,
+            }
+        };
+        if self.mapped.is_some() {
+            self.contents.current = false;
+        }
     }
 
     /// Starts a use on queue family `family` of the bytes in `extent`.
@@ -365,6 +418,7 @@ impl Dynamic {
                 let m = i.memory;
                 self.mapped = Some(m);
                 self.contents.current = false;
+                self.contents_epoch += 1;
                 Use::Mapped(m)
             }
             Residency::Invalidated => {
@@ -378,6 +432,7 @@ impl Dynamic {
     pub fn end_map_work(&mut self, result: Option<Internal>) {
         self.mapped = result.as_ref().map(|i| i.memory);
         self.contents.current &= self.mapped.is_none();
+        self.contents_epoch += 1;
         self.end_work(result, false);
     }
 
@@ -589,6 +644,8 @@ mod tests {
     }
 
     const FRESH: Contents = Contents { stale: false, current: true, dirty: false };
+    const NONE: Watched = Watched { writes: false };
+    const WROTE: Watched = Watched { writes: true };
 
     fn acquire(batch: usize, writes: bool, unmodified: bool) -> Step {
         Step::Acquire { batch, writes, unmodified }
@@ -605,15 +662,15 @@ mod tests {
     #[test]
     fn an_unmodified_read_only_consumer_copies_only_its_first_fill() {
         let frame = [acquire(0, false, true), release(0, false)];
-        let first = copies_needed(Contents::NEW, &frame);
+        let first = copies_needed(Contents::NEW, &frame, NONE);
         assert_eq!((first.copy_in.clone(), first.copy_out.clone(), first.fill), (vec![0], vec![], false));
         let mut c = first.after.unwrap();
         for _ in 0..3 {
-            let n = copies_needed(c, &frame);
+            let n = copies_needed(c, &frame, NONE);
             assert!(!n.any(), "{n:?}");
             c = n.after.unwrap();
         }
-        let said_nothing = copies_needed(c, &[acquire(0, false, false), release(0, false)]);
+        let said_nothing = copies_needed(c, &[acquire(0, false, false), release(0, false)], NONE);
         assert_eq!((said_nothing.copy_in, said_nothing.copy_out), (vec![0], vec![]));
     }
 
@@ -622,17 +679,17 @@ mod tests {
     /// with nothing written since does not.
     #[test]
     fn a_release_copies_out_only_what_was_written_since_the_last_copy() {
-        let wrote = copies_needed(FRESH, &[acquire(0, true, true), release(1, false)]);
+        let wrote = copies_needed(FRESH, &[acquire(0, true, true), release(1, false)], NONE);
         assert_eq!((wrote.copy_in.clone(), wrote.copy_out.clone()), (vec![], vec![1]));
         assert_eq!(wrote.after, Some(FRESH));
-        let by_release = copies_needed(FRESH, &[release(0, true)]);
+        let by_release = copies_needed(FRESH, &[release(0, true)], NONE);
         assert_eq!(by_release.copy_out, vec![0]);
-        let nothing = copies_needed(FRESH, &[release(0, false)]);
+        let nothing = copies_needed(FRESH, &[release(0, false)], NONE);
         assert!(!nothing.any());
         // Written in an earlier submission (acquired for writing there).
-        let earlier = copies_needed(FRESH, &[acquire(0, true, false)]).after.unwrap();
+        let earlier = copies_needed(FRESH, &[acquire(0, true, false)], NONE).after.unwrap();
         assert!(earlier.dirty);
-        assert_eq!(copies_needed(earlier, &[release(0, false)]).copy_out, vec![0]);
+        assert_eq!(copies_needed(earlier, &[release(0, false)], NONE).copy_out, vec![0]);
     }
 
     /// A backing that never received the dma-buf's content is filled before
@@ -640,23 +697,79 @@ mod tests {
     /// copies in (there is nothing to keep).
     #[test]
     fn a_stale_backing_is_filled_before_it_is_published_and_never_trusted() {
-        let n = copies_needed(Contents::NEW, &[release(2, true)]);
+        let n = copies_needed(Contents::NEW, &[release(2, true)], NONE);
         assert!(n.fill);
         assert_eq!(n.copy_out, vec![2]);
-        let read_only = copies_needed(Contents::NEW, &[release(0, false)]);
+        let read_only = copies_needed(Contents::NEW, &[release(0, false)], NONE);
         assert!(!read_only.any(), "nothing written, nothing to publish");
         assert_eq!(read_only.after, Some(Contents::NEW));
-        assert_eq!(copies_needed(Contents::NEW, &[acquire(0, false, true)]).copy_in, vec![0]);
+        assert_eq!(copies_needed(Contents::NEW, &[acquire(0, false, true)], NONE).copy_in, vec![0]);
         let mapped = Contents { current: false, ..FRESH };
-        assert_eq!(copies_needed(mapped, &[acquire(0, false, true)]).copy_in, vec![0]);
+        assert_eq!(copies_needed(mapped, &[acquire(0, false, true)], NONE).copy_in, vec![0]);
     }
 
     /// Steps are taken in batch order, acquires before releases of the same
     /// batch; a later acquire without the structure copies in again.
     #[test]
     fn steps_follow_batch_order() {
-        let n = copies_needed(FRESH, &[release(1, true), acquire(0, true, true), acquire(2, false, false)]);
+        let n =
+            copies_needed(FRESH, &[release(1, true), acquire(0, true, true), acquire(2, false, false)], NONE);
         assert_eq!((n.copy_in, n.copy_out), (vec![2], vec![1]));
         assert_eq!(n.after, Some(FRESH));
+    }
+
+    /// A watched write in the submission (a copy into the buffer, say) is
+    /// published by its release even when the release's source access
+    /// does not write, also when the same submission copied in first; and
+    /// the backing stays dirty after it.
+    #[test]
+    fn a_watched_write_is_copied_out_even_after_a_copy_in_of_the_same_submission() {
+        let n = copies_needed(FRESH, &[acquire(0, false, false), release(0, false)], WROTE);
+        assert_eq!((n.copy_in.clone(), n.copy_out.clone(), n.fill), (vec![0], vec![0], false));
+        assert!(n.after.unwrap().dirty, "where the write fell is not known");
+        let alone = copies_needed(FRESH, &[], WROTE);
+        assert!(!alone.any() && alone.after.unwrap().dirty);
+    }
+
+    /// After a mapping (CPU writes reached the dma-buf, not the backing), a
+    /// release that wrote fills the backing first, so the CPU's bytes are
+    /// not overwritten by the backing's older ones.
+    #[test]
+    fn a_release_after_a_mapping_fills_the_backing_first() {
+        let mapped = Contents { current: false, ..FRESH };
+        let n = copies_needed(mapped, &[release(1, true)], NONE);
+        assert!(n.fill);
+        assert_eq!(n.copy_out, vec![1]);
+        // Unreleased GPU writes in the backing: no fill over them.
+        let dirty = Contents { current: false, dirty: true, ..FRESH };
+        assert!(!copies_needed(dirty, &[release(1, true)], NONE).fill);
+    }
+
+    /// A copy in over writes the device never released is flagged (the
+    /// caller logs it).
+    #[test]
+    fn a_copy_in_over_unreleased_writes_is_flagged() {
+        let dirty = Contents { dirty: true, ..FRESH };
+        let n = copies_needed(dirty, &[acquire(0, false, false)], NONE);
+        assert!(n.overwrites_unreleased);
+        assert!(!copies_needed(dirty, &[acquire(0, false, true)], NONE).overwrites_unreleased);
+    }
+
+    /// Settling keeps what happened meanwhile: a watched write or a mapping
+    /// after the submission computed its contents.
+    #[test]
+    fn settling_merges_changes_made_since_the_submission_computed_its_contents() {
+        let mut d = Dynamic::new(64, 0, vk::Buffer::null(), internal(1));
+        d.contents = FRESH;
+        let epoch = d.contents_epoch;
+        d.written();
+        d.settle(FRESH, epoch);
+        assert!(d.contents.dirty, "the write made meanwhile is kept");
+        let epoch = d.contents_epoch;
+        d.settle(FRESH, epoch);
+        assert_eq!(d.contents, FRESH, "nothing changed meanwhile: taken as computed");
+        d.mapped = Some(vk::DeviceMemory::from_raw(1));
+        d.settle(FRESH, d.contents_epoch);
+        assert!(!d.contents.current, "mapped: the dma-buf may hold CPU writes");
     }
 }

@@ -11,7 +11,7 @@ use ash::vk;
 use super::plan::Plan;
 use super::{evict, revalidate};
 use crate::dispatch::Device;
-use crate::registry::dynamic::{copies_needed, Contents, CopiesNeeded, LastUse, Residency, Step};
+use crate::registry::dynamic::{copies_needed, Contents, CopiesNeeded, LastUse, Residency, Step, Watched};
 use crate::registry::{CopyExtent, Span};
 use crate::settings::EvictPolicy;
 
@@ -30,9 +30,13 @@ pub(super) struct DynamicWork {
     /// generation): those it copies, which needed their imports resident.
     pub touched: Vec<(vk::DeviceMemory, u64)>,
     /// What each attachment's backing holds once the submission has run
-    /// (memory, generation, contents), set when it was submitted.
-    pub settle: Vec<(vk::DeviceMemory, u64, Contents)>,
+    /// (memory, generation, contents, the contents' epoch they were computed
+    /// at), set when it was submitted.
+    pub settle: Vec<Settled>,
 }
+
+/// See [`DynamicWork::settle`].
+pub(super) type Settled = (vk::DeviceMemory, u64, Contents, u64);
 
 /// Each dynamic attachment's hand-overs in the plan.
 fn steps_of(plan: &Plan) -> BTreeMap<vk::DeviceMemory, Vec<Step>> {
@@ -51,11 +55,22 @@ fn steps_of(plan: &Plan) -> BTreeMap<vk::DeviceMemory, Vec<Step>> {
     steps
 }
 
+/// One attachment's copies for a submission: (memory, generation, copies,
+/// the contents' epoch they were computed at).
+type Needed = (vk::DeviceMemory, u64, CopiesNeeded, u64);
+
 /// Which copies each dynamic attachment of the plan needs, from what its
-/// backing holds: (memory, generation, copies).
-fn copies_of(dev: &Device, plan: &Plan) -> Vec<(vk::DeviceMemory, u64, CopiesNeeded)> {
+/// backing holds. A written attachment the plan hands nothing over is
+/// dirty from now on.
+fn copies_of(dev: &Device, plan: &Plan) -> Vec<Needed> {
     let steps = steps_of(plan);
+    let name = &dev.state.name;
     dev.state.with_memory(|t| {
+        for m in plan.written.iter().filter(|m| !steps.contains_key(m)) {
+            if let Some(d) = t.dynamic_mut(*m) {
+                d.written();
+            }
+        }
         steps
             .iter()
             .filter_map(|(&m, steps)| {
@@ -68,7 +83,18 @@ fn copies_of(dev: &Device, plan: &Plan) -> Vec<(vk::DeviceMemory, u64, CopiesNee
                 if d.is_resident() || d.residency == Residency::Invalidated {
                     d.widen(extent);
                 }
-                Some((m, d.generation, copies_needed(d.contents, steps)))
+                let watched = Watched { writes: plan.written.contains(&m) };
+                let needed = copies_needed(d.contents, steps, watched);
+                if needed.overwrites_unreleased && !d.warned_overwrite {
+                    d.warned_overwrite = true;
+                    log_warn!(
+                        "{name}: memory {:#x}: an acquire copies the dma-buf over writes this device never \
+                         released (another resource bound to the same memory, or a wider binding); release \
+                         every written resource before acquiring another of the same memory",
+                        vk::Handle::as_raw(m)
+                    );
+                }
+                Some((m, d.generation, needed, d.contents_epoch))
             })
             .collect()
     })
@@ -86,6 +112,9 @@ pub(super) fn prepare(
     timeout: Duration,
 ) -> Result<DynamicWork, vk::Result> {
     let has_dynamic = plan.handovers().any(|h| h.dynamic);
+    if !has_dynamic && !plan.written.is_empty() {
+        written(dev, &plan.written);
+    }
     if !has_dynamic && policy == EvictPolicy::Off {
         return Ok(DynamicWork::default());
     }
@@ -94,9 +123,9 @@ pub(super) fn prepare(
         return Ok(DynamicWork::default());
     }
     let needs = copies_of(dev, plan);
-    let settle = needs.iter().filter_map(|(m, g, n)| Some((*m, *g, n.after?))).collect();
+    let settle = needs.iter().filter_map(|(m, g, n, epoch)| Some((*m, *g, n.after?, *epoch))).collect();
     let mut work = DynamicWork { settle, ..DynamicWork::default() };
-    if !needs.iter().any(|(_, _, n)| n.any()) {
+    if !needs.iter().any(|(_, _, n, _)| n.any()) {
         return Ok(work);
     }
     let Some(family) = dev.state.queue_info(queue).map(|q| q.family) else {
@@ -107,7 +136,7 @@ pub(super) fn prepare(
         );
         return Err(vk::Result::ERROR_OUT_OF_DEVICE_MEMORY);
     };
-    for (memory, _, needed) in needs.iter().filter(|(_, _, n)| n.any()) {
+    for (memory, _, needed, _) in needs.iter().filter(|(_, _, n, _)| n.any()) {
         let c = match revalidate::for_submission(dev, *memory, family, timeout) {
             Ok(Some((c, generation))) => {
                 work.touched.push((*memory, generation));
@@ -176,12 +205,22 @@ pub(super) fn submitted_without_copies(dev: &Device, work: &DynamicWork) {
     }
 }
 
-fn settle(t: &mut crate::registry::MemoryTable, settle: &[(vk::DeviceMemory, u64, Contents)]) {
-    for &(m, generation, contents) in settle {
+fn settle(t: &mut crate::registry::MemoryTable, settle: &[Settled]) {
+    for &(m, generation, contents, epoch) in settle {
         if let Some(d) = t.dynamic_of(m, generation) {
-            // A mapping taken meanwhile keeps the backing untrusted.
-            let current = contents.current && d.mapped.is_none();
-            d.contents = Contents { current, ..contents };
+            d.settle(contents, epoch);
         }
     }
+}
+
+/// A submission that hands nothing over wrote these dynamic attachments
+/// (watched commands): their next release copies out.
+pub(super) fn written(dev: &Device, written: &[vk::DeviceMemory]) {
+    dev.state.with_memory(|t| {
+        for m in written {
+            if let Some(d) = t.dynamic_mut(*m) {
+                d.written();
+            }
+        }
+    });
 }

@@ -256,7 +256,11 @@ impl SyncEngine {
     /// A submission that hands nothing over: it counts for the eviction
     /// policy, which runs before it (nothing it does needs an import: the
     /// application's memory is the backing).
-    pub fn submitted_without_handovers(&self, dev: &Device) {
+    /// `written`: the dynamic attachments its watched commands write.
+    pub fn submitted_without_handovers(&self, dev: &Device, written: &[vk::DeviceMemory]) {
+        if !written.is_empty() {
+            attachments::written(dev, written);
+        }
         if self.evict == EvictPolicy::Off {
             return;
         }

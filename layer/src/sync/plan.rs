@@ -45,9 +45,13 @@ pub struct Plan {
     pub acquires: BTreeMap<usize, Vec<Handover>>,
     /// The buffers the submission releases, once each.
     pub releases: Vec<Handover>,
+    /// Dynamic attachments the submission's watched commands write (hazard
+    /// watching): their releases copy out whatever the barriers say.
+    pub written: Vec<ash::vk::DeviceMemory>,
 }
 
 impl Plan {
+    /// Whether the submission hands nothing over.
     pub fn is_empty(&self) -> bool {
         self.acquires.is_empty() && self.releases.is_empty()
     }

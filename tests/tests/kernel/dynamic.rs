@@ -296,3 +296,33 @@ pub fn a_writer_acquiring_unmodified_copies_out_every_frame_and_in_once() -> Tes
     );
     Ok(Outcome::Pass)
 }
+
+pub fn a_write_only_a_watched_command_shows_still_reaches_the_dma_buf() -> TestResult {
+    require_kernel_tier!();
+    // Each frame acquires for reading, fills the buffer behind a barrier of
+    // its own and releases with a source access that writes nothing: only
+    // hazard watching (the default `warn`) sees the write.
+    let frames = "12";
+    let run = |hazards: &str| {
+        let envs = [("DYNABUF_ATTACH", "dynamic"), ("DYNABUF_STATS", "1"), ("DYNABUF_HAZARDS", hazards)];
+        client(&["copies", "filler", frames], Layer::On, &envs)
+    };
+    let watched = run("warn");
+    ensure!(
+        watched.ok && watched.value("stale_frames").as_deref() == Some("0"),
+        "with hazard watching every fill must reach the dma-buf:\n{}\n{}",
+        watched.stdout,
+        watched.stderr
+    );
+    ensure!(stat(&watched.stderr, "copies_out") == vec![12], "{}", watched.stderr);
+    // Control: without watching the layer cannot see the write, and skips
+    // the copy out (the limit DESIGN.md names).
+    let blind = run("off");
+    ensure!(
+        blind.ok && blind.value("stale_frames").as_deref() == Some(frames),
+        "without hazard watching the fills were expected to stay in the backing:\n{}\n{}",
+        blind.stdout,
+        blind.stderr
+    );
+    Ok(Outcome::Pass)
+}

@@ -79,6 +79,7 @@ const TESTS: &[Test] = tests![
     dynamic::an_attachment_outlives_its_exporting_process,
     dynamic::an_unchanged_buffer_acquired_unmodified_and_only_read_is_copied_once,
     dynamic::a_writer_acquiring_unmodified_copies_out_every_frame_and_in_once,
+    dynamic::a_write_only_a_watched_command_shows_still_reaches_the_dma_buf,
     remap::lavapipe_sparse_binding_of_dma_buf_memory_reads_zeros,
     remap::the_probe_turns_remap_off_on_lavapipe_and_says_why,
     robustness::sync_off_keeps_dynamic_imports_pinned_and_their_content_exact,

@@ -11,7 +11,12 @@
 //! * `writer-unmodified`: each frame acquires with the structure (the peer
 //!   only reads), adds 1 to every word and releases with SHADER_WRITE; the
 //!   peer checks the dma-buf after every frame; `writer`: the same without
-//!   the structure.
+//!   the structure;
+//! * `filler`: each frame acquires for transfer reads only, then (behind a
+//!   barrier of its own) fills the buffer with `vkCmdFillBuffer`, and
+//!   releases with a source access that writes nothing: only a watched
+//!   command says it wrote. Prints `stale_frames=N`, the frames whose fill
+//!   the peer did not see after the release.
 
 use ash::vk;
 use dynabuf_client::compute::{Kernel, Push, Shader, StorageBuffer};
@@ -228,6 +233,67 @@ pub fn cmd_copies(args: &[String]) -> Result<()> {
             })();
             job.destroy(&c);
             kernel.destroy(&c);
+            run
+        }
+        "filler" => {
+            let bytes = u64::from(len) * 4;
+            let mut stale = 0;
+            let run = (|| -> Result<()> {
+                for f in 0..frames {
+                    let value = 1000 + f;
+                    let frame = Frame::record(&c, |d, cb| {
+                        let read = vk::AccessFlags::TRANSFER_READ;
+                        let stage = vk::PipelineStageFlags::TRANSFER;
+                        transfer(d, cb, imported.buffer, family, true, read, stage, false);
+                        let to_write = [vk::MemoryBarrier::default()
+                            .src_access_mask(vk::AccessFlags::TRANSFER_READ)
+                            .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE)];
+                        let written = [vk::MemoryBarrier::default()
+                            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+                            .dst_access_mask(vk::AccessFlags::MEMORY_READ)];
+                        // SAFETY: recording; a buffer of this device, `bytes` long.
+                        unsafe {
+                            d.cmd_pipeline_barrier(
+                                cb,
+                                stage,
+                                stage,
+                                vk::DependencyFlags::empty(),
+                                &to_write,
+                                &[],
+                                &[],
+                            );
+                            d.cmd_fill_buffer(cb, imported.buffer, 0, bytes, value);
+                            d.cmd_pipeline_barrier(
+                                cb,
+                                stage,
+                                stage,
+                                vk::DependencyFlags::empty(),
+                                &written,
+                                &[],
+                                &[],
+                            );
+                        }
+                        transfer(
+                            d,
+                            cb,
+                            imported.buffer,
+                            family,
+                            false,
+                            vk::AccessFlags::empty(),
+                            stage,
+                            false,
+                        );
+                    })?;
+                    let r = frame.run(&c);
+                    frame.destroy(&c);
+                    r?;
+                    if shared.read()?.iter().any(|&w| w != value) {
+                        stale += 1;
+                    }
+                }
+                Ok(())
+            })();
+            say(&format!("stale_frames={stale}"));
             run
         }
         other => Err(Error(format!("copies: unknown mode {other}"))),
