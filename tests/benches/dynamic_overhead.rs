@@ -23,7 +23,9 @@
 //! * `dynamic, changed, every:1`: the write job evicted and re-validated at
 //!   every submission (its copies need the import).
 //!
-//! By hand (pinned): a fresh import of the dma-buf (memory + buffer,
+//! By hand (pinned): the copy pair without the layer (one submission
+//! copying the import into an ordinary buffer and back: lavapipe's copy
+//! speed), a fresh import of the dma-buf (memory + buffer,
 //! destroyed again), the same plus a memcpy of the size, and the same plus
 //! the write job recorded and run on it (importing anew for one use: the
 //! re-validation's reference). On the CPU: memcpy between anonymous buffers, and from /
@@ -91,7 +93,7 @@ const PINNED: &[(&str, &str)] = &[("DYNABUF_ATTACH", "pinned")];
 const DYNAMIC: &[(&str, &str)] = &[("DYNABUF_ATTACH", "dynamic")];
 const EVERY_1: &[(&str, &str)] = &[("DYNABUF_ATTACH", "dynamic"), ("DYNABUF_EVICT", "every:1")];
 
-const CONFIGS: [Config; 8] = [
+const CONFIGS: [Config; 9] = [
     Config { name: "pinned, write job", mode: "write-job", env: PINNED, expect: Expect::Pinned },
     Config { name: "pinned, read-only job", mode: "read-job", env: PINNED, expect: Expect::Pinned },
     Config { name: "dynamic, changed content", mode: "write-job", env: DYNAMIC, expect: Expect::Changed },
@@ -109,6 +111,7 @@ const CONFIGS: [Config; 8] = [
         expect: Expect::Revalidated,
     },
     Config { name: "import by hand", mode: "import", env: PINNED, expect: Expect::Pinned },
+    Config { name: "copy pair by hand", mode: "gpu-copy", env: PINNED, expect: Expect::Pinned },
     Config { name: "cpu", mode: "cpu", env: &[], expect: Expect::Nothing },
 ];
 const PINNED_WRITE: usize = 0;
@@ -118,13 +121,15 @@ const UNCHANGED: usize = 3;
 const EVERY: usize = 4;
 const EVERY_CHANGED: usize = 5;
 const IMPORT: usize = 6;
-const CPU: usize = 7;
+const GPU_COPY: usize = 7;
+const CPU: usize = 8;
 
 /// Metric names (a child prints `metric NAME NS`).
 const SUBMIT: &str = "submit";
 const FRESH_IMPORT: &str = "fresh-import";
 const IMPORT_MEMCPY: &str = "import+memcpy";
 const IMPORT_JOB: &str = "import+job";
+const GPU_COPY_PAIR: &str = "gpu-copy-pair";
 const ANON_ANON: &str = "anon->anon";
 const UDMABUF_ANON: &str = "udmabuf->anon";
 const ANON_UDMABUF: &str = "anon->udmabuf";
@@ -357,6 +362,72 @@ fn child_import(dmabuf: BorrowedFd<'_>, size: u64, iters: u32) -> Result<()> {
     Ok(())
 }
 
+/// The copy pair by hand, without the layer's part in it: one submission
+/// copying the pinned import into an ordinary buffer and back with
+/// `vkCmdCopyBuffer` (what lavapipe's copies cost on their own).
+fn child_gpu_copy(dmabuf: BorrowedFd<'_>, size: u64, iters: u32) -> Result<()> {
+    let c = Client::new(&ClientOptions {
+        layers: vec![CString::new(LAYER_NAME).expect("name")],
+        ..Default::default()
+    })?;
+    let len = (size / 4) as u32;
+    let b = import_fd(&c, dmabuf, len)?;
+    let other = dynabuf_client::compute::StorageBuffer::new(&c, len)?;
+    let d = &c.device;
+    // SAFETY: valid create infos; every object is destroyed below, after
+    // the last submission was waited for.
+    let outcome = unsafe {
+        (|| -> Result<()> {
+            let pool = d
+                .create_command_pool(&vk::CommandPoolCreateInfo::default().queue_family_index(c.family), None)
+                .ctx("vkCreateCommandPool")?;
+            let cb = d
+                .allocate_command_buffers(
+                    &vk::CommandBufferAllocateInfo::default().command_pool(pool).command_buffer_count(1),
+                )
+                .ctx("vkAllocateCommandBuffers")?[0];
+            let fence = d.create_fence(&vk::FenceCreateInfo::default(), None).ctx("vkCreateFence")?;
+            d.begin_command_buffer(cb, &vk::CommandBufferBeginInfo::default()).ctx("vkBeginCommandBuffer")?;
+            let region = [vk::BufferCopy::default().size(size)];
+            let between = [vk::MemoryBarrier::default()
+                .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+                .dst_access_mask(vk::AccessFlags::TRANSFER_READ)];
+            let transfer = vk::PipelineStageFlags::TRANSFER;
+            d.cmd_copy_buffer(cb, b.buffer, other.buffer, &region);
+            d.cmd_pipeline_barrier(cb, transfer, transfer, vk::DependencyFlags::empty(), &between, &[], &[]);
+            d.cmd_copy_buffer(cb, other.buffer, b.buffer, &region);
+            d.end_command_buffer(cb).ctx("vkEndCommandBuffer")?;
+            let cbs = [cb];
+            let submit = [vk::SubmitInfo::default().command_buffers(&cbs)];
+            let mut failed = None;
+            let mut run = || {
+                let r = d
+                    .queue_submit(c.queues[0], &submit, fence)
+                    .and_then(|_| d.wait_for_fences(&[fence], true, 60_000_000_000))
+                    .and_then(|_| d.reset_fences(&[fence]));
+                if let Err(e) = r {
+                    failed.get_or_insert(e);
+                }
+            };
+            run();
+            let mut samples = Vec::new();
+            for _ in 0..SAMPLES {
+                samples.push(ns_per_iter(iters, &mut run));
+            }
+            d.destroy_fence(fence, None);
+            d.destroy_command_pool(pool, None);
+            if let Some(e) = failed {
+                return Err(Error(format!("copy pair: {e:?}")));
+            }
+            print_metric(GPU_COPY_PAIR, &mut samples);
+            Ok(())
+        })()
+    };
+    other.destroy(&c);
+    b.destroy(&c);
+    outcome
+}
+
 /// memcpy of the size: anonymous to anonymous, from and to a mapping of the
 /// udmabuf, and from a fresh mapping of it (mmap + copy + munmap).
 fn child_cpu(dmabuf: BorrowedFd<'_>, size: u64, iters: u32) -> Result<()> {
@@ -404,6 +475,7 @@ fn child(mode: &str, mib: u64) -> Result<()> {
     match mode {
         "write-job" | "read-job" => child_jobs(mode, dmabuf.as_fd(), size, iters),
         "import" => child_import(dmabuf.as_fd(), size, iters),
+        "gpu-copy" => child_gpu_copy(dmabuf.as_fd(), size, iters),
         "cpu" => child_cpu(dmabuf.as_fd(), size, iters),
         other => Err(Error(format!("unknown child mode {other:?}"))),
     }
@@ -620,7 +692,7 @@ fn print_size(mib: u64, m: &dyn Fn(usize, &str) -> f64, failures: &BTreeMap<(usi
     let mbps = |ns: f64| bytes / ns * 1e3;
     println!();
     println!("{mib} MiB dma-buf                                            ms per operation");
-    let rows: [(&str, f64); 13] = [
+    let rows: [(&str, f64); 14] = [
         ("submit + wait, pinned, write job", m(PINNED_WRITE, SUBMIT)),
         ("submit + wait, pinned, read-only job", m(PINNED_READ, SUBMIT)),
         ("submit + wait, dynamic, changed content", m(CHANGED, SUBMIT)),
@@ -630,6 +702,7 @@ fn print_size(mib: u64, m: &dyn Fn(usize, &str) -> f64, failures: &BTreeMap<(usi
         ("fresh import + destroy (by hand, pinned)", m(IMPORT, FRESH_IMPORT)),
         ("fresh import + write job + destroy (by hand)", m(IMPORT, IMPORT_JOB)),
         ("fresh import + memcpy + destroy (by hand)", m(IMPORT, IMPORT_MEMCPY)),
+        ("vkCmdCopyBuffer import -> buffer -> import (by hand)", m(GPU_COPY, GPU_COPY_PAIR)),
         ("memcpy anonymous -> anonymous", m(CPU, ANON_ANON)),
         ("memcpy udmabuf mapping -> anonymous", m(CPU, UDMABUF_ANON)),
         ("memcpy anonymous -> udmabuf mapping", m(CPU, ANON_UDMABUF)),
@@ -680,6 +753,13 @@ fn print_size(mib: u64, m: &dyn Fn(usize, &str) -> f64, failures: &BTreeMap<(usi
         bw,
         &goal(bw, 0.8, false),
     );
+    let by_hand = 2.0 * bytes / m(GPU_COPY, GPU_COPY_PAIR) * 1e3;
+    ratio(
+        &format!("copy bandwidth / lavapipe's own copy ({copy_bw:.0} / {by_hand:.0} MB/s)"),
+        copy_bw / by_hand,
+        "",
+    );
+    ratio(&format!("lavapipe's own copy / memcpy ({by_hand:.0} MB/s)"), by_hand / memcpy_bw, "");
     for (what, metric) in [
         ("memcpy from udmabuf / anonymous memcpy", UDMABUF_ANON),
         ("memcpy to udmabuf / anonymous memcpy", ANON_UDMABUF),
