@@ -13,11 +13,13 @@ use super::Device;
 const MISSING: vk::Result = vk::Result::ERROR_INITIALIZATION_FAILED;
 
 impl Device {
-    /// An unbound transfer buffer of `size` bytes and its requirements.
-    fn new_transfer_buffer(
+    /// An unbound transfer buffer of `size` bytes, created with `flags`
+    /// (the caller checked the features they need), and its requirements.
+    pub(super) fn new_transfer_buffer(
         &self,
         size: u64,
         external: bool,
+        flags: vk::BufferCreateFlags,
     ) -> Result<(vk::Buffer, vk::MemoryRequirements), vk::Result> {
         let (Some(create), Some(reqs)) = (self.fns.create_buffer, self.fns.get_buffer_memory_requirements)
         else {
@@ -27,6 +29,7 @@ impl Device {
             .handle_types(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
         let mut info = vk::BufferCreateInfo::default()
             .size(size)
+            .flags(flags)
             .usage(vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST);
         if external {
             info = info.push_next(&mut ext);
@@ -55,7 +58,7 @@ impl Device {
         size: u64,
         external: bool,
     ) -> Result<vk::Buffer, vk::Result> {
-        let (buffer, req) = self.new_transfer_buffer(size, external)?;
+        let (buffer, req) = self.new_transfer_buffer(size, external, vk::BufferCreateFlags::empty())?;
         // VUID-vkBindBufferMemory-memory-01035: the type must suit the buffer.
         if req.size > size || memory_type >= 32 || req.memory_type_bits & (1 << memory_type) == 0 {
             self.destroy_buffer(buffer, None);

@@ -18,32 +18,7 @@ impl Device {
         size: u64,
         external: bool,
     ) -> Result<(vk::Buffer, vk::MemoryRequirements), vk::Result> {
-        let (Some(create), Some(reqs)) = (self.fns.create_buffer, self.fns.get_buffer_memory_requirements)
-        else {
-            return Err(MISSING);
-        };
-        let mut ext = vk::ExternalMemoryBufferCreateInfo::default()
-            .handle_types(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
-        let mut info = vk::BufferCreateInfo::default()
-            .size(size)
-            .flags(vk::BufferCreateFlags::SPARSE_BINDING)
-            .usage(vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST);
-        if external {
-            info = info.push_next(&mut ext);
-        }
-        let mut buffer = vk::Buffer::null();
-        crate::lock_order::assert_unlocked("sparse_buffer");
-        // SAFETY: see the module doc; a valid create info (the caller checked
-        // that the device has `sparseBinding` enabled).
-        let r = unsafe { create(self.handle, &info, std::ptr::null(), &mut buffer) };
-        if r != vk::Result::SUCCESS {
-            return Err(r);
-        }
-        let mut req = vk::MemoryRequirements::default();
-        crate::lock_order::assert_unlocked("sparse_buffer");
-        // SAFETY: the buffer just created.
-        unsafe { reqs(self.handle, buffer, &mut req) };
-        Ok((buffer, req))
+        self.new_transfer_buffer(size, external, vk::BufferCreateFlags::SPARSE_BINDING)
     }
 
     /// `vkQueueBindSparse` of `size` bytes of `buffer` at 0 to `memory` at
