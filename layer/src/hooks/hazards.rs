@@ -82,9 +82,10 @@ pub fn fence_timeout(dev: &Device, key: DmaBufKey, memory: Option<vk::DeviceMemo
 /// A submission: what its command buffers recorded, in submission order,
 /// turned into steps on memories and run through the tracker. Its timeline
 /// signals are watched while some release waits on an unsignalled value.
-/// Returns the dynamic attachments the submission's watched commands write
+/// Returns the dynamic attachments the submission's watched commands write,
+/// each with whether a write follows its last release in the submission
 /// (empty, without allocating, when nothing is watched).
-pub fn submitted(dev: &Device, queue: vk::Queue, submits: &Submits<'_>) -> Vec<vk::DeviceMemory> {
+pub fn submitted(dev: &Device, queue: vk::Queue, submits: &Submits<'_>) -> Vec<(vk::DeviceMemory, bool)> {
     let Some(reporter) = &dev.state.hazards else { return Vec::new() };
     reporter.deliver_deferred();
     let events: Vec<CommandEvent> = if dev.state.has_dma_buf_memory() && dev.state.has_recorded_events() {
@@ -122,17 +123,27 @@ pub fn submitted(dev: &Device, queue: vk::Queue, submits: &Submits<'_>) -> Vec<v
     written
 }
 
-/// The dynamic attachments the watched commands write: their releases copy
-/// out even when the release's source access does not say it wrote (an
-/// earlier barrier of the application's may have made the writes
+/// The dynamic attachments the watched commands write, each with whether a
+/// write comes after its last release in the submission: their releases
+/// copy out even when the release's source access does not say it wrote
+/// (an earlier barrier of the application's may have made the writes
 /// available). The sync engine settles it with the submission's copies.
-fn written_backings(t: &MemoryTable, steps: &[Step]) -> Vec<vk::DeviceMemory> {
-    let mut written = Vec::new();
+fn written_backings(t: &MemoryTable, steps: &[Step]) -> Vec<(vk::DeviceMemory, bool)> {
+    let mut written: Vec<(vk::DeviceMemory, bool)> = Vec::new();
     for s in steps {
-        if let Step::Use { facts, writes: true } = s {
-            if t.get(facts.memory).is_some_and(|r| r.dynamic.is_some()) && !written.contains(&facts.memory) {
-                written.push(facts.memory);
+        match *s {
+            Step::Use { facts, writes: true } if t.get(facts.memory).is_some_and(|r| r.dynamic.is_some()) => {
+                match written.iter_mut().find(|w| w.0 == facts.memory) {
+                    Some(w) => w.1 = true,
+                    None => written.push((facts.memory, true)),
+                }
             }
+            Step::Release { facts } => {
+                if let Some(w) = written.iter_mut().find(|w| w.0 == facts.memory) {
+                    w.1 = false;
+                }
+            }
+            _ => {}
         }
     }
     written

@@ -55,7 +55,7 @@ fn synchronised(
     submits: &Submits<'_>,
     call: Call<'_, '_>,
     fence: vk::Fence,
-    written: Vec<vk::DeviceMemory>,
+    written: Vec<(vk::DeviceMemory, bool)>,
 ) -> Option<vk::Result> {
     let engine = dev.state.sync::<crate::sync::SyncEngine>()?;
     let mut plan = plan::build(dev, submits, crate::settings::get().sync_scope);

@@ -137,10 +137,11 @@ pub struct Dynamic {
     pub extent: Span,
     /// What the backing holds against the dma-buf (see [`Contents`]).
     pub contents: Contents,
-    /// Bumped by every change of `contents` outside a submission's own
-    /// settling (a mapping, a watched write, a wider binding), so a
-    /// submission settles what it computed only if nothing changed since.
+    /// Bumped by every change of `contents`; [`Marks`] says when each kind
+    /// of change last happened, so a submission settling what it computed
+    /// keeps what changed since (see [`Dynamic::settle`]).
     pub contents_epoch: u64,
+    pub marks: Marks,
     /// A copy in overwrote writes that were never released (logged once).
     pub warned_overwrite: bool,
 }
@@ -165,6 +166,15 @@ impl Contents {
     pub const NEW: Contents = Contents { stale: true, current: false, dirty: false };
 }
 
+/// The epoch at which the backing last became stale, stopped being
+/// current, and was written (by anything but the copies themselves).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Marks {
+    pub stale: u64,
+    pub not_current: u64,
+    pub written: u64,
+}
+
 /// One hand-over of a dynamic attachment in a submission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -181,6 +191,13 @@ pub enum Step {
 pub struct Watched {
     /// A command writes it, somewhere in the submission.
     pub writes: bool,
+    /// A command writes it after its last release in the submission (or
+    /// with no release in it): it stays dirty afterwards.
+    pub trailing: bool,
+    /// Releases must copy out whatever the barriers say: nothing is
+    /// watched on the device (`DYNABUF_HAZARDS=off`), or the submission
+    /// waits for work not yet submitted (its writes may run before it).
+    pub unseen: bool,
 }
 
 impl Step {
@@ -243,9 +260,11 @@ pub fn copies_needed(contents: Contents, steps: &[Step], watched: Watched) -> Co
                 c.dirty |= writes;
             }
             Step::Release { batch, src_writes } => {
-                if c.dirty || src_writes || watched.writes {
-                    let holds_no_bytes = c.stale || (!c.current && !c.dirty && !watched.writes);
-                    if holds_no_bytes && needed.copy_in.is_empty() && !needed.fill {
+                if c.dirty || src_writes || watched.writes || watched.unseen {
+                    // Filled before batch 0: never over writes the backing
+                    // holds from earlier submissions (this one's come after).
+                    let holds_no_bytes = !c.dirty && (c.stale || !c.current);
+                    if holds_no_bytes && needed.copy_in.is_empty() {
                         needed.fill = true;
                     }
                     needed.copy_out.push(batch);
@@ -254,7 +273,7 @@ pub fn copies_needed(contents: Contents, steps: &[Step], watched: Watched) -> Co
             }
         }
     }
-    c.dirty |= watched.writes;
+    c.dirty |= watched.trailing;
     needed.copy_in.dedup();
     needed.copy_out.dedup();
     needed.after = Some(c);
@@ -290,6 +309,7 @@ impl Dynamic {
             extent: Span { offset: 0, size },
             contents: Contents::NEW,
             contents_epoch: 0,
+            marks: Marks::default(),
             warned_overwrite: false,
         }
     }
@@ -340,6 +360,7 @@ impl Dynamic {
             self.contents.stale = true;
             self.contents.current = false;
             self.contents_epoch += 1;
+            self.marks.stale = self.contents_epoch;
         }
         self.extent = extent;
     }
@@ -349,24 +370,44 @@ impl Dynamic {
     pub fn written(&mut self) {
         self.contents.dirty = true;
         self.contents_epoch += 1;
+        self.marks.written = self.contents_epoch;
+    }
+
+    /// The application mapped the dma-buf: CPU writes may reach it.
+    fn mapped_now(&mut self) {
+        self.contents.current = false;
+        self.contents_epoch += 1;
+        self.marks.not_current = self.contents_epoch;
     }
 
     /// What a submission computed at `epoch` the backing holds once it ran:
-    /// taken as it is when nothing changed the contents meanwhile, merged
-    /// the safe way (dirty and stale kept, current lost) when something did
-    /// (a mapping, another thread's watched write or wider binding).
+    /// its result, with whatever happened since forced back in (a wider
+    /// binding leaves it stale, a mapping not current, a write dirty: by
+    /// another thread's submission, its settling, or the application). A
+    /// settling is itself such a change for settlings computed before it.
     pub fn settle(&mut self, after: Contents, epoch: u64) {
-        self.contents = if self.contents_epoch == epoch {
-            after
-        } else {
-            Contents {
-                stale: self.contents.stale || after.stale,
-                current: self.contents.current && after.current,
-                dirty: self.contents.dirty || after.dirty,
-            }
-        };
-        if self.mapped.is_some() {
-            self.contents.current = false;
+        let mut c = after;
+        if self.marks.stale > epoch {
+            c.stale = true;
+            c.current = false;
+        }
+        if self.marks.not_current > epoch || self.mapped.is_some() {
+            c.current = false;
+        }
+        if self.marks.written > epoch {
+            c.dirty = true;
+        }
+        self.contents = c;
+        self.contents_epoch += 1;
+        let now = self.contents_epoch;
+        if c.stale {
+            self.marks.stale = now;
+        }
+        if !c.current {
+            self.marks.not_current = now;
+        }
+        if c.dirty {
+            self.marks.written = now;
         }
     }
 
@@ -417,8 +458,7 @@ impl Dynamic {
             Residency::Resident(i) => {
                 let m = i.memory;
                 self.mapped = Some(m);
-                self.contents.current = false;
-                self.contents_epoch += 1;
+                self.mapped_now();
                 Use::Mapped(m)
             }
             Residency::Invalidated => {
@@ -431,8 +471,9 @@ impl Dynamic {
     /// Ends the re-validation [`Self::begin_map`] asked for.
     pub fn end_map_work(&mut self, result: Option<Internal>) {
         self.mapped = result.as_ref().map(|i| i.memory);
-        self.contents.current &= self.mapped.is_none();
-        self.contents_epoch += 1;
+        if self.mapped.is_some() {
+            self.mapped_now();
+        }
         self.end_work(result, false);
     }
 
@@ -644,8 +685,9 @@ mod tests {
     }
 
     const FRESH: Contents = Contents { stale: false, current: true, dirty: false };
-    const NONE: Watched = Watched { writes: false };
-    const WROTE: Watched = Watched { writes: true };
+    const NONE: Watched = Watched { writes: false, trailing: false, unseen: false };
+    const WROTE: Watched = Watched { writes: true, trailing: true, unseen: false };
+    const WROTE_BEFORE_RELEASE: Watched = Watched { writes: true, trailing: false, unseen: false };
 
     fn acquire(batch: usize, writes: bool, unmodified: bool) -> Step {
         Step::Acquire { batch, writes, unmodified }
@@ -720,29 +762,47 @@ mod tests {
 
     /// A watched write in the submission (a copy into the buffer, say) is
     /// published by its release even when the release's source access
-    /// does not write, also when the same submission copied in first; and
-    /// the backing stays dirty after it.
+    /// does not write, also when the same submission copied in first; the
+    /// backing stays dirty only when a write follows the last release.
     #[test]
     fn a_watched_write_is_copied_out_even_after_a_copy_in_of_the_same_submission() {
-        let n = copies_needed(FRESH, &[acquire(0, false, false), release(0, false)], WROTE);
+        let frame = [acquire(0, false, false), release(0, false)];
+        let n = copies_needed(FRESH, &frame, WROTE_BEFORE_RELEASE);
         assert_eq!((n.copy_in.clone(), n.copy_out.clone(), n.fill), (vec![0], vec![0], false));
-        assert!(n.after.unwrap().dirty, "where the write fell is not known");
+        assert_eq!(n.after, Some(FRESH), "published: nothing left to copy out");
+        let next = copies_needed(n.after.unwrap(), &frame, WROTE_BEFORE_RELEASE);
+        assert!(!next.overwrites_unreleased, "a producer loop is not warned about");
+        let trailing = copies_needed(FRESH, &frame, WROTE);
+        assert!(trailing.after.unwrap().dirty, "a write after the release stays to be published");
         let alone = copies_needed(FRESH, &[], WROTE);
         assert!(!alone.any() && alone.after.unwrap().dirty);
     }
 
-    /// After a mapping (CPU writes reached the dma-buf, not the backing), a
-    /// release that wrote fills the backing first, so the CPU's bytes are
-    /// not overwritten by the backing's older ones.
+    /// Nothing watched (or work that may run before the submission): every
+    /// release copies out, as before copies became conditional.
     #[test]
-    fn a_release_after_a_mapping_fills_the_backing_first() {
+    fn unseen_writes_make_every_release_copy_out() {
+        let unseen = Watched { unseen: true, ..NONE };
+        assert_eq!(copies_needed(FRESH, &[release(0, false)], unseen).copy_out, vec![0]);
+        assert!(!copies_needed(FRESH, &[acquire(0, false, true)], unseen).any());
+    }
+
+    /// After a mapping (CPU writes reached the dma-buf, not the backing), a
+    /// release that copies out fills the backing first, so the CPU's bytes
+    /// are not overwritten by the backing's older ones, also when a watched
+    /// command of the submission writes (the fill runs before it). Bytes
+    /// the backing holds from earlier submissions are never filled over.
+    #[test]
+    fn a_release_after_a_mapping_fills_the_backing_first_but_never_over_unpublished_writes() {
         let mapped = Contents { current: false, ..FRESH };
         let n = copies_needed(mapped, &[release(1, true)], NONE);
         assert!(n.fill);
         assert_eq!(n.copy_out, vec![1]);
-        // Unreleased GPU writes in the backing: no fill over them.
+        assert!(copies_needed(mapped, &[release(1, false)], WROTE_BEFORE_RELEASE).fill);
         let dirty = Contents { current: false, dirty: true, ..FRESH };
         assert!(!copies_needed(dirty, &[release(1, true)], NONE).fill);
+        let written_unacquired = Contents { stale: true, current: false, dirty: true };
+        assert!(!copies_needed(written_unacquired, &[release(0, false)], NONE).fill);
     }
 
     /// A copy in over writes the device never released is flagged (the
@@ -755,21 +815,32 @@ mod tests {
         assert!(!copies_needed(dirty, &[acquire(0, false, true)], NONE).overwrites_unreleased);
     }
 
-    /// Settling keeps what happened meanwhile: a watched write or a mapping
-    /// after the submission computed its contents.
+    /// Settling keeps what happened since the submission computed its
+    /// contents, and nothing older: a mapping meanwhile leaves the backing
+    /// not current but filled (its next release does not fill over the
+    /// submission's writes); a write meanwhile (another thread's, or an
+    /// earlier settling computed at the same point) stays dirty.
     #[test]
-    fn settling_merges_changes_made_since_the_submission_computed_its_contents() {
+    fn settling_keeps_what_changed_since_and_only_that() {
+        let mut d = Dynamic::new(64, 0, vk::Buffer::null(), internal(1));
+        let before = d.contents_epoch;
+        let s1 = copies_needed(d.contents, &[acquire(0, true, false)], NONE).after.unwrap();
+        d.mapped = Some(vk::DeviceMemory::from_raw(1));
+        d.mapped_now();
+        d.mapped = None;
+        d.settle(s1, before);
+        assert_eq!(d.contents, Contents { stale: false, current: false, dirty: true });
+        let release_only = copies_needed(d.contents, &[release(0, false)], NONE);
+        assert!(!release_only.fill && release_only.copy_out == vec![0], "{release_only:?}");
+
         let mut d = Dynamic::new(64, 0, vk::Buffer::null(), internal(1));
         d.contents = FRESH;
-        let epoch = d.contents_epoch;
-        d.written();
-        d.settle(FRESH, epoch);
-        assert!(d.contents.dirty, "the write made meanwhile is kept");
-        let epoch = d.contents_epoch;
-        d.settle(FRESH, epoch);
-        assert_eq!(d.contents, FRESH, "nothing changed meanwhile: taken as computed");
-        d.mapped = Some(vk::DeviceMemory::from_raw(1));
-        d.settle(FRESH, d.contents_epoch);
-        assert!(!d.contents.current, "mapped: the dma-buf may hold CPU writes");
+        let at = d.contents_epoch;
+        d.settle(Contents { dirty: true, ..FRESH }, at);
+        d.settle(FRESH, at);
+        assert!(d.contents.dirty, "a settling computed at the same point keeps the first one's write");
+        let at = d.contents_epoch;
+        d.settle(FRESH, at);
+        assert_eq!(d.contents, FRESH, "nothing changed since: taken as computed");
     }
 }

@@ -76,7 +76,10 @@ pub const WRITE_ACCESS: vk::AccessFlags2 = vk::AccessFlags2::from_raw(
         | vk::AccessFlags2::TRANSFORM_FEEDBACK_COUNTER_WRITE_EXT.as_raw()
         | vk::AccessFlags2::ACCELERATION_STRUCTURE_WRITE_KHR.as_raw()
         | vk::AccessFlags2::VIDEO_DECODE_WRITE_KHR.as_raw()
-        | vk::AccessFlags2::VIDEO_ENCODE_WRITE_KHR.as_raw(),
+        | vk::AccessFlags2::VIDEO_ENCODE_WRITE_KHR.as_raw()
+        | vk::AccessFlags2::MICROMAP_WRITE_EXT.as_raw()
+        | vk::AccessFlags2::OPTICAL_FLOW_WRITE_NV.as_raw()
+        | vk::AccessFlags2::COMMAND_PREPROCESS_WRITE_NV.as_raw(),
 );
 
 /// Whether `access` includes a write.

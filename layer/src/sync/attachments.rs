@@ -11,7 +11,7 @@ use ash::vk;
 use super::plan::Plan;
 use super::{evict, revalidate};
 use crate::dispatch::Device;
-use crate::registry::dynamic::{copies_needed, Contents, CopiesNeeded, LastUse, Residency, Step, Watched};
+use crate::registry::dynamic::{copies_needed, Contents, CopiesNeeded, LastUse, Step, Watched};
 use crate::registry::{CopyExtent, Span};
 use crate::settings::EvictPolicy;
 
@@ -62,11 +62,13 @@ type Needed = (vk::DeviceMemory, u64, CopiesNeeded, u64);
 /// Which copies each dynamic attachment of the plan needs, from what its
 /// backing holds. A written attachment the plan hands nothing over is
 /// dirty from now on.
-fn copies_of(dev: &Device, plan: &Plan) -> Vec<Needed> {
+fn copies_of(dev: &Device, plan: &Plan, waits_ahead: bool) -> Vec<Needed> {
     let steps = steps_of(plan);
     let name = &dev.state.name;
+    // Nothing watched: a release may follow writes the layer cannot see.
+    let unseen = waits_ahead || dev.state.hazards.is_none();
     dev.state.with_memory(|t| {
-        for m in plan.written.iter().filter(|m| !steps.contains_key(m)) {
+        for (m, _) in plan.written.iter().filter(|(m, _)| !steps.contains_key(m)) {
             if let Some(d) = t.dynamic_mut(*m) {
                 d.written();
             }
@@ -80,10 +82,10 @@ fn copies_of(dev: &Device, plan: &Plan) -> Vec<Needed> {
                     CopyExtent::Whole | CopyExtent::Nothing => Span { offset: 0, size },
                 };
                 let d = t.dynamic_mut(m)?;
-                if d.is_resident() || d.residency == Residency::Invalidated {
-                    d.widen(extent);
-                }
-                let watched = Watched { writes: plan.written.contains(&m) };
+                d.widen(extent);
+                let trailing = plan.written.iter().find(|w| w.0 == m).map(|w| w.1);
+                let watched =
+                    Watched { writes: trailing.is_some(), trailing: trailing == Some(true), unseen };
                 let needed = copies_needed(d.contents, steps, watched);
                 if needed.overwrites_unreleased && !d.warned_overwrite {
                     d.warned_overwrite = true;
@@ -108,7 +110,7 @@ pub(super) fn prepare(
     queue: vk::Queue,
     plan: &Plan,
     count: u64,
-    policy: EvictPolicy,
+    (policy, waits_ahead): (EvictPolicy, bool),
     timeout: Duration,
 ) -> Result<DynamicWork, vk::Result> {
     let has_dynamic = plan.handovers().any(|h| h.dynamic);
@@ -122,7 +124,7 @@ pub(super) fn prepare(
     if !has_dynamic {
         return Ok(DynamicWork::default());
     }
-    let needs = copies_of(dev, plan);
+    let needs = copies_of(dev, plan, waits_ahead);
     let settle = needs.iter().filter_map(|(m, g, n, epoch)| Some((*m, *g, n.after?, *epoch))).collect();
     let mut work = DynamicWork { settle, ..DynamicWork::default() };
     if !needs.iter().any(|(_, _, n, _)| n.any()) {
@@ -215,9 +217,9 @@ fn settle(t: &mut crate::registry::MemoryTable, settle: &[Settled]) {
 
 /// A submission that hands nothing over wrote these dynamic attachments
 /// (watched commands): their next release copies out.
-pub(super) fn written(dev: &Device, written: &[vk::DeviceMemory]) {
+pub(super) fn written(dev: &Device, written: &[(vk::DeviceMemory, bool)]) {
     dev.state.with_memory(|t| {
-        for m in written {
+        for (m, _) in written {
             if let Some(d) = t.dynamic_mut(*m) {
                 d.written();
             }

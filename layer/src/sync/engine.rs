@@ -257,7 +257,7 @@ impl SyncEngine {
     /// policy, which runs before it (nothing it does needs an import: the
     /// application's memory is the backing).
     /// `written`: the dynamic attachments its watched commands write.
-    pub fn submitted_without_handovers(&self, dev: &Device, written: &[vk::DeviceMemory]) {
+    pub fn submitted_without_handovers(&self, dev: &Device, written: &[(vk::DeviceMemory, bool)]) {
         if !written.is_empty() {
             attachments::written(dev, written);
         }
@@ -341,13 +341,15 @@ impl SyncEngine {
         self.take_published();
         self.pool.reclaim(dev);
         let count = self.submissions.fetch_add(1, Ordering::Relaxed) + 1;
-        let dynamic = match attachments::prepare(dev, queue, plan, count, self.evict, self.timeout) {
-            Ok(d) => d,
-            Err(e) => {
-                log_warn!("{}: a dynamic attachment could not be re-validated: {e:?}", dev.state.name);
-                return legal_submit_error(e);
-            }
-        };
+        let waits_ahead = plan.releases.iter().any(|h| h.dynamic) && waits_ahead(dev, submits);
+        let dynamic =
+            match attachments::prepare(dev, queue, plan, count, (self.evict, waits_ahead), self.timeout) {
+                Ok(d) => d,
+                Err(e) => {
+                    log_warn!("{}: a dynamic attachment could not be re-validated: {e:?}", dev.state.name);
+                    return legal_submit_error(e);
+                }
+            };
         let (inline, gate) = self.inline_and_gate(dev, queue, plan);
         let ioctl_failed = |what: &str, e: &dyn std::fmt::Display| self.ioctl_failed(dev, what, e);
         let mut used = Vec::new();
@@ -533,4 +535,11 @@ impl Call<'_, '_> {
             Call::V2(i) => dev.queue_submit2(queue, i, fence),
         }
     }
+}
+
+/// Whether the submission waits for a timeline value not reached yet (work
+/// submitted after it may run before it: wait-before-signal), asked of the
+/// semaphores themselves, without a lock.
+fn waits_ahead(dev: &Device, submits: &Submits<'_>) -> bool {
+    submits.waits().into_iter().any(|(s, v)| v > 0 && dev.timeline_value(s).is_ok_and(|now| now < v))
 }

@@ -46,8 +46,9 @@ pub struct Plan {
     /// The buffers the submission releases, once each.
     pub releases: Vec<Handover>,
     /// Dynamic attachments the submission's watched commands write (hazard
-    /// watching): their releases copy out whatever the barriers say.
-    pub written: Vec<ash::vk::DeviceMemory>,
+    /// watching), each with whether a write follows its last release in
+    /// the submission: their releases copy out whatever the barriers say.
+    pub written: Vec<(ash::vk::DeviceMemory, bool)>,
 }
 
 impl Plan {
@@ -160,7 +161,12 @@ pub fn build(dev: &Device, submits: &Submits<'_>, scope: SyncScope) -> Plan {
                         fd: d.fd.clone(),
                         writes: x.writes,
                         src_writes: x.src_writes,
-                        unmodified: x.unmodified,
+                        // The structure speaks for the barrier's resource;
+                        // the copies cover the memory: only a resource that
+                        // is all of what is bound to it vouches for it all.
+                        unmodified: x.unmodified
+                            && x.planes == crate::registry::Planes::ALL
+                            && record.bound.iter().all(|r| *r == x.resource),
                         batch,
                         release_batches: Vec::new(),
                     };

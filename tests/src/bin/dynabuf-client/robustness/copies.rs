@@ -16,7 +16,9 @@
 //!   barrier of its own) fills the buffer with `vkCmdFillBuffer`, and
 //!   releases with a source access that writes nothing: only a watched
 //!   command says it wrote. Prints `stale_frames=N`, the frames whose fill
-//!   the peer did not see after the release.
+//!   the peer did not see after the release; `shader-filler`: the same
+//!   with the increment shader writing through a storage descriptor
+//!   (which the layer does not count as a write).
 
 use ash::vk;
 use dynabuf_client::compute::{Kernel, Push, Shader, StorageBuffer};
@@ -293,6 +295,55 @@ pub fn cmd_copies(args: &[String]) -> Result<()> {
                 }
                 Ok(())
             })();
+            say(&format!("stale_frames={stale}"));
+            run
+        }
+        "shader-filler" => {
+            let kernel = Kernel::new(&c, Shader::Increment)?;
+            let stage = vk::PipelineStageFlags::COMPUTE_SHADER;
+            let barrier = |d: &ash::Device, cb, src, dst| {
+                let m = [vk::MemoryBarrier::default().src_access_mask(src).dst_access_mask(dst)];
+                // SAFETY: recording.
+                unsafe {
+                    d.cmd_pipeline_barrier(cb, stage, stage, vk::DependencyFlags::empty(), &m, &[], &[])
+                };
+            };
+            let job = dynabuf_client::compute::Job::with_barriers(
+                &c,
+                &kernel,
+                imported.buffer,
+                Push { seed: 1, count: len },
+                |d, cb| {
+                    transfer(
+                        d,
+                        cb,
+                        imported.buffer,
+                        family,
+                        true,
+                        vk::AccessFlags::SHADER_READ,
+                        stage,
+                        false,
+                    );
+                    barrier(d, cb, vk::AccessFlags::SHADER_READ, vk::AccessFlags::SHADER_WRITE);
+                },
+                |d, cb| {
+                    barrier(d, cb, vk::AccessFlags::SHADER_WRITE, vk::AccessFlags::MEMORY_READ);
+                    transfer(d, cb, imported.buffer, family, false, vk::AccessFlags::empty(), stage, false);
+                },
+            )?;
+            let mut stale = 0;
+            let run = (|| -> Result<()> {
+                for f in 0..frames {
+                    job.run(&c, c.queues[0])?;
+                    let now = shared.read()?;
+                    if now.iter().enumerate().any(|(i, &w)| w != 7 * i as u32 + 2 + f) {
+                        stale += 1;
+                    }
+                }
+                Ok(())
+            })();
+            job.destroy(&c);
+            kernel.destroy(&c);
             say(&format!("stale_frames={stale}"));
             run
         }
