@@ -185,9 +185,12 @@ pub(crate) fn transfer(
 ) {
     let foreign = vk::QUEUE_FAMILY_FOREIGN_EXT;
     let (src, dst) = if acquire { (foreign, family) } else { (family, foreign) };
+    // The release names a write (over-specifying is valid): a dynamic
+    // attachment then copies both ways at each submission, which is what
+    // `image_overhead` measures (it copies out only what was written).
     let (src_access, dst_access) = match acquire {
         true => (vk::AccessFlags::empty(), vk::AccessFlags::TRANSFER_READ),
-        false => (vk::AccessFlags::TRANSFER_READ, vk::AccessFlags::empty()),
+        false => (vk::AccessFlags::TRANSFER_READ | vk::AccessFlags::TRANSFER_WRITE, vk::AccessFlags::empty()),
     };
     let (src_stage, dst_stage) = match acquire {
         true => (vk::PipelineStageFlags::TOP_OF_PIPE, vk::PipelineStageFlags::TRANSFER),
