@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod caps;
+pub mod contents;
 pub mod dma_bufs;
 pub mod dynamic;
 pub mod hazards;
