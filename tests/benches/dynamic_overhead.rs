@@ -47,7 +47,7 @@ use std::process::Command;
 use ash::vk;
 use dynabuf::sys::dma_buf::{self, Access};
 use dynabuf_client::compute::{Job, Kernel, Push, Shader};
-use dynabuf_client::dmabuf::{import_fd, Mapping};
+use dynabuf_client::dmabuf::{foreign_transfer, import_fd, Mapping};
 use dynabuf_client::env::{set_process_env, LAYER_NAME};
 use dynabuf_client::kernel::udmabuf;
 use dynabuf_client::measure::{median, ns_per_iter};
@@ -148,58 +148,19 @@ fn acquire(
     write: bool,
     unmodified: bool,
 ) {
-    let mut unmod = vk::ExternalMemoryAcquireUnmodifiedEXT::default().acquire_unmodified_memory(true);
     let dst = if write {
         vk::AccessFlags::SHADER_READ | vk::AccessFlags::SHADER_WRITE
     } else {
         vk::AccessFlags::SHADER_READ
     };
-    let mut barrier = vk::BufferMemoryBarrier::default()
-        .dst_access_mask(dst)
-        .src_queue_family_index(vk::QUEUE_FAMILY_FOREIGN_EXT)
-        .dst_queue_family_index(family)
-        .buffer(buffer)
-        .size(vk::WHOLE_SIZE);
-    if unmodified {
-        barrier = barrier.push_next(&mut unmod);
-    }
-    // SAFETY: a command buffer in the recording state, a buffer of this
-    // device; the chained structure outlives the call.
-    unsafe {
-        d.cmd_pipeline_barrier(
-            cb,
-            vk::PipelineStageFlags::TOP_OF_PIPE,
-            vk::PipelineStageFlags::COMPUTE_SHADER,
-            vk::DependencyFlags::empty(),
-            &[],
-            &[barrier],
-            &[],
-        )
-    }
+    foreign_transfer(d, cb, buffer, family, true, dst, vk::PipelineStageFlags::COMPUTE_SHADER, unmodified);
 }
 
 /// Records a release of `buffer` to FOREIGN, with srcAccessMask
 /// SHADER_WRITE when the job `wrote`, else none.
 fn release(d: &ash::Device, cb: vk::CommandBuffer, buffer: vk::Buffer, family: u32, wrote: bool) {
     let src = if wrote { vk::AccessFlags::SHADER_WRITE } else { vk::AccessFlags::empty() };
-    let barrier = [vk::BufferMemoryBarrier::default()
-        .src_access_mask(src)
-        .src_queue_family_index(family)
-        .dst_queue_family_index(vk::QUEUE_FAMILY_FOREIGN_EXT)
-        .buffer(buffer)
-        .size(vk::WHOLE_SIZE)];
-    // SAFETY: as in `acquire`.
-    unsafe {
-        d.cmd_pipeline_barrier(
-            cb,
-            vk::PipelineStageFlags::COMPUTE_SHADER,
-            vk::PipelineStageFlags::BOTTOM_OF_PIPE,
-            vk::DependencyFlags::empty(),
-            &[],
-            &barrier,
-            &[],
-        )
-    }
+    foreign_transfer(d, cb, buffer, family, false, src, vk::PipelineStageFlags::COMPUTE_SHADER, false);
 }
 
 /// The increment kernel's layouts with `shaders/read.comp` as pipeline.

@@ -273,3 +273,42 @@ pub fn wait_for_writers(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> Res
         }
     }
 }
+
+/// Records an ownership transfer of `buffer` between `family` and FOREIGN:
+/// an acquire with destination access `access` (carrying
+/// `VkExternalMemoryAcquireUnmodifiedEXT` when `unmodified`), or a release
+/// with source access `access`, ordered against `stage`.
+#[allow(clippy::too_many_arguments)]
+pub fn foreign_transfer(
+    d: &ash::Device,
+    cb: vk::CommandBuffer,
+    buffer: vk::Buffer,
+    family: u32,
+    acquire: bool,
+    access: vk::AccessFlags,
+    stage: vk::PipelineStageFlags,
+    unmodified: bool,
+) {
+    let mut said = vk::ExternalMemoryAcquireUnmodifiedEXT::default().acquire_unmodified_memory(true);
+    let (src_family, dst_family) =
+        if acquire { (vk::QUEUE_FAMILY_FOREIGN_EXT, family) } else { (family, vk::QUEUE_FAMILY_FOREIGN_EXT) };
+    let mut barrier = vk::BufferMemoryBarrier::default()
+        .src_queue_family_index(src_family)
+        .dst_queue_family_index(dst_family)
+        .buffer(buffer)
+        .size(vk::WHOLE_SIZE);
+    barrier = if acquire { barrier.dst_access_mask(access) } else { barrier.src_access_mask(access) };
+    if unmodified {
+        barrier = barrier.push_next(&mut said);
+    }
+    let (src_stage, dst_stage) = if acquire {
+        (vk::PipelineStageFlags::TOP_OF_PIPE, stage)
+    } else {
+        (stage, vk::PipelineStageFlags::BOTTOM_OF_PIPE)
+    };
+    // SAFETY: a command buffer in the recording state, a buffer of this
+    // device; the structure in the chain outlives the call.
+    unsafe {
+        d.cmd_pipeline_barrier(cb, src_stage, dst_stage, vk::DependencyFlags::empty(), &[], &[barrier], &[])
+    };
+}

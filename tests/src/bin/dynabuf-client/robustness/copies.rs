@@ -29,44 +29,9 @@ use std::os::fd::AsFd;
 
 use super::{expect_words, say, Udmabuf};
 use crate::arg;
+use dynabuf_client::dmabuf::foreign_transfer as transfer;
 
 const EXTENSION: &std::ffi::CStr = c"VK_EXT_external_memory_acquire_unmodified";
-
-/// Records an ownership transfer of `buffer` between `family` and FOREIGN.
-#[allow(clippy::too_many_arguments)]
-fn transfer(
-    d: &ash::Device,
-    cb: vk::CommandBuffer,
-    buffer: vk::Buffer,
-    family: u32,
-    acquire: bool,
-    access: vk::AccessFlags,
-    stage: vk::PipelineStageFlags,
-    unmodified: bool,
-) {
-    let mut said = vk::ExternalMemoryAcquireUnmodifiedEXT::default().acquire_unmodified_memory(true);
-    let (src_family, dst_family) =
-        if acquire { (vk::QUEUE_FAMILY_FOREIGN_EXT, family) } else { (family, vk::QUEUE_FAMILY_FOREIGN_EXT) };
-    let mut barrier = vk::BufferMemoryBarrier::default()
-        .src_queue_family_index(src_family)
-        .dst_queue_family_index(dst_family)
-        .buffer(buffer)
-        .size(vk::WHOLE_SIZE);
-    barrier = if acquire { barrier.dst_access_mask(access) } else { barrier.src_access_mask(access) };
-    if unmodified {
-        barrier = barrier.push_next(&mut said);
-    }
-    let (src_stage, dst_stage) = if acquire {
-        (vk::PipelineStageFlags::TOP_OF_PIPE, stage)
-    } else {
-        (stage, vk::PipelineStageFlags::BOTTOM_OF_PIPE)
-    };
-    // SAFETY: a command buffer in the recording state, a buffer of this
-    // device; the structure in the chain outlives the call.
-    unsafe {
-        d.cmd_pipeline_barrier(cb, src_stage, dst_stage, vk::DependencyFlags::empty(), &[], &[barrier], &[])
-    };
-}
 
 /// One command buffer and fence, submitted and waited for each frame.
 struct Frame {
